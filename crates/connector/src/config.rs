@@ -149,8 +149,8 @@ pub struct StreamConfig {
     pub manage_schema: bool,
     /// For GL balances: the number of most recent periods to keep in the table.
     pub periods: u32,
-    /// For GL balances: split balances by department and location.
-    pub by_dimensions: bool,
+    /// For GL balances: the last month to read (default: the current month).
+    pub periods_through: Option<chrono::NaiveDate>,
 }
 
 // ---- raw, serde-facing shapes: every scalar we validate is Spanned so errors can name the line ----
@@ -226,8 +226,7 @@ struct RawStream {
     columns: BTreeMap<String, String>,
     manage_schema: Option<bool>,
     periods: Option<Spanned<i64>>,
-    #[serde(default)]
-    by_dimensions: bool,
+    periods_through: Option<Spanned<String>>,
 }
 
 struct Ctx<'a> {
@@ -517,7 +516,15 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
         Some(p) if (1..=120).contains(p.get_ref()) => *p.get_ref() as u32,
         Some(p) => return Err(ctx.invalid(p, "stream.periods", "expected a number of months from 1 to 120")),
     };
+    let periods_through = match &s.periods_through {
+        None => None,
+        Some(v) => Some(
+            chrono::NaiveDate::parse_from_str(&format!("{}-01", v.get_ref().trim()), "%Y-%m-%d")
+                .map_err(|_| ctx.invalid(v, "stream.periods_through", "expected a month such as \"2026-10\""))?,
+        ),
+    };
     Ok(StreamConfig {
+        periods_through,
         kind,
         table,
         mode,
@@ -529,7 +536,6 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
         column_map: s.columns,
         manage_schema: s.manage_schema.unwrap_or(true),
         periods,
-        by_dimensions: s.by_dimensions,
         object,
     })
 }
@@ -577,8 +583,8 @@ object = "GLACCOUNT"
 
 [[connection.stream]]
 object = "GLACCOUNTBALANCE"           # GL balances: account x period x book
-periods = 12
-# by_dimensions = true                # split by department and location
+periods = 12                          # months kept (one row per account, period, book, department, location)
+# periods_through = "2026-10"         # last month read (default: the current month)
 
 [[connection.stream]]
 object = "DEPARTMENT"

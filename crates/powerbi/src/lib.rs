@@ -1,1 +1,38 @@
-//! placeholder
+//! Power BI push datasets for ml-connector: app-only tokens, the REST client, the schema model and row encoder,
+//! and a pusher that stays inside every documented push limit.
+//!
+//! # Layout
+//!
+//! | module | job |
+//! |---|---|
+//! | [`settings`] | cloud table (authority, scope, API host), identity and credential, endpoint validation |
+//! | [`token`] | OAuth 2.0 client credentials (secret or certificate JWT), cached, single-flight refresh |
+//! | [`error`] | typed errors and the pure classification of every Power BI / Entra error shape |
+//! | [`client`] | REST calls on `/groups/{groupId}/...`: workspaces, datasets, tables, rows, DAX, refreshes |
+//! | [`schema`] | dataset/table/column model, validation, and the fast row → JSON encoder (pure) |
+//! | [`batch`] | cuts encoded rows into `{"rows":[...]}` bodies within rows/bytes limits (pure) |
+//! | [`pace`] | per-dataset budgets: in-flight slots and exact sliding logs for POSTs and rows |
+//! | [`pusher`] | sends batches under the budgets; retries only what certainly was not applied |
+//!
+//! The flow for one table: [`schema::RowEncoder`] → [`Batcher`] → [`Pusher::send`] → [`BatchReport`].
+
+pub mod batch;
+pub mod client;
+pub mod error;
+pub mod pace;
+pub mod pusher;
+pub mod schema;
+pub mod settings;
+pub mod token;
+
+pub use batch::{Batch, Batcher, RowTooLarge};
+pub use client::{ColumnInfo, Dataset, Group, PowerBiClient, QueryResult, Refresh, RequestInfo, Retention, TableInfo};
+pub use error::{ApiError, ApiErrorKind, ErrorClass, PowerBiError, TokenError, TokenErrorKind, TransportError};
+pub use pace::{PushLimits, WaitReason};
+pub use pusher::{BatchOutcome, BatchReport, PushEvent, Pusher, TableTarget};
+pub use schema::{
+    Column, DataType, DatasetSchema, EncodedRow, Measure, Relationship, RowEncoder, SchemaError, TableSchema, Value,
+    ValueError, encode_row, validate_dataset,
+};
+pub use settings::{ClientCredential, Cloud, PowerBiSettings};
+pub use token::{AccessToken, TokenSource};

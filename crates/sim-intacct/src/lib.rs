@@ -1,1 +1,143 @@
-//! placeholder
+//! A faithful simulator of the Sage Intacct XML Web Services gateway (`/ia/xml/xmlgw.phtml`).
+//!
+//! It parses requests and writes answers with its own XML code (it must not share a codec with
+//! `ml-intacct`, so a bug mirrored in the product's encoder and decoder cannot pass unnoticed), serves a
+//! seeded, reproducible synthetic company, and can inject every failure the real gateway is known for.
+//!
+//! # Layout
+//!
+//! - [`config`]: `SimConfig`, company size, credentials, latency knobs and the DEFAULT_* constants.
+//! - [`clock`]: the simulated clock (WHENMODIFIED of writes, session expiry) and Intacct date formats.
+//! - [`data`]: object definitions (fields, types, lookup metadata), the seeded generator and the record
+//!   store (generated rows are produced on demand from the seed; writes live in an overlay).
+//! - [`xml_in`]: request parsing into a small element tree (DOCTYPE rejected) and envelope validation.
+//! - [`xml_out`]: response documents: the three error placements, gateway errors, result data.
+//! - [`query_eval`]: readByQuery query strings, `query` filter trees, typed comparisons, ordering.
+//! - [`functions`]: the gateway functions (readByQuery, readMore, query, read, readByName, lookup, ...).
+//! - [`faults`]: fault plans (by request number or seeded probability).
+//! - [`server`]: axum router, authentication and sessions, concurrency cap (HTTP 429), latency, stats.
+//! - [`admin`]: HTTP admin endpoints (`/admin/...`, `/stats`) used by `ml-connector sim intacct`.
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod data;
+pub mod faults;
+pub mod functions;
+pub mod query_eval;
+pub mod server;
+pub mod xml_in;
+pub mod xml_out;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{
+    CompanySize, DEFAULT_COMPANY_ID, DEFAULT_SENDER_ID, DEFAULT_SENDER_PASSWORD, DEFAULT_USER_ID,
+    DEFAULT_USER_PASSWORD, GATEWAY_UNKNOWN_COMPANY_ID, Latency, SimConfig, UNAUTHORIZED_SENDER_ID,
+    UNAUTHORIZED_SENDER_PASSWORD,
+};
+pub use faults::{Fault, FaultPlan, FaultRule, FaultTrigger};
+pub use server::Stats;
+
+/// A running simulator bound to a loopback port. Dropping it without [`Simulator::shutdown`] leaves the
+/// server task running until the runtime ends.
+pub struct Simulator {
+    state: Arc<server::State>,
+    addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Simulator {
+    /// Binds `127.0.0.1:0` and serves.
+    pub async fn start(cfg: SimConfig) -> std::io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        Ok(Self::start_on(listener, cfg).await)
+    }
+
+    /// Serves on an already-bound listener (the CLI binds the port the user asked for).
+    pub async fn start_on(listener: tokio::net::TcpListener, cfg: SimConfig) -> Simulator {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let endpoint = format!("http://{addr}/ia/xml/xmlgw.phtml");
+        let state = Arc::new(server::State::new(cfg, endpoint));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let app = server::router(state.clone());
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "intacct simulator server stopped with an error");
+            }
+        });
+        Simulator {
+            state,
+            addr,
+            shutdown: tx,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/ia/xml/xmlgw.phtml`
+    pub fn endpoint(&self) -> String {
+        self.state.endpoint.clone()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Inserts a record; RECORDNO is assigned, WHENCREATED/WHENMODIFIED set from the sim clock.
+    pub fn insert(&self, object: &str, fields: BTreeMap<String, String>) -> u64 {
+        self.state.insert(object, fields)
+    }
+
+    /// Updates fields of a record and moves its WHENMODIFIED to the sim clock. False if not found.
+    pub fn update(&self, object: &str, recordno: u64, fields: BTreeMap<String, String>) -> bool {
+        self.state.update(object, recordno, fields)
+    }
+
+    /// Deletes a record and writes an AUDITHISTORY delete event. False if not found.
+    pub fn delete(&self, object: &str, recordno: u64) -> bool {
+        self.state.delete(object, recordno)
+    }
+
+    /// All current records of an object, every field, as Intacct renders them (RECORDNO order).
+    pub fn records(&self, object: &str) -> Vec<BTreeMap<String, String>> {
+        self.state.records(object)
+    }
+
+    /// Installs a fault plan; its request numbers count from now.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.state.set_faults(plan)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    /// Moves the simulated clock forward (session expiry, WHENMODIFIED of later writes).
+    pub fn advance_clock(&self, d: Duration) {
+        self.state.clock.advance(d)
+    }
+
+    /// Current simulated time as an Intacct timestamp (`MM/DD/YYYY HH:MM:SS`).
+    pub fn now(&self) -> String {
+        clock::fmt_ts(self.state.clock.now())
+    }
+
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}

@@ -1,1 +1,221 @@
-//! placeholder
+//! A faithful simulator of Microsoft Entra client credentials and the Power BI push-dataset REST API.
+//!
+//! It answers with the real services' JSON shapes, status codes, headers and error documents (see
+//! `shared/reference/powerbi-rest.md`), enforces the documented push limits, and injects faults on request.
+//! It deliberately shares no code with the `ml-powerbi` client, so a bug mirrored in both cannot hide.
+//!
+//! # Layout
+//!
+//! - [`config`]: `SimConfig` — tenants, apps and secrets, workspaces and members, cloud, `SimLimits`, `SimClock`.
+//! - [`faults`]: `FaultPlan` — per-operation, per-request-number or seeded-probability faults.
+//! - [`stats`]: `Stats` — counters read by tests and benchmarks (also `GET /stats`).
+//! - `server`: accept loop and hyper connection service; drops connections for the reset faults.
+//! - `state`: the world (workspaces → datasets → tables → rows as raw JSON text), tokens, counters.
+//! - `token`: `POST /{tenant}/oauth2/v2.0/token` (and v1 `/oauth2/token`), AADSTS error documents.
+//! - `api`: the `/v1.0/myorg` REST surface — auth, groups, datasets, tables, rows, executeQueries, refreshes.
+//! - `schema`: strict validation of `CreateDatasetRequest`/`Table` bodies and of row values.
+//! - `limits`: sliding windows behind the per-dataset push limits.
+//! - `dax`: the small DAX subset executeQueries understands (COUNTROWS, SUM, MIN, MAX, TOPN, table scans).
+//! - `admin`: `/admin/rows/...`, `/admin/faults`, `/stats` for `ml-connector sim powerbi` users.
+//!
+//! # Choices where the real service is undocumented
+//!
+//! - Body over `max_body_bytes` → 413 `RequestEntityTooLarge` (what Azure front ends answer).
+//! - Retention None, table would exceed `none_max_rows` → 400 `BadRequest` (waiting would not help, so not 429).
+//! - basicFIFO trims to `fifo_max_rows` once a table passes `fifo_high_water` (200,000 / 210,000).
+//! - Throttled or rejected POSTs do not consume the per-minute/per-hour budgets; only accepted ones do.
+//! - Rows with a key that is not a column of the table → 400 (stricter than the service may be).
+//! - `client_assertion` signatures are NOT verified (structure, `aud`, `iss`, `sub`, `exp`, `nbf` are).
+//! - PUT table answers with the stored table definition (the swagger's `Table`, which requires `columns`); the
+//!   reference observed just `{"name": ...}`, a subset. PUT cannot create a table (404), and keeps existing rows.
+//! - GET tables lists each table as it was defined (name, columns, measures), a superset of the names-only
+//!   answer the reference expects.
+//! - Blank DAX results (COUNTROWS of an empty table) are omitted from the row unless `includeNulls` is true,
+//!   as the service does: `{"rows":[{}]}`.
+//! - Rate windows are sliding; `Retry-After` is the whole seconds until the window frees enough budget (≥ 1).
+//! - Strings are limited in Unicode scalar values (chars), DateTime values must be ISO 8601
+//!   (`2024-06-30`, `2024-06-30T12:00:00[.fff][Z|±hh:mm]`), Decimal accepts a JSON number or a numeric string.
+//!
+//! # Using it in tests
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ml_sim_powerbi::{SimClock, SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig { clock: SimClock::manual(), ..SimConfig::default() }).await?;
+//! // token: POST {sim.authority_url()}/{DEFAULT_TENANT_ID}/oauth2/v2.0/token with DEFAULT_CLIENT_ID/SECRET
+//! // REST:  {sim.api_url()}/v1.0/myorg/groups/{DEFAULT_WORKSPACE_ID}/datasets ...
+//! sim.advance_clock(std::time::Duration::from_secs(61)); // cross a rate window without sleeping
+//! let rows = sim.table_rows("Finance", "Sage Intacct", "Vendors");
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod faults;
+pub mod stats;
+
+mod admin;
+mod api;
+mod dax;
+mod limits;
+mod schema;
+mod server;
+mod state;
+mod token;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{
+    AppConfig, ClientSecretConfig, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET,
+    DEFAULT_CLIENT_SECRET_ID, DEFAULT_TENANT_DOMAIN, DEFAULT_TENANT_ID, DEFAULT_WORKSPACE,
+    DEFAULT_WORKSPACE_ID, PUBLIC_POWERBI_RESOURCE, PresetDataset, PresetKind, PresetTable,
+    Retention, SimClock, SimCloud, SimConfig, SimLimits, SimSecret, TenantConfig, WorkspaceConfig,
+    WorkspaceMember, WorkspaceRole,
+};
+pub use faults::{FaultKind, FaultPlan, FaultRule, Operation, Trigger};
+pub use state::DatasetInfo;
+pub use stats::Stats;
+
+use state::Shared;
+
+/// A running simulator bound to a local port. Dropping it without [`Simulator::shutdown`] stops the server task too.
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Binds `127.0.0.1:0` and starts serving.
+    pub async fn start(cfg: SimConfig) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Ok(Self::start_on(listener, cfg).await)
+    }
+
+    /// Serves on an already-bound listener (the CLI binds the user's `--port`).
+    pub async fn start_on(listener: TcpListener, cfg: SimConfig) -> Simulator {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let shared = Arc::new(Shared::new(cfg));
+        let router = api::router(shared.clone())
+            .merge(token::router(shared.clone()))
+            .merge(admin::router(shared.clone()));
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, router, shared.clone(), rx));
+        Simulator {
+            addr,
+            shared,
+            shutdown: tx,
+            task: Some(task),
+        }
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL of the REST API: `http://127.0.0.1:PORT` (REST under `/v1.0/myorg/...`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Base URL of the authority: `http://127.0.0.1:PORT` (token at `/{tenant}/oauth2/v2.0/token`).
+    pub fn authority_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Full v2 token URL for a tenant (also what a `client_assertion` must name as `aud`).
+    pub fn token_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.authority_url())
+    }
+
+    /// Rows of a table in arrival order; workspace and dataset by name or id. `None` when any is unknown.
+    pub fn table_rows(
+        &self,
+        workspace: &str,
+        dataset: &str,
+        table: &str,
+    ) -> Option<Vec<Map<String, Value>>> {
+        self.shared.table_rows(workspace, dataset, table)
+    }
+
+    /// Appends a row directly (no validation, no limits), as if it had been pushed earlier. Returns false when
+    /// the workspace, dataset or table does not exist.
+    pub fn inject_row(
+        &self,
+        workspace: &str,
+        dataset: &str,
+        table: &str,
+        row: Map<String, Value>,
+    ) -> bool {
+        self.shared.inject_row(workspace, dataset, table, row)
+    }
+
+    /// Number of rows in a table without parsing them (cheap on big tables).
+    pub fn table_row_count(&self, workspace: &str, dataset: &str, table: &str) -> Option<usize> {
+        self.shared.table_row_count(workspace, dataset, table)
+    }
+
+    /// The datasets of a workspace (by name or id), in creation order.
+    pub fn datasets(&self, workspace: &str) -> Option<Vec<DatasetInfo>> {
+        self.shared.datasets(workspace)
+    }
+
+    /// Makes every issued token expired now: the next REST call gets 403 `TokenExpired`.
+    pub fn expire_tokens(&self) {
+        self.shared.expire_tokens();
+    }
+
+    /// Replaces the fault plan (request counters restart at 1).
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.shared.set_faults(plan);
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Moves the simulator's clock forward (token expiry, secret expiry, rate windows).
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// While held, POST rows requests are counted in flight and then wait before being processed; release with
+    /// `hold_row_posts(false)`. Lets tests fill the in-flight budget deterministically.
+    pub fn hold_row_posts(&self, hold: bool) {
+        self.shared.hold_posts.send_replace(hold);
+    }
+
+    /// POST rows requests currently in flight for a dataset (by id).
+    pub fn in_flight_posts(&self, dataset_id: &str) -> usize {
+        self.shared.in_flight(dataset_id)
+    }
+
+    /// Stops accepting, lets open connections finish their current request (at most 5 s), and waits for the
+    /// server task.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

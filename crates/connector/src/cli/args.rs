@@ -1,0 +1,271 @@
+//! The command line: what each command takes, with a description and an example in its `--help`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ml-connector",
+    version,
+    about = "Keeps Power BI push datasets fed with current Sage Intacct data",
+    after_help = "Exit codes: 0 success; 1 failure; 2 bad usage or configuration; 3 a run finished partially \
+(some streams failed); 4 a remote system refused our credentials or permissions; 5 `verify` or `audit verify` \
+found a difference.\n\nStart with `ml-connector demo`, then `ml-connector init`."
+)]
+pub struct Cli {
+    /// The configuration file (default: $ML_CONNECTOR_CONFIG, then ./ml-connector.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format: human on a terminal, JSON lines otherwise.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Auto,
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a commented example configuration and create the master key file.
+    #[command(after_help = "Example: ml-connector init --config /etc/ml-connector.toml")]
+    Init {
+        /// Overwrite an existing configuration file (the key file is never overwritten).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Store, show or re-encrypt the secrets (sealed in the state store, never in the config file).
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+    /// Check both systems: one verdict each, with the fix when something is wrong.
+    #[command(after_help = "Example: ml-connector ping --connection acme")]
+    Ping(ConnectionArg),
+    /// Intacct alone: `ping`, or `query` an object as JSON lines.
+    #[command(subcommand)]
+    Intacct(IntacctCommand),
+    /// Power BI alone: `ping`, or `push` a JSON-lines file of rows into a table.
+    #[command(subcommand)]
+    Powerbi(PowerBiCommand),
+    /// Run one sync now: extract what changed, stage it, push it.
+    #[command(after_help = "Examples:\n  ml-connector sync\n  ml-connector sync --connection acme --stream VENDOR --full")]
+    Sync(SyncArgs),
+    /// The long-running service: each connection on its own schedule (SIGTERM stops after the current batch).
+    #[command(after_help = "Example: ml-connector run --worker-id $(hostname)")]
+    Run {
+        /// Identifies this worker in leases when several share one PostgreSQL database.
+        #[arg(long)]
+        worker_id: Option<String>,
+    },
+    /// List runs, or show one with its streams and errors.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Search, export, verify or prune the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Push again exactly the rows an earlier run pushed (replace streams: the table as it was after that run).
+    #[command(after_help = "Example: ml-connector replay --run 42 --stream VENDOR --dry-run")]
+    Replay {
+        #[arg(long)]
+        run: i64,
+        /// Only this stream (Intacct object or table name).
+        #[arg(long)]
+        stream: Option<String>,
+        /// Show what would be pushed without pushing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        connection: ConnectionArg,
+    },
+    /// Compare each Power BI table with the local mirror (row counts and column sums).
+    #[command(after_help = "Example: ml-connector verify --connection acme")]
+    Verify(ConnectionArg),
+    /// Start one simulator on a port, for trying the connector by hand.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Run the whole job against both simulators, in-process: a full sync, changes, an incremental sync.
+    #[command(after_help = "Example: cargo run --release -- demo")]
+    Demo {
+        /// Keep the demo's state here instead of a temporary directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Vendors in the simulated company.
+        #[arg(long, default_value_t = 2000)]
+        vendors: usize,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ConnectionArg {
+    /// The connection to use (needed when the configuration has several).
+    #[arg(long)]
+    pub connection: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArg,
+    /// Only these streams (Intacct object or table name); repeatable.
+    #[arg(long)]
+    pub stream: Vec<String>,
+    /// Ignore the cursors: re-read everything, detect deletes by comparison, reload every table.
+    #[arg(long)]
+    pub full: bool,
+    /// No progress bars even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CredentialsCommand {
+    /// Read secrets from a no-echo prompt (or stdin with --stdin) and seal them in the store.
+    #[command(after_help = "Examples:\n  ml-connector credentials set intacct\n  printf 'sender-pw\\nuser-pw\\n' | ml-connector credentials set intacct --stdin\n  ml-connector credentials set powerbi --certificate cert.pem --private-key key.pem")]
+    Set {
+        #[arg(value_enum)]
+        system: System,
+        #[command(flatten)]
+        connection: ConnectionArg,
+        /// Read the secrets from standard input, one per line, instead of prompting.
+        #[arg(long)]
+        stdin: bool,
+        /// Power BI: a certificate (PEM) instead of a client secret.
+        #[arg(long, requires = "private_key")]
+        certificate: Option<PathBuf>,
+        /// Power BI: the certificate's private key (PEM).
+        #[arg(long)]
+        private_key: Option<PathBuf>,
+    },
+    /// Show what is stored: only the non-secret fields.
+    #[command(after_help = "Example: ml-connector credentials show")]
+    Show(ConnectionArg),
+    /// Re-encrypt every credential under a new master key (the old key file is kept as *.old).
+    #[command(after_help = "Example: ml-connector credentials rotate-key")]
+    RotateKey,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum System {
+    Intacct,
+    Powerbi,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IntacctCommand {
+    /// Log in, open a session, read one record; print company, entity, user and session expiry.
+    #[command(after_help = "Example: ml-connector intacct ping")]
+    Ping(ConnectionArg),
+    /// Read an object and print its records as JSON lines.
+    #[command(after_help = "Example: ml-connector intacct query VENDOR --fields VENDORID,NAME --where \"STATUS = 'active'\" --limit 10")]
+    Query {
+        object: String,
+        /// Comma-separated fields (default: RECORDNO and the catalogue's fields).
+        #[arg(long)]
+        fields: Option<String>,
+        /// A filter: FIELD OP 'value' joined by AND; OP is = != < <= > >= like.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        connection: ConnectionArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PowerBiCommand {
+    /// Get a token, find the workspace, list its datasets; diagnose what is wrong.
+    #[command(after_help = "Example: ml-connector powerbi ping")]
+    Ping(ConnectionArg),
+    /// Push a file of JSON lines (one row object per line) into a table of the connection's dataset.
+    #[command(after_help = "Example: ml-connector powerbi push Vendors vendors.jsonl")]
+    Push {
+        table: String,
+        file: PathBuf,
+        #[command(flatten)]
+        connection: ConnectionArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// The latest runs.
+    #[command(after_help = "Example: ml-connector runs list --limit 20")]
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        connection: ConnectionArg,
+    },
+    /// One run: its streams, counts and errors (with Intacct's correction text).
+    #[command(after_help = "Example: ml-connector runs show 42")]
+    Show { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Search entries; print them as a table, CSV or JSON lines.
+    #[command(after_help = "Example: ml-connector audit search --stream VENDOR --key 1042 --format csv > vendor-1042.csv")]
+    Search {
+        #[arg(long)]
+        run: Option<i64>,
+        #[arg(long)]
+        stream: Option<String>,
+        /// The record key (RECORDNO).
+        #[arg(long)]
+        key: Option<String>,
+        /// From this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+        format: AuditFormat,
+        #[command(flatten)]
+        connection: ConnectionArg,
+    },
+    /// Check the hash chain: detects an edited, removed or reordered entry.
+    #[command(after_help = "Example: ml-connector audit verify")]
+    Verify(ConnectionArg),
+    /// Delete entries older than a date, keeping the chain verifiable from an anchor.
+    #[command(after_help = "Example: ml-connector audit prune --before 2025-01-01T00:00:00Z")]
+    Prune {
+        #[arg(long)]
+        before: String,
+        #[command(flatten)]
+        connection: ConnectionArg,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditFormat {
+    Table,
+    Csv,
+    Jsonl,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SimCommand {
+    /// The Intacct XML gateway simulator (credentials: see its start-up banner).
+    #[command(after_help = "Example: ml-connector sim intacct --port 18080 --vendors 200000")]
+    Intacct {
+        #[arg(long, default_value_t = 18080)]
+        port: u16,
+        #[arg(long, default_value_t = 2000)]
+        vendors: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// The Entra + Power BI simulator.
+    #[command(after_help = "Example: ml-connector sim powerbi --port 18090")]
+    Powerbi {
+        #[arg(long, default_value_t = 18090)]
+        port: u16,
+    },
+}

@@ -1,0 +1,203 @@
+//! Opening what a command needs: the configuration, the state store, the master key, and for a
+//! connection its Intacct and Power BI clients built from the sealed credentials.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use ml_intacct::{IntacctClient, IntacctSettings};
+use ml_powerbi::{ClientCredential, Cloud, PowerBiClient, PowerBiSettings, PushLimits, Pusher};
+use ml_store::crypto::{self, MasterKey};
+use ml_store::{Store, StoreLocation};
+
+use crate::config::{Config, ConnectionConfig};
+use crate::pipeline::Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] ml_store::StoreError),
+    #[error(transparent)]
+    Crypto(#[from] ml_store::crypto::CryptoError),
+    #[error(transparent)]
+    Intacct(#[from] ml_intacct::IntacctError),
+    #[error(transparent)]
+    PowerBi(#[from] ml_powerbi::PowerBiError),
+    #[error(
+        "no {system} credentials are stored for connection {connection:?}: run `ml-connector credentials set {system} --connection {connection}`"
+    )]
+    MissingCredentials { system: &'static str, connection: String },
+    #[error("the stored {system} credentials of connection {connection:?} are unreadable ({why}); store them again with `ml-connector credentials set {system}`")]
+    BadCredentials {
+        system: &'static str,
+        connection: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What `credentials set intacct` seals: both passwords.
+#[derive(Serialize, Deserialize)]
+pub struct IntacctSecrets {
+    pub sender_password: String,
+    pub user_password: String,
+}
+
+/// What `credentials set powerbi` seals: a client secret or a certificate with its key.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PowerBiSecrets {
+    ClientSecret { client_secret: String },
+    Certificate { certificate_pem: String, private_key_pem: String },
+}
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+}
+
+pub fn key_file_path(config: &Config) -> PathBuf {
+    config
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("master.key"))
+}
+
+pub fn store_location(config: &Config) -> StoreLocation {
+    match &config.database_url {
+        Some(url) => StoreLocation::Postgres(url.clone()),
+        None => StoreLocation::Sqlite(config.data_dir.join("state.sqlite")),
+    }
+}
+
+impl App {
+    pub async fn open(config_path: &Path) -> Result<App, ContextError> {
+        let config = Config::load(config_path)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ContextError::Usage(format!("cannot create the data directory {}: {e}", config.data_dir.display()))
+        })?;
+        let store = ml_store::open(&store_location(&config)).await?;
+        Ok(App { config, store })
+    }
+
+    /// The master key: `ML_CONNECTOR_MASTER_KEY`, else the key file.
+    pub fn master_key(&self) -> Result<MasterKey, ContextError> {
+        Ok(MasterKey::load(&key_file_path(&self.config))?)
+    }
+
+    pub async fn connection(&self, name: Option<&str>) -> Result<Connection, ContextError> {
+        let cfg = self.config.connection(name).map_err(ContextError::Usage)?.clone();
+        let key = self.master_key()?;
+        connect(cfg, self.store.clone(), &key).await
+    }
+}
+
+pub async fn seal_json<T: Serialize>(
+    store: &dyn Store,
+    key: &MasterKey,
+    connection: &str,
+    system: &str,
+    secrets: &T,
+    public: serde_json::Value,
+) -> Result<(), ContextError> {
+    let plain = SecretString::from(serde_json::to_string(secrets).expect("secrets serialise"));
+    let sealed = crypto::seal(key, &crypto::credential_name(connection, system), &plain)?;
+    store.ensure_connection(connection).await?;
+    store.put_credential(connection, system, sealed, public).await?;
+    Ok(())
+}
+
+async fn unseal<T: for<'de> Deserialize<'de>>(
+    store: &dyn Store,
+    key: &MasterKey,
+    connection: &str,
+    system: &'static str,
+) -> Result<T, ContextError> {
+    let stored = store
+        .get_credential(connection, system)
+        .await?
+        .ok_or_else(|| ContextError::MissingCredentials {
+            system,
+            connection: connection.to_string(),
+        })?;
+    let plain = crypto::open(key, &crypto::credential_name(connection, system), &stored.sealed)?;
+    serde_json::from_str(plain.expose_secret()).map_err(|e| ContextError::BadCredentials {
+        system,
+        connection: connection.to_string(),
+        why: e.to_string(),
+    })
+}
+
+pub fn intacct_settings(cfg: &ConnectionConfig, secrets: IntacctSecrets) -> IntacctSettings {
+    let i = &cfg.intacct;
+    let mut s = IntacctSettings::new(
+        i.sender_id.clone(),
+        SecretString::from(secrets.sender_password),
+        i.company_id.clone(),
+        i.user_id.clone(),
+        SecretString::from(secrets.user_password),
+    );
+    if let Some(endpoint) = &i.endpoint {
+        s.endpoint = endpoint.clone();
+    }
+    s.entity = i.entity.clone();
+    s.allow_loopback_http = i.allow_loopback_http;
+    s.max_concurrent_requests = i.max_concurrent_requests;
+    s.page_size = i.page_size;
+    s.request_timeout = i.request_timeout;
+    s.session_max_age = i.session_max_age;
+    s
+}
+
+pub fn powerbi_settings(cfg: &ConnectionConfig, secrets: PowerBiSecrets) -> Result<PowerBiSettings, ContextError> {
+    let p = &cfg.powerbi;
+    let cloud: Cloud = p
+        .cloud
+        .parse()
+        .map_err(|_| ContextError::Usage(format!("unknown Power BI cloud {:?}", p.cloud)))?;
+    let credential = match secrets {
+        PowerBiSecrets::ClientSecret { client_secret } => ClientCredential::Secret(SecretString::from(client_secret)),
+        PowerBiSecrets::Certificate {
+            certificate_pem,
+            private_key_pem,
+        } => ClientCredential::Certificate {
+            private_key_pem: SecretString::from(private_key_pem),
+            certificate_pem,
+        },
+    };
+    let mut s = PowerBiSettings::new(cloud, p.tenant_id.clone(), p.client_id.clone(), credential);
+    s.authority_url = p.authority_url.clone();
+    s.api_url = p.api_url.clone();
+    s.allow_loopback_http = p.allow_loopback_http;
+    s.request_timeout = p.request_timeout;
+    Ok(s)
+}
+
+pub async fn intacct_client(cfg: &ConnectionConfig, store: &dyn Store, key: &MasterKey) -> Result<IntacctClient, ContextError> {
+    let secrets: IntacctSecrets = unseal(store, key, &cfg.name, "intacct").await?;
+    Ok(IntacctClient::new(intacct_settings(cfg, secrets))?)
+}
+
+pub async fn powerbi_client(cfg: &ConnectionConfig, store: &dyn Store, key: &MasterKey) -> Result<PowerBiClient, ContextError> {
+    let secrets: PowerBiSecrets = unseal(store, key, &cfg.name, "powerbi").await?;
+    Ok(PowerBiClient::new(powerbi_settings(cfg, secrets)?)?)
+}
+
+/// Builds a connection's clients from its sealed credentials.
+pub async fn connect(cfg: ConnectionConfig, store: Arc<dyn Store>, key: &MasterKey) -> Result<Connection, ContextError> {
+    let intacct = intacct_client(&cfg, store.as_ref(), key).await?;
+    let powerbi = powerbi_client(&cfg, store.as_ref(), key).await?;
+    let pusher = Arc::new(Pusher::new(powerbi.clone(), PushLimits::default()));
+    Ok(Connection {
+        config: cfg,
+        store,
+        intacct,
+        powerbi,
+        pusher,
+    })
+}

@@ -1,0 +1,168 @@
+//! Finding or creating the push dataset and keeping its tables in line with the streams' plans.
+//!
+//! The dataset id is persisted after creation: names are not unique in Power BI, so looking up by name
+//! every run could pick another dataset of the same name. A dataset someone else defined is adopted, its
+//! tables are checked against the column mappings, and its schema is never altered unless the stream's
+//! `manage_schema` allows it.
+
+use ml_powerbi::schema::{DatasetSchema, TableSchema};
+use ml_powerbi::Retention;
+use ml_store::DatasetState;
+use sha2::{Digest, Sha256};
+
+use super::{Connection, PipelineError};
+use crate::config::{self, SchemaDrift};
+use crate::plan::StreamPlan;
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub group_id: String,
+    pub dataset_id: String,
+    /// The dataset was (re)created in this run: every replace table must be loaded.
+    pub recreated: bool,
+}
+
+fn schema_hash(schema: &DatasetSchema) -> String {
+    let json = serde_json::to_string(schema).unwrap_or_default();
+    hex::encode(Sha256::digest(json.as_bytes()))
+}
+
+pub async fn ensure(conn: &Connection, plans: &[&StreamPlan]) -> Result<Target, PipelineError> {
+    let cfg = &conn.config.powerbi;
+    let name = conn.config.name.as_str();
+    let group = conn.powerbi.find_workspace(&cfg.workspace).await?;
+    let wanted = DatasetSchema {
+        name: cfg.dataset.clone(),
+        tables: plans.iter().map(|p| p.table_schema()).collect(),
+        relationships: Vec::new(),
+    };
+    ml_powerbi::schema::validate_dataset(&wanted).map_err(|e| PipelineError::Other(e.to_string()))?;
+
+    let datasets = conn.powerbi.list_datasets(&group.id).await?;
+    let stored = conn.store.dataset(name).await?;
+    // 1. The dataset we created or adopted before, if it still exists.
+    if let Some(state) = stored.filter(|s| s.group_id == group.id)
+        && datasets.iter().any(|d| d.id == state.dataset_id)
+    {
+        let previous: Option<DatasetSchema> = serde_json::from_str(&state.schema_json).ok();
+        reconcile_tables(conn, &group.id, &state.dataset_id, plans, previous.as_ref()).await?;
+        if state.schema_hash != schema_hash(&wanted) {
+            save(conn, &group.id, &state.dataset_id, &wanted).await?;
+        }
+        return Ok(Target {
+            group_id: group.id,
+            dataset_id: state.dataset_id,
+            recreated: false,
+        });
+    }
+    // 2. A push dataset of that name made by someone else (or by us before the state was lost): adopt it.
+    if let Some(existing) = datasets.iter().find(|d| d.name == cfg.dataset) {
+        if existing.add_rows_api_enabled == Some(false) {
+            return Err(PipelineError::Other(format!(
+                "dataset {:?} in workspace {:?} is not a push dataset (it was published from Power BI Desktop or another tool), so rows cannot be pushed to it. Choose another `dataset` name in the configuration; the connector will create a push dataset with that name",
+                cfg.dataset, cfg.workspace
+            )));
+        }
+        reconcile_tables(conn, &group.id, &existing.id, plans, None).await?;
+        save(conn, &group.id, &existing.id, &wanted).await?;
+        return Ok(Target {
+            group_id: group.id,
+            dataset_id: existing.id.clone(),
+            recreated: true,
+        });
+    }
+    // 3. Create it.
+    let retention = match cfg.retention {
+        config::Retention::None => Retention::None,
+        config::Retention::BasicFifo => Retention::BasicFifo,
+    };
+    let created = conn.powerbi.create_push_dataset(&group.id, &wanted, retention).await?;
+    save(conn, &group.id, &created.id, &wanted).await?;
+    for p in plans {
+        // The new dataset is empty: every stream's table must be rebuilt from the mirror.
+        conn.store.mark_dirty(name, &p.object).await?;
+    }
+    Ok(Target {
+        group_id: group.id,
+        dataset_id: created.id,
+        recreated: true,
+    })
+}
+
+async fn save(conn: &Connection, group: &str, dataset: &str, schema: &DatasetSchema) -> Result<(), PipelineError> {
+    conn.store
+        .save_dataset(
+            &conn.config.name,
+            &DatasetState {
+                group_id: group.to_string(),
+                dataset_id: dataset.to_string(),
+                schema_json: serde_json::to_string(schema).unwrap_or_default(),
+                schema_hash: schema_hash(schema),
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Brings existing tables in line with the plans: new columns are added (PUT table) when the stream
+/// allows schema changes, tables the dataset lacks are added, mappings onto foreign tables are checked.
+async fn reconcile_tables(
+    conn: &Connection,
+    group: &str,
+    dataset: &str,
+    plans: &[&StreamPlan],
+    previous: Option<&DatasetSchema>,
+) -> Result<(), PipelineError> {
+    let existing = conn.powerbi.list_tables(group, dataset).await?;
+    for plan in plans {
+        let stream = conn
+            .config
+            .streams
+            .iter()
+            .find(|s| s.object == plan.object)
+            .expect("a plan comes from a configured stream");
+        let wanted = plan.table_schema();
+        let known: Option<&TableSchema> = previous.and_then(|p| p.tables.iter().find(|t| t.name == plan.table));
+        let present = existing.iter().any(|t| t.name == plan.table);
+        if !stream.column_map.is_empty() {
+            // The user's own table: check the mapping against the columns we know of, never alter it.
+            if let Some(k) = known {
+                plan.check_against_existing(k)?;
+            }
+            if present && !stream.manage_schema {
+                continue;
+            }
+        }
+        let drift = match known {
+            Some(k) => plan.new_columns(k),
+            None => Vec::new(),
+        };
+        let needs_put = !present || !drift.is_empty() || known.is_some_and(|k| k != &wanted);
+        if !needs_put {
+            continue;
+        }
+        if present && !drift.is_empty() && stream.schema_drift == SchemaDrift::Block {
+            return Err(PipelineError::Other(format!(
+                "stream {}: Intacct now has field(s) {} that table {} lacks, and schema_drift = \"block\". Set schema_drift = \"add_column\" to add them, or list the fields you want in `fields`",
+                plan.object,
+                drift.join(", "),
+                plan.table
+            )));
+        }
+        if present && !stream.manage_schema {
+            return Err(PipelineError::Other(format!(
+                "stream {}: table {} differs from the plan ({}) but manage_schema = false forbids changing it",
+                plan.object,
+                plan.table,
+                if drift.is_empty() { "column types".to_string() } else { drift.join(", ") }
+            )));
+        }
+        conn.powerbi.put_table(group, dataset, &wanted).await?;
+        // Rows stored under the old schema may not survive a change (reference §3.4): rebuild the table.
+        conn.store.mark_dirty(&conn.config.name, &plan.object).await?;
+        if !drift.is_empty() {
+            tracing::info!(table = %plan.table, columns = ?drift, "added columns for new Intacct fields");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,342 @@
+//! Extract and stage: pages from Intacct become typed rows, staged one page per transaction.
+//!
+//! Memory stays flat: one page (≤ 2,000 records) is held at a time, plus, for a full pull only, the set of
+//! keys seen (8 bytes a record) to find deletes by comparison.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDateTime;
+use futures::StreamExt;
+use ml_intacct::{ChangedSince, Cursor as IntacctCursor, Record};
+use ml_powerbi::schema::{TableSchema, encode_row};
+use ml_store::{CursorPos, FailedRecord, RunId, StageMode, StagePage, StagedRecord};
+
+use super::{Connection, Events, PipelineError, RunEvent, RunOptions, StreamReport};
+use crate::catalogue::StreamKind;
+use crate::config::{DeleteDetection, Mode, StreamConfig};
+use crate::plan::StreamPlan;
+use crate::transform::{self, TimeContext, TypedRecord};
+
+#[allow(clippy::too_many_arguments)]
+pub async fn extract_and_stage(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+    time: &TimeContext,
+    opts: &RunOptions,
+    events: &Events,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    let full = opts.full;
+    if plan.kind == StreamKind::Balances {
+        return extract_balances(conn, run, stream, plan, time, events, report).await;
+    }
+    let name = conn.config.name.as_str();
+    let table = plan.table_schema();
+    let cursor = conn.store.cursor(name, &stream.object).await?;
+    let committed = cursor.and_then(|c| c.committed);
+    let since = match (&committed, full) {
+        (Some(pos), false) => parse_cursor(pos).map(|(ts, recordno)| {
+            let lookback = chrono::Duration::from_std(stream.lookback).unwrap_or_default();
+            if lookback.is_zero() {
+                IntacctCursor {
+                    when_modified: ts,
+                    recordno,
+                }
+            } else {
+                // Re-read the lookback window from its start: records staged again are recognised as
+                // unchanged by their hash.
+                IntacctCursor {
+                    when_modified: ts - lookback,
+                    recordno: 0,
+                }
+            }
+        }),
+        _ => None,
+    };
+    let incremental = since.is_some();
+    let mut seen_keys: Option<HashSet<String>> = (!incremental).then(HashSet::new);
+    let mut pages = Box::pin(conn.intacct.changed_since(ChangedSince {
+        object: plan.object.clone(),
+        fields: plan.select.clone(),
+        since: since.clone(),
+        page_size: Some(conn.config.intacct.page_size),
+    }));
+    let mut high_water: Option<(NaiveDateTime, i64)> = committed.as_ref().and_then(parse_cursor);
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        report.extracted += page.records.len() as u64;
+        events.emit(RunEvent::Extracted {
+            stream: stream.object.clone(),
+            records: report.extracted,
+        });
+        let mut staged = Vec::with_capacity(page.records.len());
+        let mut failed = Vec::new();
+        for record in &page.records {
+            let key = record_key(record, plan);
+            if let Some(seen) = seen_keys.as_mut() {
+                seen.insert(key.clone());
+            }
+            match typed_record(record, plan, time).and_then(|typed| staged_record(&table, &typed)) {
+                Ok(r) => staged.push(r),
+                Err(e) => {
+                    // Audited as failed and never pushed; the stream fails at its end so the cursor does
+                    // not move past the record, and the next run reads it again.
+                    report.failed.push(e.to_string());
+                    failed.push(FailedRecord {
+                        key,
+                        when_modified: record.get("WHENMODIFIED").map(str::to_string),
+                        source_hash: None,
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        // The page's keyset position is the watermark once the page is staged.
+        if let Some(c) = page.cursor
+            && high_water.is_none_or(|hw| (c.when_modified, c.recordno) > hw)
+        {
+            high_water = Some((c.when_modified, c.recordno));
+        }
+        stage(conn, run, stream, staged, Vec::new(), failed, high_water, events, report).await?;
+        if opts.cancel.is_cancelled() {
+            return Err(PipelineError::Interrupted);
+        }
+    }
+    drop(pages);
+
+    // Deletes.
+    let deletes: Vec<String> = match seen_keys {
+        Some(seen) => keys_missing_from(conn, stream, &seen).await?,
+        None => incremental_deletes(conn, stream, since.map(|c| c.when_modified)).await?,
+    };
+    if !deletes.is_empty() {
+        stage(conn, run, stream, Vec::new(), deletes, Vec::new(), high_water, events, report).await?;
+    }
+    Ok(())
+}
+
+fn typed_record(record: &Record, plan: &StreamPlan, time: &TimeContext) -> Result<TypedRecord, PipelineError> {
+    let key = record_key(record, plan);
+    Ok(transform::transform(key, |f| record.get(f), &plan.columns, time)?)
+}
+
+fn record_key(record: &Record, plan: &StreamPlan) -> String {
+    match plan.kind {
+        StreamKind::Balances => ["ACCOUNTNO", "PERIOD", "BOOKID", "CURRENCY", "DEPARTMENTID", "LOCATIONID"]
+            .iter()
+            .map(|f| record.get(f).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("|"),
+        _ => record.get("RECORDNO").unwrap_or("").trim().to_string(),
+    }
+}
+
+fn staged_record(table: &TableSchema, typed: &TypedRecord) -> Result<StagedRecord, PipelineError> {
+    let encoded = encode_row(table, &typed.values).map_err(|e| {
+        PipelineError::Other(format!("record {}: cannot be encoded for Power BI: {e}", typed.key))
+    })?;
+    if !encoded.truncated.is_empty() {
+        tracing::warn!(
+            record = %typed.key,
+            columns = ?encoded.truncated,
+            "values longer than Power BI's 4,000 characters were truncated"
+        );
+    }
+    Ok(StagedRecord {
+        key: typed.key.clone(),
+        when_modified: typed.when_modified.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+        source_hash: typed.source_hash.clone(),
+        row_json: encoded.json,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stage(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    records: Vec<StagedRecord>,
+    deletes: Vec<String>,
+    failed: Vec<FailedRecord>,
+    high_water: Option<(NaiveDateTime, i64)>,
+    events: &Events,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    let summary = conn
+        .store
+        .stage_page(StagePage {
+            connection: conn.config.name.clone(),
+            run,
+            stream: stream.object.clone(),
+            mode: match stream.mode {
+                Mode::Replace => StageMode::Replace,
+                Mode::Append => StageMode::Append,
+            },
+            records,
+            deletes,
+            failed,
+            pending_cursor: high_water.map(|(ts, recordno)| CursorPos {
+                when_modified: ts.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                recordno,
+            }),
+        })
+        .await?;
+    report.inserted += summary.inserted;
+    report.updated += summary.updated;
+    report.unchanged += summary.unchanged;
+    report.deleted += summary.deleted;
+    events.emit(RunEvent::Staged {
+        stream: stream.object.clone(),
+        inserted: report.inserted,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        deleted: report.deleted,
+    });
+    Ok(())
+}
+
+pub fn parse_cursor(pos: &CursorPos) -> Option<(NaiveDateTime, i64)> {
+    NaiveDateTime::parse_from_str(&pos.when_modified, "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|t| (t, pos.recordno))
+}
+
+/// Keys in the mirror that a full pull did not see: deleted in Intacct.
+async fn keys_missing_from(conn: &Connection, stream: &StreamConfig, seen: &HashSet<String>) -> Result<Vec<String>, PipelineError> {
+    let name = conn.config.name.as_str();
+    let mut missing = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = conn
+            .store
+            .mirror_keys_page(name, &stream.object, after.as_deref(), 10_000)
+            .await?;
+        let Some(last) = page.last().cloned() else { break };
+        missing.extend(page.into_iter().filter(|k| !seen.contains(k)));
+        after = Some(last);
+    }
+    Ok(missing)
+}
+
+/// Deletes since the cursor: AUDITHISTORY when allowed, else a comparison of all keys.
+async fn incremental_deletes(
+    conn: &Connection,
+    stream: &StreamConfig,
+    since: Option<NaiveDateTime>,
+) -> Result<Vec<String>, PipelineError> {
+    let use_audit = matches!(stream.deletes, DeleteDetection::Auto | DeleteDetection::AuditHistory);
+    if stream.deletes == DeleteDetection::None {
+        return Ok(Vec::new());
+    }
+    if use_audit && let Some(since) = since {
+        // AUDITHISTORY's ACCESSTIME is GMT while the cursor is the user's wall clock: a day of margin
+        // costs nothing (a delete of a key the mirror no longer has is a no-op).
+        match conn
+            .intacct
+            .deleted_since(&stream.object, since - chrono::Duration::hours(24))
+            .await
+        {
+            Ok(deleted) => {
+                return Ok(deleted
+                    .into_iter()
+                    .filter_map(|d| d.recordno)
+                    .map(|k| k.to_string())
+                    .collect());
+            }
+            Err(e) if stream.deletes == DeleteDetection::Auto && (e.is_audit_history_denied() || e.is_permission_denied()) => {
+                tracing::warn!(
+                    object = %stream.object,
+                    error = %e,
+                    "AUDITHISTORY is not readable by the API user; finding deletes by comparing keys instead \
+                     (grant the role 'View' on audit history to make this cheaper)"
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut present = HashSet::new();
+    let mut keys = Box::pin(conn.intacct.all_keys(&stream.object));
+    while let Some(page) = keys.next().await {
+        present.extend(page?.into_iter().map(|k| k.to_string()));
+    }
+    keys_missing_from(conn, stream, &present).await
+}
+
+/// GL balances: a snapshot of the configured periods each run; balances that disappeared are deleted.
+async fn extract_balances(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+    time: &TimeContext,
+    events: &Events,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    let table = plan.table_schema();
+    let through = stream.periods_through.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let periods = recent_periods(through, stream.periods);
+    let records = conn
+        .intacct
+        .account_balances(ml_intacct::BalancesRequest {
+            periods,
+            fields: plan.select.clone(),
+            filter: None,
+            modified_since: None,
+        })
+        .await?;
+    report.extracted = records.len() as u64;
+    events.emit(RunEvent::Extracted {
+        stream: stream.object.clone(),
+        records: report.extracted,
+    });
+    let mut seen = HashSet::new();
+    for chunk in records.chunks(2000) {
+        let mut staged = Vec::with_capacity(chunk.len());
+        for record in chunk {
+            let typed = typed_record(record, plan, time)?;
+            seen.insert(typed.key.clone());
+            staged.push(staged_record(&table, &typed)?);
+        }
+        stage(conn, run, stream, staged, Vec::new(), Vec::new(), None, events, report).await?;
+    }
+    let deletes = keys_missing_from(conn, stream, &seen).await?;
+    if !deletes.is_empty() {
+        stage(conn, run, stream, Vec::new(), deletes, Vec::new(), None, events, report).await?;
+    }
+    Ok(())
+}
+
+/// Intacct's names of the `count` most recent monthly reporting periods up to `today`'s month
+/// ("Month Ended November 2026").
+pub fn recent_periods(today: chrono::NaiveDate, count: u32) -> Vec<String> {
+    use chrono::Datelike;
+    let mut out = Vec::new();
+    let (mut y, mut m) = (today.year(), today.month());
+    for _ in 0..count {
+        let name = chrono::NaiveDate::from_ymd_opt(y, m, 1)
+            .map(|d| d.format("%B").to_string())
+            .unwrap_or_default();
+        out.push(format!("Month Ended {name} {y}"));
+        if m == 1 {
+            m = 12;
+            y -= 1;
+        } else {
+            m -= 1;
+        }
+    }
+    out.reverse();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_named_like_intacct_and_cross_years() {
+        let p = recent_periods(chrono::NaiveDate::from_ymd_opt(2026, 2, 10).unwrap(), 3);
+        assert_eq!(p, vec!["Month Ended December 2025", "Month Ended January 2026", "Month Ended February 2026"]);
+    }
+}

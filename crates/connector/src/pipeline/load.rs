@@ -1,0 +1,409 @@
+//! Load: staged rows into Power BI, without losing or doubling any.
+//!
+//! - Replace streams rebuild the table from the mirror (delete all rows, push the mirror) when the mirror
+//!   changed since the last confirmed load. A failed or ambiguous batch makes the rebuild start over:
+//!   the result is the same table whatever happened before.
+//! - Append streams send their outbox. Rows are marked *in flight* before their batch is sent; accepted
+//!   batches are marked delivered. A batch whose fate is unknown (connection dropped after sending, a
+//!   crash) is resolved by counting the table's rows with executeQueries before anything is re-sent.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use ml_powerbi::{Batch, BatchOutcome, BatchReport, Batcher, PushLimits, TableTarget};
+use ml_store::{Delivery, DeliveryOutcome, RunId};
+
+use super::dataset::Target;
+use super::{Connection, Events, PipelineError, RunEvent, RunOptions, StreamReport};
+use crate::config::{Mode, StreamConfig};
+use crate::plan::StreamPlan;
+
+/// Rows read from the store at a time: enough for five full batches in flight.
+const CHUNK_ROWS: u32 = 50_000;
+/// A rebuild that keeps meeting ambiguous batches gives up after this many attempts (and stays dirty).
+const MAX_REBUILDS: usize = 3;
+
+fn table_target(target: &Target, plan: &StreamPlan) -> TableTarget {
+    TableTarget {
+        group_id: target.group_id.clone(),
+        dataset_id: target.dataset_id.clone(),
+        table: plan.table.clone(),
+    }
+}
+
+/// Work an earlier run left unfinished: in-flight append batches are resolved, undelivered rows sent.
+pub async fn finish_pending(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+    target: &Target,
+    opts: &RunOptions,
+    events: &Events,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    if stream.mode == Mode::Append {
+        resolve_in_flight(conn, run, stream, plan, target).await?;
+        send_outbox(conn, run, stream, plan, target, opts, events, report).await?;
+    }
+    Ok(())
+}
+
+pub async fn load(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+    target: &Target,
+    opts: &RunOptions,
+    events: &Events,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    let full = opts.full;
+    match stream.mode {
+        Mode::Append => send_outbox(conn, run, stream, plan, target, opts, events, report).await,
+        Mode::Replace => {
+            let state = conn.store.stream_state(&conn.config.name, &stream.object).await?;
+            if state.dirty || full || target.recreated {
+                rebuild(conn, run, stream, plan, target, opts, events, report).await?;
+            }
+            report.table_rows = conn.store.stream_state(&conn.config.name, &stream.object).await?.table_rows;
+            Ok(())
+        }
+    }
+}
+
+/// Cuts rows into batches within the dataset's row and byte limits, remembering which ids each holds.
+pub fn cut_batches<'a>(
+    rows: impl Iterator<Item = (i64, &'a str)>,
+    limits: &PushLimits,
+) -> Result<Vec<(Vec<i64>, Batch)>, PipelineError> {
+    let mut batcher = Batcher::new(limits);
+    let mut ids = Vec::new();
+    let mut out = Vec::new();
+    for (id, json) in rows {
+        ids.push(id);
+        if let Some(b) = batcher.push(json).map_err(|e| PipelineError::Other(e.to_string()))? {
+            out.push(b);
+        }
+    }
+    out.extend(batcher.finish());
+    Ok(out
+        .into_iter()
+        .map(|b| {
+            let r = b.row_range();
+            (ids[r.start as usize..r.end as usize].to_vec(), b)
+        })
+        .collect())
+}
+
+/// Sends the append outbox, in chunks, with up to the dataset's in-flight limit of batches at once.
+async fn send_outbox(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+    target: &Target,
+    opts: &RunOptions,
+    events: &Events,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    let name = conn.config.name.as_str();
+    let tt = table_target(target, plan);
+    let in_flight = conn.pusher.limits().max_in_flight;
+    loop {
+        if opts.cancel.is_cancelled() {
+            return Err(PipelineError::Interrupted);
+        }
+        let rows = conn.store.outbox_batch(name, &stream.object, 0, CHUNK_ROWS).await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let cut = cut_batches(rows.iter().map(|r| (r.id, r.row_json.as_str())), conn.pusher.limits())?;
+        let mut table_rows = conn.store.stream_state(name, &stream.object).await?.table_rows;
+        let mut failure: Option<String> = None;
+        let mut sends = futures::stream::iter(cut.into_iter().map(|(ids, batch)| {
+            let tt = tt.clone();
+            let before = table_rows;
+            table_rows += ids.len() as u64;
+            async move {
+                // In flight before it leaves: a crash from here on is resolved by counting, not re-sending.
+                conn.store
+                    .mark_ambiguous(name, &stream.object, &ids, &batch.id.to_string())
+                    .await?;
+                let result = conn.pusher.send(&tt, batch, before).await;
+                Ok::<_, PipelineError>((ids, result))
+            }
+        }))
+        .buffer_unordered(in_flight);
+        while let Some(sent) = sends.next().await {
+            let (ids, result) = sent?;
+            match record_delivery(conn, run, stream, &ids, &result).await? {
+                Some(err) => failure = failure.or(Some(err)),
+                None => {
+                    report.pushed += ids.len() as u64;
+                    events.emit(RunEvent::Pushed {
+                        stream: stream.object.clone(),
+                        rows: report.pushed,
+                    });
+                }
+            }
+        }
+        drop(sends);
+        if let Some(err) = failure {
+            return Err(PipelineError::Other(err));
+        }
+    }
+}
+
+/// Writes a batch's fate to the store; returns the error text when it was not accepted.
+async fn record_delivery(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    ids: &[i64],
+    report: &BatchReport,
+) -> Result<Option<String>, PipelineError> {
+    let (outcome, error) = match &report.outcome {
+        BatchOutcome::Accepted => (DeliveryOutcome::Accepted, None),
+        BatchOutcome::Ambiguous { why } => (
+            DeliveryOutcome::Ambiguous,
+            Some(format!(
+                "Power BI may or may not have stored batch {} ({} rows): {why}. It stays in flight; the next run counts the table's rows before sending anything again",
+                report.batch_id, report.rows
+            )),
+        ),
+        BatchOutcome::Failed(e) => (DeliveryOutcome::Failed, Some(e.to_string())),
+    };
+    let definitely_not_stored = outcome == DeliveryOutcome::Failed;
+    conn.store
+        .mark_delivered(
+            &conn.config.name,
+            &stream.object,
+            ids,
+            &Delivery {
+                run,
+                batch_id: report.batch_id.to_string(),
+                request_id: report.request_id.clone(),
+                outcome,
+                error: error.clone(),
+            },
+        )
+        .await?;
+    if definitely_not_stored {
+        // Power BI answered and refused: the rows were not stored, so they may be sent again.
+        conn.store.clear_ambiguous(&conn.config.name, &stream.object, ids).await?;
+    }
+    Ok(error)
+}
+
+/// Decides the fate of in-flight append batches by counting the table's rows: the rows Power BI holds
+/// beyond those we know were delivered must be exactly some of the in-flight batches.
+async fn resolve_in_flight(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+    target: &Target,
+) -> Result<(), PipelineError> {
+    let name = conn.config.name.as_str();
+    let mut by_batch: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let rows = conn.store.ambiguous_rows(name, &stream.object, after, 50_000).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for r in rows {
+            by_batch.entry(r.batch_id.unwrap_or_default()).or_default().push(r.id);
+        }
+    }
+    if by_batch.is_empty() {
+        return Ok(());
+    }
+    let known = conn.store.stream_state(name, &stream.object).await?.table_rows;
+    let actual = count_rows(conn, target, &plan.table).await?;
+    let extra = actual.checked_sub(known).ok_or_else(|| {
+        PipelineError::Other(format!(
+            "table {} holds {actual} rows, fewer than the {known} delivered: rows were deleted in Power BI. Run `ml-connector sync --full --stream {}` to rebuild it",
+            plan.table, stream.object
+        ))
+    })?;
+    let batches: Vec<(String, Vec<i64>)> = by_batch.into_iter().collect();
+    let sizes: Vec<u64> = batches.iter().map(|(_, ids)| ids.len() as u64).collect();
+    let Some(landed) = unique_subset_with_sum(&sizes, extra) else {
+        return Err(PipelineError::Other(format!(
+            "table {} holds {extra} rows more than delivered, which matches no combination of the {} batches whose fate is unknown; nothing was re-sent. Run `ml-connector sync --full --stream {}` to rebuild it",
+            plan.table,
+            batches.len(),
+            stream.object
+        )));
+    };
+    for (i, (batch_id, ids)) in batches.iter().enumerate() {
+        if landed[i] {
+            conn.store
+                .mark_delivered(
+                    name,
+                    &stream.object,
+                    ids,
+                    &Delivery {
+                        run,
+                        batch_id: batch_id.clone(),
+                        request_id: None,
+                        outcome: DeliveryOutcome::Accepted,
+                        error: None,
+                    },
+                )
+                .await?;
+        } else {
+            conn.store.clear_ambiguous(name, &stream.object, ids).await?;
+        }
+    }
+    tracing::info!(
+        table = %plan.table,
+        landed = landed.iter().filter(|l| **l).count(),
+        resent = landed.iter().filter(|l| !**l).count(),
+        "resolved batches whose fate was unknown by counting rows"
+    );
+    Ok(())
+}
+
+/// Which of `sizes` sum to `target`, when exactly one combination does (a handful of batches at most).
+fn unique_subset_with_sum(sizes: &[u64], target: u64) -> Option<Vec<bool>> {
+    if sizes.len() > 16 {
+        return None;
+    }
+    let mut found: Option<Vec<bool>> = None;
+    for mask in 0u32..(1 << sizes.len()) {
+        let sum: u64 = sizes.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, s)| s).sum();
+        if sum == target {
+            if found.is_some() {
+                return None;
+            }
+            found = Some((0..sizes.len()).map(|i| mask & (1 << i) != 0).collect());
+        }
+    }
+    found
+}
+
+pub async fn count_rows(conn: &Connection, target: &Target, table: &str) -> Result<u64, PipelineError> {
+    let dax = format!("EVALUATE ROW(\"n\", COUNTROWS('{}'))", table.replace('\'', "''"));
+    let result = conn.powerbi.execute_query(&target.group_id, &target.dataset_id, &dax).await?;
+    result
+        .rows
+        .first()
+        .and_then(|r| r.get("[n]"))
+        .and_then(|v| v.as_u64().or_else(|| v.is_null().then_some(0)))
+        .ok_or_else(|| PipelineError::Other(format!("executeQueries returned no row count for table {table}")))
+}
+
+/// Rebuilds a replace table from the mirror. Converges whatever the table held before.
+async fn rebuild(
+    conn: &Connection,
+    run: RunId,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+    target: &Target,
+    opts: &RunOptions,
+    events: &Events,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    let name = conn.config.name.as_str();
+    let tt = table_target(target, plan);
+    let in_flight = conn.pusher.limits().max_in_flight;
+    let mut last_error = String::new();
+    for attempt in 1..=MAX_REBUILDS {
+        conn.store.mark_dirty(name, &stream.object).await?;
+        conn.powerbi
+            .delete_rows(&target.group_id, &target.dataset_id, &plan.table)
+            .await?;
+        let mut pushed: u64 = 0;
+        let mut deliveries = Vec::new();
+        let mut ok = true;
+        let mut after: Option<String> = None;
+        'pages: loop {
+            let page = conn
+                .store
+                .mirror_page(name, &stream.object, after.as_deref(), CHUNK_ROWS)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            let cut = cut_batches(page.iter().enumerate().map(|(i, r)| (i as i64, r.row_json.as_str())), conn.pusher.limits())?;
+            let mut before = pushed;
+            let mut sends = futures::stream::iter(cut.into_iter().map(|(_, batch)| {
+                let tt = tt.clone();
+                let rows_before = before;
+                before += batch.row_count() as u64;
+                async move { conn.pusher.send(&tt, batch, rows_before).await }
+            }))
+            .buffer_unordered(in_flight);
+            while let Some(result) = sends.next().await {
+                match &result.outcome {
+                    BatchOutcome::Accepted => {
+                        pushed += result.rows as u64;
+                        report.pushed += result.rows as u64;
+                        events.emit(RunEvent::Pushed {
+                            stream: stream.object.clone(),
+                            rows: report.pushed,
+                        });
+                    }
+                    BatchOutcome::Ambiguous { why } => {
+                        last_error = format!("batch {} of table {} had an unknown fate: {why}", result.batch_id, plan.table);
+                        ok = false;
+                    }
+                    BatchOutcome::Failed(e) => {
+                        last_error = e.to_string();
+                        ok = false;
+                        if !e.is_retryable() {
+                            // A refused row or a permission problem will not change by rebuilding again.
+                            return Err(PipelineError::Other(last_error));
+                        }
+                    }
+                }
+                deliveries.push(Delivery {
+                    run,
+                    batch_id: result.batch_id.to_string(),
+                    request_id: result.request_id.clone(),
+                    outcome: match result.outcome {
+                        BatchOutcome::Accepted => DeliveryOutcome::Accepted,
+                        BatchOutcome::Ambiguous { .. } => DeliveryOutcome::Ambiguous,
+                        BatchOutcome::Failed(_) => DeliveryOutcome::Failed,
+                    },
+                    error: None,
+                });
+            }
+            if !ok {
+                break 'pages;
+            }
+            if opts.cancel.is_cancelled() {
+                // The table stays dirty: the next run rebuilds it from the start.
+                return Err(PipelineError::Interrupted);
+            }
+        }
+        if ok {
+            conn.store
+                .mark_reloaded(name, &stream.object, run, pushed, &deliveries)
+                .await?;
+            return Ok(());
+        }
+        tracing::warn!(table = %plan.table, attempt, error = %last_error, "rebuilding the table again");
+    }
+    Err(PipelineError::Other(format!(
+        "table {} could not be rebuilt after {MAX_REBUILDS} attempts ({last_error}); it will be rebuilt on the next run",
+        plan.table
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unique_subset_with_sum;
+
+    #[test]
+    fn in_flight_batches_are_matched_by_row_count_only_when_unambiguous() {
+        assert_eq!(unique_subset_with_sum(&[10_000, 3_000], 3_000), Some(vec![false, true]));
+        assert_eq!(unique_subset_with_sum(&[10_000, 3_000], 0), Some(vec![false, false]));
+        assert_eq!(unique_subset_with_sum(&[10_000, 3_000], 13_000), Some(vec![true, true]));
+        // Two batches of the same size, one landed: which one is unknowable.
+        assert_eq!(unique_subset_with_sum(&[5_000, 5_000], 5_000), None);
+        assert_eq!(unique_subset_with_sum(&[5_000], 4_000), None);
+    }
+}

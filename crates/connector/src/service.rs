@@ -1,0 +1,122 @@
+//! `ml-connector run`: the long-running service.
+//!
+//! Each scheduled connection gets its own loop ([`crate::schedule::drive`]), so runs of one connection
+//! never overlap; a lease in the store makes that hold across workers sharing one PostgreSQL database.
+//! SIGTERM or Ctrl-C asks every run to stop after its current batch; the state left behind is the same
+//! as after any interruption, and the next run resumes from it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{self, App};
+use crate::pipeline::{Events, RunOptions};
+use crate::schedule::{self, SystemClock};
+
+const LEASE_TTL: Duration = Duration::from_secs(120);
+
+pub async fn run(app: &App, worker_id: Option<String>) -> Result<()> {
+    let worker = worker_id.unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("stopping: the current batches finish, then the runs stop");
+            stop.cancel();
+        });
+    }
+    let key = app.master_key()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for cfg in app.config.connections.iter().cloned() {
+        let Some(sched) = cfg.schedule.clone() else {
+            tracing::info!(connection = %cfg.name, "no schedule: run it with `ml-connector sync`");
+            continue;
+        };
+        let conn = Arc::new(context::connect(cfg.clone(), app.store.clone(), &key).await?);
+        let store = app.store.clone();
+        let stop = stop.clone();
+        let worker = worker.clone();
+        tracing::info!(connection = %cfg.name, schedule = %sched.expression, time_zone = %sched.time_zone, "scheduled");
+        tasks.spawn(async move {
+            let last = store
+                .list_runs(Some(&cfg.name), 1)
+                .await
+                .ok()
+                .and_then(|runs| runs.first().map(|r| r.started_at));
+            let stop_signal = stop.clone();
+            schedule::drive(
+                &sched,
+                &SystemClock,
+                last,
+                |trigger| {
+                    let conn = conn.clone();
+                    let store = store.clone();
+                    let worker = worker.clone();
+                    let stop = stop.clone();
+                    async move {
+                        let name = conn.config.name.clone();
+                        let Ok(Some(lease)) = store.try_acquire_lease(&name, &worker, LEASE_TTL).await else {
+                            tracing::info!(connection = %name, "another worker holds this connection's run; skipping");
+                            return;
+                        };
+                        let renew = {
+                            let store = store.clone();
+                            let name = name.clone();
+                            let token = lease.token.clone();
+                            tokio::spawn(async move {
+                                loop {
+                                    tokio::time::sleep(LEASE_TTL / 3).await;
+                                    if !matches!(store.renew_lease(&name, &token, LEASE_TTL).await, Ok(Some(_))) {
+                                        tracing::warn!(connection = %name, "could not renew the run lease");
+                                    }
+                                }
+                            })
+                        };
+                        let opts = RunOptions {
+                            trigger: trigger.to_string(),
+                            cancel: stop.clone(),
+                            ..Default::default()
+                        };
+                        match conn.run(&opts, &Events::default()).await {
+                            Ok(r) => tracing::info!(connection = %name, run = r.run, status = r.status.as_str(), "run finished"),
+                            Err(e) => tracing::error!(connection = %name, error = %e, "run could not start"),
+                        }
+                        renew.abort();
+                        let _ = store.release_lease(&name, &lease.token).await;
+                    }
+                },
+                &stop_signal,
+            )
+            .await;
+        });
+    }
+    if tasks.is_empty() {
+        anyhow::bail!("no connection has a `schedule`; add one (e.g. schedule = \"0 2 * * *\") or use `ml-connector sync`");
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "worker".into())
+}

@@ -1,0 +1,165 @@
+//! End-to-end: the real pipeline against both simulators over HTTP.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{World, tiny_intacct};
+use ml_connector::pipeline::{Events, RunOptions, RunStatus};
+use ml_connector::transform::parse_gmt_offset;
+
+fn opts() -> RunOptions {
+    RunOptions {
+        trigger: "test".into(),
+        ..Default::default()
+    }
+}
+
+async fn user_offset(conn: &ml_connector::pipeline::Connection) -> chrono::FixedOffset {
+    let f = conn.intacct.user_formatting().await.expect("user formatting");
+    parse_gmt_offset(&f.gmt_offset).expect("offset")
+}
+
+fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[tokio::test]
+async fn full_then_incremental_sync_keeps_every_table_equal_to_intacct() {
+    let w = World::start(tiny_intacct()).await;
+    let conn = w.connection().await;
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let offset = user_offset(&conn).await;
+    let compared = w.assert_tables_equal_source(offset);
+    assert!(compared >= 10, "compared only {compared} tables");
+    let balances = w.table("GLBalances");
+    assert!(!balances.is_empty(), "GL balances were not loaded");
+
+    // Changes in Intacct: inserts, updates, deletes, and a bill changed.
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let new_vendor = w.intacct.insert("VENDOR", fields(&[("VENDORID", "V-NEW"), ("NAME", "New & Co <Ltd>"), ("STATUS", "active")]));
+    let vendors = w.intacct.records("VENDOR");
+    let first: u64 = vendors[0]["RECORDNO"].parse().unwrap();
+    let second: u64 = vendors[1]["RECORDNO"].parse().unwrap();
+    assert!(w.intacct.update("VENDOR", first, fields(&[("NAME", "Renamed Vendor")])));
+    assert!(w.intacct.delete("VENDOR", second));
+    let bill: u64 = w.intacct.records("APBILL")[0]["RECORDNO"].parse().unwrap();
+    assert!(w.intacct.update("APBILL", bill, fields(&[("TOTALPAID", "0.00")])));
+
+    let report = conn.run(&opts(), &Events::default()).await.expect("incremental run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let v = report.streams.iter().find(|s| s.object == "VENDOR").unwrap();
+    assert_eq!((v.inserted, v.updated, v.deleted), (1, 1, 1), "{v:#?}");
+    let b = report.streams.iter().find(|s| s.object == "APBILL").unwrap();
+    assert_eq!(b.updated, 1, "{b:#?}");
+    let unchanged_pushes: u64 = report
+        .streams
+        .iter()
+        .filter(|s| !["VENDOR", "APBILL", "GLACCOUNTBALANCE"].contains(&s.object.as_str()))
+        .map(|s| s.pushed)
+        .sum();
+    assert_eq!(unchanged_pushes, 0, "unchanged streams must not be pushed again");
+    w.assert_tables_equal_source(offset);
+    let rows = w.table("Vendors");
+    assert!(rows.iter().any(|r| r["RECORDNO"].as_u64() == Some(new_vendor) && r["NAME"] == "New & Co <Ltd>"));
+
+    // The audit trail has the changes and verifies.
+    let entries = w
+        .store
+        .audit_search(&ml_store::AuditFilter {
+            connection: Some("demo".into()),
+            run: Some(ml_store::RunId(report.run)),
+            stream: Some("VENDOR".into()),
+            record_key: Some(second.to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(entries.iter().any(|e| e.action == ml_store::AuditAction::Deleted), "{entries:#?}");
+    assert!(w.store.audit_verify("demo").await.unwrap().ok);
+
+    // verify agrees, then catches a row injected behind the connector's back.
+    let v = ml_connector::verify::verify(&conn).await.unwrap();
+    assert!(v.all_match(), "{:#?}", v.tables);
+    let mut row = serde_json::Map::new();
+    row.insert("RECORDNO".into(), serde_json::json!(999_999));
+    row.insert("TOTALDUE".into(), serde_json::json!(10));
+    assert!(w.powerbi.inject_row(ml_sim_powerbi::DEFAULT_WORKSPACE, common::DATASET, "Vendors", row));
+    let v = ml_connector::verify::verify(&conn).await.unwrap();
+    let vendors = v.tables.iter().find(|t| t.table == "Vendors").unwrap();
+    assert!(!vendors.matches(), "{vendors}");
+    assert_eq!(vendors.powerbi_rows, vendors.expected_rows + 1);
+}
+
+#[tokio::test]
+async fn one_streams_intacct_failure_leaves_the_others_complete() {
+    let mut cfg = tiny_intacct();
+    cfg.denied_objects.insert("CLASS".into());
+    let w = World::start(cfg).await;
+    let conn = w.connection().await;
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Partial);
+    let class = report.streams.iter().find(|s| s.object == "CLASS").unwrap();
+    let err = class.error.as_deref().unwrap();
+    assert!(err.contains("PL04000005"), "{err}");
+    assert!(err.to_lowercase().contains("permission"), "{err}");
+    assert!(w.table("Classes").is_empty(), "nothing of a failed stream is pushed");
+    for s in report.streams.iter().filter(|s| s.object != "CLASS") {
+        assert!(s.error.is_none(), "{}: {:?}", s.object, s.error);
+    }
+    assert!(!w.table("Vendors").is_empty());
+
+    // `runs show` reads it from the store; the audit trail has it too.
+    let detail = w.store.get_run(ml_store::RunId(report.run)).await.unwrap().unwrap();
+    let stored = detail.streams.iter().find(|s| s.stream == "CLASS").unwrap();
+    assert!(stored.result.error.as_deref().unwrap().contains("PL04000005"));
+    let entries = w
+        .store
+        .audit_search(&ml_store::AuditFilter {
+            connection: Some("demo".into()),
+            run: Some(ml_store::RunId(report.run)),
+            stream: Some("CLASS".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        entries.iter().any(|e| e.error.as_deref().is_some_and(|t| t.contains("PL04000005"))),
+        "{entries:#?}"
+    );
+}
+
+#[tokio::test]
+async fn replay_of_an_older_run_restores_its_tables() {
+    let w = World::start(tiny_intacct()).await;
+    let conn = w.connection().await;
+    let first = conn.run(&opts(), &Events::default()).await.unwrap();
+    let vendors_after_first = w.table("Vendors");
+
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let vendors = w.intacct.records("VENDOR");
+    let k: u64 = vendors[3]["RECORDNO"].parse().unwrap();
+    w.intacct.update("VENDOR", k, fields(&[("NAME", "Changed later")]));
+    w.intacct.delete("VENDOR", vendors[4]["RECORDNO"].parse().unwrap());
+    conn.run(&opts(), &Events::default()).await.unwrap();
+    assert_ne!(sorted(w.table("Vendors")), sorted(vendors_after_first.clone()));
+
+    let dry = ml_connector::replay::replay(&conn, first.run, Some("VENDOR"), true, &Events::default())
+        .await
+        .unwrap();
+    assert_eq!(dry.tables[0].rows as usize, vendors_after_first.len());
+    assert_ne!(sorted(w.table("Vendors")), sorted(vendors_after_first.clone()), "a dry run pushes nothing");
+
+    ml_connector::replay::replay(&conn, first.run, Some("VENDOR"), false, &Events::default())
+        .await
+        .unwrap();
+    assert_eq!(sorted(w.table("Vendors")), sorted(vendors_after_first));
+}
+
+fn sorted(mut rows: Vec<serde_json::Map<String, serde_json::Value>>) -> Vec<String> {
+    let mut out: Vec<String> = rows.drain(..).map(|r| serde_json::Value::Object(r).to_string()).collect();
+    out.sort();
+    out
+}

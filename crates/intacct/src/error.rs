@@ -1,0 +1,349 @@
+//! [`IntacctError`]: every failure, classified, with a message that says what to do.
+//!
+//! Classification follows the reference's error tables (§3.6) and retry advice (§8.4): codes
+//! first, then the texts the SDKs and taps match on, because several errors share a code
+//! (XL03000006 is a wrong password, an expired session or an unauthorized sender).
+
+use std::fmt;
+
+use crate::protocol::{DecodeError, ErrorDetail};
+
+/// Where in the exchange the failure happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorLevel {
+    /// Our own settings or a request we refused to send.
+    Config,
+    /// No usable HTTP answer: connect error, timeout, a body that is not a gateway document.
+    Transport,
+    /// An HTTP status error without an XML envelope (5xx, 524, HTML pages).
+    Http,
+    /// `control/status` failure: nothing was executed.
+    Control,
+    /// `operation/authentication` failure: no function ran.
+    Authentication,
+    /// A `<result>` failed (or was aborted).
+    Function,
+}
+
+/// What went wrong, as far as the connector needs to tell cases apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    Config,
+    /// The configured or returned endpoint is not an https `*.intacct.com` URL.
+    EndpointRefused,
+    Connect,
+    Timeout,
+    /// 5xx, 524, Cloudflare/HTML pages, truncated or non-XML bodies.
+    Unavailable,
+    /// A body that parsed as something unexpected (not retried).
+    BadResponse,
+    RateLimited,
+    SenderNotAuthorized,
+    SignInIncorrect,
+    InvalidSession,
+    DemoExpired,
+    XmlGatewayNotSubscribed,
+    SchemaError,
+    PermissionDenied,
+    /// AUDITHISTORY is not readable by the user: fall back to comparing keys.
+    AuditHistoryDenied,
+    ObjectNotFound,
+    InvalidFields,
+    TemporarilyUnavailable,
+    TransactionAborted,
+    Other,
+}
+
+/// A failure of an Intacct call. Never carries a password or session id.
+#[derive(Clone, Debug, thiserror::Error)]
+pub struct IntacctError {
+    pub kind: ErrorKind,
+    pub level: ErrorLevel,
+    /// Every `<error>` the gateway sent, in order (the first is usually the cause).
+    pub errors: Vec<ErrorDetail>,
+    pub http_status: Option<u16>,
+    pub retryable: bool,
+    /// The function that failed (`query`, `getAPISession`, ...), when known.
+    pub function: Option<String>,
+    /// Our own description of the failure when the gateway sent none.
+    pub context: Option<String>,
+}
+
+impl IntacctError {
+    pub(crate) fn new(kind: ErrorKind, level: ErrorLevel, context: impl Into<String>) -> Self {
+        let retryable = matches!(
+            kind,
+            ErrorKind::Connect
+                | ErrorKind::Timeout
+                | ErrorKind::Unavailable
+                | ErrorKind::RateLimited
+                | ErrorKind::TemporarilyUnavailable
+        );
+        Self {
+            kind,
+            level,
+            errors: Vec::new(),
+            http_status: None,
+            retryable,
+            function: None,
+            context: Some(context.into()),
+        }
+    }
+
+    pub(crate) fn config(context: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, ErrorLevel::Config, context)
+    }
+
+    /// Classifies gateway errors found at `level`.
+    pub fn from_gateway(
+        level: ErrorLevel,
+        errors: Vec<ErrorDetail>,
+        http_status: Option<u16>,
+    ) -> Self {
+        let (kind, retryable) = classify(level, &errors, http_status);
+        Self {
+            kind,
+            level,
+            errors,
+            http_status,
+            retryable,
+            function: None,
+            context: None,
+        }
+    }
+
+    /// A body that is not a usable envelope. HTML, truncated and non-XML bodies are what a CDN
+    /// or a dying gateway sends, so they are retryable; a DOCTYPE or a foreign root is not.
+    pub fn from_decode(e: &DecodeError, http_status: Option<u16>) -> Self {
+        let (kind, level) = match e {
+            DecodeError::Empty
+            | DecodeError::NotXml { .. }
+            | DecodeError::Html { .. }
+            | DecodeError::Truncated => (
+                ErrorKind::Unavailable,
+                if http_status.is_some_and(|s| s >= 400) {
+                    ErrorLevel::Http
+                } else {
+                    ErrorLevel::Transport
+                },
+            ),
+            _ => (ErrorKind::BadResponse, ErrorLevel::Transport),
+        };
+        let mut err = Self::new(kind, level, e.to_string());
+        err.http_status = http_status;
+        if http_status == Some(429) {
+            err.kind = ErrorKind::RateLimited;
+            err.retryable = true;
+        }
+        err
+    }
+
+    pub(crate) fn with_function(mut self, f: &str) -> Self {
+        self.function = Some(f.to_owned());
+        self
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::PermissionDenied | ErrorKind::AuditHistoryDenied
+        )
+    }
+    pub fn is_invalid_session(&self) -> bool {
+        self.kind == ErrorKind::InvalidSession
+    }
+    pub fn is_audit_history_denied(&self) -> bool {
+        self.kind == ErrorKind::AuditHistoryDenied
+    }
+    fn first(&self) -> Option<&ErrorDetail> {
+        self.errors.first()
+    }
+    pub fn errorno(&self) -> Option<&str> {
+        self.first().map(|e| e.errorno.as_str())
+    }
+    pub fn description(&self) -> Option<&str> {
+        self.first().map(|e| e.description.as_str())
+    }
+    pub fn description2(&self) -> Option<&str> {
+        self.first().map(|e| e.description2.as_str())
+    }
+    pub fn correction(&self) -> Option<&str> {
+        self.first().map(|e| e.correction.as_str())
+    }
+    pub fn support_id(&self) -> Option<&str> {
+        self.errors.iter().find_map(|e| e.support_id.as_deref())
+    }
+
+    /// What the user should do about it.
+    pub fn advice(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Config => "Fix the Intacct settings of this connection.",
+            ErrorKind::EndpointRefused => {
+                "Use the https://*.intacct.com gateway URL (loopback http only with allow_loopback_http, for the simulator)."
+            }
+            ErrorKind::Connect => {
+                "Check network access to the Intacct gateway; the call is retried automatically."
+            }
+            ErrorKind::Timeout => {
+                "Intacct did not answer in time; the call is retried. If it persists, select fewer fields, use smaller pages or raise request_timeout."
+            }
+            ErrorKind::Unavailable => {
+                "Intacct or its CDN is having trouble; the call is retried with backoff. If it persists, check status.sage.com and try later."
+            }
+            ErrorKind::BadResponse => {
+                "The gateway sent a document we cannot use; report it with the Support ID if one is shown."
+            }
+            ErrorKind::RateLimited => {
+                "Intacct is throttling this company (too many concurrent requests); calls back off and retry. Lower max_concurrent_requests or ask Sage for a higher performance tier."
+            }
+            ErrorKind::SenderNotAuthorized => {
+                "Ask the company administrator to add this sender ID under Company > Setup > Company > Security > Web Services authorizations."
+            }
+            ErrorKind::SignInIncorrect => {
+                "Check the company ID, user ID and user password (and the sender ID/password); store corrected values with `ml-connector credentials set intacct`."
+            }
+            ErrorKind::InvalidSession => {
+                "The Intacct session expired; the client logs in again once. If it keeps happening, check the user's session timeout."
+            }
+            ErrorKind::DemoExpired => {
+                "This Intacct company is an expired demo company; use a live company."
+            }
+            ErrorKind::XmlGatewayNotSubscribed => {
+                "The company must subscribe to the XML Gateway (Company > Subscriptions > Web Services)."
+            }
+            ErrorKind::SchemaError => {
+                "The request was rejected by the gateway's schema; this is a connector bug, report it with the Support ID."
+            }
+            ErrorKind::PermissionDenied => {
+                "Grant the web services user's role Read/List permission for this object (Company > Roles), then retry."
+            }
+            ErrorKind::AuditHistoryDenied => {
+                "Grant the user View permission on audit trails/custom reports to detect deletions from audit history; until then deletions are found by comparing keys."
+            }
+            ErrorKind::ObjectNotFound => {
+                "The object does not exist in this company (or the module is not subscribed); remove the stream or fix its object name."
+            }
+            ErrorKind::InvalidFields => {
+                "A selected field does not exist or cannot be queried; refresh the field list (lookup) and remove it."
+            }
+            ErrorKind::TemporarilyUnavailable => {
+                "Intacct is temporarily off-line; the call is retried later."
+            }
+            ErrorKind::TransactionAborted => {
+                "Another function of the same transaction failed; see its error."
+            }
+            ErrorKind::Other => {
+                "See the Intacct message; contact Sage support with the Support ID if it is unclear."
+            }
+        }
+    }
+}
+
+impl fmt::Display for IntacctError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            ErrorLevel::Config => "configuration",
+            ErrorLevel::Transport => "transport",
+            ErrorLevel::Http => "HTTP",
+            ErrorLevel::Control => "control",
+            ErrorLevel::Authentication => "authentication",
+            ErrorLevel::Function => "function",
+        };
+        write!(f, "Intacct {level} error")?;
+        if let Some(func) = &self.function {
+            write!(f, " in {func}")?;
+        }
+        if let Some(s) = self.http_status {
+            write!(f, " (HTTP {s})")?;
+        }
+        let mut first = true;
+        for e in &self.errors {
+            f.write_str(if first { ": " } else { "; " })?;
+            first = false;
+            if !e.errorno.is_empty() {
+                write!(f, "[{}] ", e.errorno)?;
+            }
+            f.write_str(&e.message())?;
+        }
+        if let Some(c) = &self.context {
+            f.write_str(if first { ": " } else { "; " })?;
+            f.write_str(c)?;
+        }
+        if let Some(id) = self.support_id() {
+            write!(f, " (Support ID {id})")?;
+        }
+        write!(f, ". {}", self.advice())
+    }
+}
+
+fn classify(level: ErrorLevel, errors: &[ErrorDetail], http: Option<u16>) -> (ErrorKind, bool) {
+    let codes: Vec<String> = errors
+        .iter()
+        .map(|e| e.errorno.to_ascii_uppercase())
+        .collect();
+    let text: String = errors
+        .iter()
+        .map(ErrorDetail::haystack)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let has = |c: &str| codes.iter().any(|x| x == c);
+    let says = |t: &str| text.contains(t);
+    if http == Some(429) || has("GW-0010") || says("rate limit") {
+        return (ErrorKind::RateLimited, true);
+    }
+    if says("temporarily off-line") || says("temporarily offline") || says("try again later") {
+        return (ErrorKind::TemporarilyUnavailable, true);
+    }
+    if has("XMLGW_JPP0002") || has("GW-0011") || says("invalidrequest") {
+        return (ErrorKind::SignInIncorrect, false);
+    }
+    if has("PL04000055") || says("demo company and has expired") {
+        return (ErrorKind::DemoExpired, false);
+    }
+    if says("not authorized for xml transactions") {
+        return (ErrorKind::XmlGatewayNotSubscribed, false);
+    }
+    if says("invalid web services authorization")
+        || says("not authorized to make web services requests")
+    {
+        return (ErrorKind::SenderNotAuthorized, false);
+    }
+    if says("invalid session") {
+        return (ErrorKind::InvalidSession, false);
+    }
+    if says("audit history") && (says("permission") || has("PL04000005")) {
+        return (ErrorKind::AuditHistoryDenied, false);
+    }
+    if has("PL04000005") || says("do not have permission") {
+        return (ErrorKind::PermissionDenied, false);
+    }
+    if has("XL03000003") {
+        return (ErrorKind::SchemaError, false);
+    }
+    if has("XL03000009") && errors.len() == 1 {
+        return (ErrorKind::TransactionAborted, false);
+    }
+    if says("invalid fields list") {
+        return (ErrorKind::InvalidFields, false);
+    }
+    if says("object definition") && says("not found") {
+        return (ErrorKind::ObjectNotFound, false);
+    }
+    if has("XL03000006") && level == ErrorLevel::Authentication {
+        return (ErrorKind::SignInIncorrect, false);
+    }
+    if says("sign-in information is incorrect") {
+        return (ErrorKind::SignInIncorrect, false);
+    }
+    if says("there was an error processing the request") {
+        // Seen on AUDITHISTORY (§9); reads are idempotent, so a bounded retry is safe.
+        return (ErrorKind::Other, true);
+    }
+    if http.is_some_and(|s| s >= 500) {
+        return (ErrorKind::Unavailable, true);
+    }
+    (ErrorKind::Other, false)
+}

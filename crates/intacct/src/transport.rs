@@ -1,0 +1,214 @@
+//! HTTP exchange with the gateway: the per-company concurrency limit, status and body
+//! classification (§3.5), and retries with backoff for the retryable classes only (§8.4).
+//!
+//! Three questions, three places: *what to send* is the codec, *how to send* is
+//! [`Transport::post`], *whether to try again* is [`IntacctError::retryable`] as decided by
+//! [`classify_exchange`], which also looks inside HTTP 200 bodies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+use url::Url;
+
+use crate::error::{ErrorKind, ErrorLevel, IntacctError};
+use crate::protocol::{Response, decode_response};
+use crate::settings::RetryPolicy;
+
+/// The only way to reach the network: every request, logins included, takes a permit first.
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    limit: Arc<Semaphore>,
+    pub(crate) retry: RetryPolicy,
+}
+
+impl Transport {
+    pub(crate) fn new(
+        max_concurrent: usize,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<Self, IntacctError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("ml-connector/", env!("CARGO_PKG_VERSION")))
+            // Credentials must never follow a redirect to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| IntacctError::config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            limit: Arc::new(Semaphore::new(max_concurrent)),
+            retry,
+        })
+    }
+
+    /// One POST under a concurrency permit; the permit is released before any backoff sleep.
+    async fn post(&self, url: &Url, body: String) -> Result<(u16, Bytes), IntacctError> {
+        let _permit = self
+            .limit
+            .acquire()
+            .await
+            .map_err(|_| IntacctError::config("the client is shut down"))?;
+        let resp = self
+            .http
+            .post(url.clone())
+            .header("Content-Type", "application/xml")
+            .body(body)
+            .send()
+            .await
+            .map_err(request_error)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(request_error)?;
+        Ok((status, bytes))
+    }
+
+    /// Sends the body built by `body` (rebuilt per attempt) until it gets a usable envelope, a
+    /// non-retryable error, or the retry budget runs out.
+    pub(crate) async fn exchange(
+        &self,
+        url: &Url,
+        what: &str,
+        body: impl Fn() -> Result<String, IntacctError>,
+    ) -> Result<Response, IntacctError> {
+        let started = Instant::now();
+        let mut attempt = 1u32;
+        loop {
+            let t0 = Instant::now();
+            let outcome = match self.post(url, body()?).await {
+                Ok((status, bytes)) => classify_exchange(status, &bytes),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(r) => {
+                    debug!(
+                        function = what,
+                        attempt,
+                        elapsed_ms = t0.elapsed().as_millis() as u64,
+                        "intacct call ok"
+                    );
+                    return Ok(r);
+                }
+                Err(e) => {
+                    let delay = self.retry.delay(attempt);
+                    let may_retry = e.retryable
+                        && attempt < self.retry.max_attempts
+                        && started.elapsed() + delay <= self.retry.max_elapsed;
+                    warn!(
+                        function = what,
+                        attempt,
+                        retrying = may_retry,
+                        kind = ?e.kind,
+                        http_status = e.http_status,
+                        errorno = e.errorno().unwrap_or(""),
+                        "intacct call failed"
+                    );
+                    if !may_retry {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+fn request_error(e: reqwest::Error) -> IntacctError {
+    // reqwest's Display can include the URL but never the body; the URL holds no secret.
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_connect() {
+        ErrorKind::Connect
+    } else {
+        // Dropped connections and body read failures: the outcome is unknown, reads are safe
+        // to repeat.
+        ErrorKind::Unavailable
+    };
+    IntacctError::new(kind, ErrorLevel::Transport, e.to_string())
+}
+
+/// Turns one HTTP answer into an envelope or a classified error. Control and authentication
+/// failures become errors here; function results are left to the caller, except retryable
+/// ones (throttling, "temporarily off-line"), which fail the exchange so it is retried.
+pub fn classify_exchange(status: u16, body: &[u8]) -> Result<Response, IntacctError> {
+    let http = (status >= 300).then_some(status);
+    let resp = match decode_response(body) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut err = IntacctError::from_decode(&e, Some(status));
+            if http.is_none() {
+                err.http_status = None;
+            }
+            if (400..500).contains(&status) && status != 429 && status != 408 {
+                // A 4xx with a non-XML body is a request we should not repeat.
+                err.kind = ErrorKind::Other;
+                err.level = ErrorLevel::Http;
+                err.retryable = false;
+            } else if status >= 500 || status == 408 {
+                err.kind = ErrorKind::Unavailable;
+                err.level = ErrorLevel::Http;
+                err.retryable = true;
+            }
+            return Err(err);
+        }
+    };
+    if resp.acknowledgement.is_some() && resp.operation.is_none() {
+        return Err(IntacctError::new(
+            ErrorKind::BadResponse,
+            ErrorLevel::Control,
+            "the gateway answered with an asynchronous acknowledgement; requests must not carry a policyid",
+        ));
+    }
+    if !resp.control.status.is_success() {
+        return Err(IntacctError::from_gateway(
+            ErrorLevel::Control,
+            resp.errors,
+            http,
+        ));
+    }
+    let Some(op) = resp.operation.as_ref() else {
+        return Err(with_status(
+            IntacctError::new(
+                ErrorKind::BadResponse,
+                ErrorLevel::Control,
+                "the response has no <operation>",
+            ),
+            http,
+        ));
+    };
+    if !op.authentication.status.is_success() {
+        return Err(IntacctError::from_gateway(
+            ErrorLevel::Authentication,
+            op.errors.clone(),
+            http,
+        ));
+    }
+    if let Some(s) = http.filter(|s| *s >= 400) {
+        // An envelope that says success inside an HTTP error: trust the status code.
+        return Err(with_status(
+            IntacctError::new(
+                ErrorKind::Unavailable,
+                ErrorLevel::Http,
+                "HTTP error with a success envelope",
+            ),
+            Some(s),
+        ));
+    }
+    for r in &op.results {
+        if !r.status.is_success() {
+            let e = IntacctError::from_gateway(ErrorLevel::Function, r.errors.clone(), None);
+            if e.retryable {
+                return Err(e.with_function(&r.function));
+            }
+        }
+    }
+    Ok(resp)
+}
+
+fn with_status(mut e: IntacctError, s: Option<u16>) -> IntacctError {
+    e.http_status = s;
+    e
+}

@@ -1,0 +1,260 @@
+//! The paced pusher: sends [`Batch`]es with `POST rows` inside every push limit of their dataset, retries what the
+//! service certainly did not apply, and never resends what it may have applied.
+//!
+//! * 429 / 5xx (an HTTP status arrived, so the service refused the request): wait for `Retry-After` (a 429 also
+//!   holds every other POST to the dataset) or back off, then resend, up to `max_attempts`.
+//! * Connection refused / DNS / TLS failure (nothing reached the service): back off and resend.
+//! * Timeout or a connection dropped after the body went out: the batch is [`BatchOutcome::Ambiguous`] and is NOT
+//!   resent — POST rows has no idempotency key, so a resend could double the rows. The caller decides (for a
+//!   replace-mode table: delete and reload; for append: count rows with a DAX query first).
+//! * 403 TokenExpired / InvalidToken: the token is refreshed once and the batch resent (the service refused it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Method;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::batch::Batch;
+use crate::client::PowerBiClient;
+use crate::error::{ErrorClass, PowerBiError};
+use crate::pace::{DatasetPacer, PushLimits};
+
+/// Where a batch goes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TableTarget {
+    pub group_id: String,
+    pub dataset_id: String,
+    pub table: String,
+}
+
+/// Progress notices for the CLI and logs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PushEvent {
+    /// A budget is spent: "waiting 14 min for the hourly row budget of dataset X".
+    Waiting { dataset: String, reason: &'static str, wait: Duration },
+    /// The service answered 429 (or 5xx) and the batch will be resent.
+    Retrying { dataset: String, batch_id: Uuid, attempt: u32, status: Option<u16>, wait: Duration },
+    /// The access token was refused mid-push and renewed.
+    TokenRefreshed { dataset: String, batch_id: Uuid },
+    /// A batch finished (any outcome).
+    BatchDone { dataset: String, table: String, batch_id: Uuid, rows: usize, outcome: &'static str },
+}
+
+/// What happened to a batch.
+#[derive(Clone, Debug)]
+pub enum BatchOutcome {
+    /// Power BI answered 2xx: the rows are in the table.
+    Accepted,
+    /// The request may or may not have been applied; it was not resent.
+    Ambiguous { why: String },
+    /// Certainly not applied.
+    Failed(PowerBiError),
+}
+
+impl BatchOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BatchOutcome::Accepted => "accepted",
+            BatchOutcome::Ambiguous { .. } => "ambiguous",
+            BatchOutcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The record of one batch, for the audit trail.
+#[derive(Clone, Debug)]
+pub struct BatchReport {
+    pub batch_id: Uuid,
+    pub table: String,
+    /// Row numbers (from the [`crate::Batcher`]) carried by the batch.
+    pub row_range: std::ops::Range<u64>,
+    pub rows: usize,
+    pub bytes: usize,
+    /// `RequestId` of the last response, if any.
+    pub request_id: Option<String>,
+    /// From the first wait to the final answer.
+    pub duration: Duration,
+    /// Time spent waiting for budgets, slots and Retry-After.
+    pub waited: Duration,
+    /// HTTP sends (the first included).
+    pub attempts: u32,
+    /// 429 answers received.
+    pub throttled: u32,
+    pub token_refreshes: u32,
+    pub outcome: BatchOutcome,
+}
+
+/// Sends batches under per-dataset budgets; one per process, shared by every table and caller.
+#[derive(Clone)]
+pub struct Pusher {
+    client: PowerBiClient,
+    limits: PushLimits,
+    pacers: Arc<Mutex<HashMap<String, Arc<DatasetPacer>>>>,
+    events: broadcast::Sender<PushEvent>,
+}
+
+impl Pusher {
+    pub fn new(client: PowerBiClient, limits: PushLimits) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self { client, limits, pacers: Arc::new(Mutex::new(HashMap::new())), events }
+    }
+
+    pub fn limits(&self) -> &PushLimits {
+        &self.limits
+    }
+
+    /// Subscribe to progress notices (lagging receivers lose the oldest ones).
+    pub fn events(&self) -> broadcast::Receiver<PushEvent> {
+        self.events.subscribe()
+    }
+
+    fn pacer(&self, dataset: &str) -> Arc<DatasetPacer> {
+        let mut m = self.pacers.lock().expect("pacer map poisoned");
+        m.entry(dataset.to_string())
+            .or_insert_with(|| Arc::new(DatasetPacer::new(dataset.to_string(), self.limits.clone())))
+            .clone()
+    }
+
+    /// Sends one batch, paced and retried as described in the module docs. `table_rows_before` is how many rows the
+    /// table holds before this batch (for the large-table POST cap).
+    pub async fn send(&self, target: &TableTarget, batch: Batch, table_rows_before: u64) -> BatchReport {
+        let started = Instant::now();
+        let pacer = self.pacer(&target.dataset_id);
+        let rows = batch.row_count();
+        let large = table_rows_before >= self.limits.large_table_rows;
+        let operation = format!("POST rows to table '{}'", target.table);
+        let url = self.client.rows_url(&target.group_id, &target.dataset_id, &target.table);
+        let mut report = BatchReport {
+            batch_id: batch.id,
+            table: target.table.clone(),
+            row_range: batch.row_range(),
+            rows,
+            bytes: batch.byte_len(),
+            request_id: None,
+            duration: Duration::ZERO,
+            waited: Duration::ZERO,
+            attempts: 0,
+            throttled: 0,
+            token_refreshes: 0,
+            outcome: BatchOutcome::Accepted,
+        };
+        let mut retries = 0u32;
+        let outcome = loop {
+            let ticket = pacer.acquire(rows as u64, large, &self.events).await;
+            report.waited += ticket.waited;
+            // After the budget wait, which can be long enough for the cached token to expire.
+            let token = match self.client.tokens().token().await {
+                Ok(t) => t,
+                Err(e) => {
+                    pacer.complete(ticket, false);
+                    break BatchOutcome::Failed(e.into());
+                }
+            };
+            report.attempts += 1;
+            let result =
+                self.client.send_once(&operation, Method::POST, url.clone(), Some(batch.body().clone()), &token).await;
+            match result {
+                Ok(answer) => {
+                    pacer.complete(ticket, true);
+                    report.request_id = answer.headers.get("requestid").and_then(|v| v.to_str().ok()).map(String::from);
+                    break BatchOutcome::Accepted;
+                }
+                Err(PowerBiError::Api(e)) => {
+                    pacer.complete(ticket, false);
+                    report.request_id = e.request_id.clone().or(report.request_id.take());
+                    match e.class() {
+                        ErrorClass::Token if report.token_refreshes == 0 => {
+                            report.token_refreshes += 1;
+                            self.client.tokens().invalidate(&token).await;
+                            let _ = self.events.send(PushEvent::TokenRefreshed {
+                                dataset: target.dataset_id.clone(),
+                                batch_id: batch.id,
+                            });
+                            continue;
+                        }
+                        ErrorClass::Retryable if report.attempts < self.limits.max_attempts => {
+                            let wait = match e.retry_after {
+                                Some(w) => w,
+                                None => self.backoff(retries),
+                            };
+                            retries += 1;
+                            if e.status == 429 {
+                                report.throttled += 1;
+                                // The budget is the dataset's, so every caller of this dataset holds off.
+                                pacer.block_until(Instant::now() + wait);
+                            }
+                            tracing::warn!(dataset = %target.dataset_id, status = e.status, ?wait, "Power BI refused a batch; resending");
+                            let _ = self.events.send(PushEvent::Retrying {
+                                dataset: target.dataset_id.clone(),
+                                batch_id: batch.id,
+                                attempt: report.attempts,
+                                status: Some(e.status),
+                                wait,
+                            });
+                            let before = Instant::now();
+                            tokio::time::sleep(wait).await;
+                            report.waited += before.elapsed();
+                            continue;
+                        }
+                        _ => break BatchOutcome::Failed(PowerBiError::Api(e)),
+                    }
+                }
+                Err(PowerBiError::Transport(t)) => {
+                    if let Some(status) = t.status
+                        && (200..300).contains(&status)
+                    {
+                        // The service answered 2xx; only reading the (empty) body failed.
+                        pacer.complete(ticket, true);
+                        break BatchOutcome::Accepted;
+                    }
+                    if t.maybe_sent {
+                        // Counted against the budget: the service may have applied it.
+                        pacer.complete(ticket, true);
+                        break BatchOutcome::Ambiguous { why: t.to_string() };
+                    }
+                    pacer.complete(ticket, false);
+                    if report.attempts >= self.limits.max_attempts {
+                        break BatchOutcome::Failed(PowerBiError::Transport(t));
+                    }
+                    let wait = self.backoff(retries);
+                    retries += 1;
+                    let _ = self.events.send(PushEvent::Retrying {
+                        dataset: target.dataset_id.clone(),
+                        batch_id: batch.id,
+                        attempt: report.attempts,
+                        status: None,
+                        wait,
+                    });
+                    let before = Instant::now();
+                    tokio::time::sleep(wait).await;
+                    report.waited += before.elapsed();
+                }
+                Err(other) => {
+                    pacer.complete(ticket, false);
+                    break BatchOutcome::Failed(other);
+                }
+            }
+        };
+        report.duration = started.elapsed();
+        report.outcome = outcome;
+        let _ = self.events.send(PushEvent::BatchDone {
+            dataset: target.dataset_id.clone(),
+            table: target.table.clone(),
+            batch_id: batch.id,
+            rows,
+            outcome: report.outcome.as_str(),
+        });
+        report
+    }
+
+    /// Exponential backoff with ±25 % jitter so concurrent callers do not resend in lockstep.
+    fn backoff(&self, retries: u32) -> Duration {
+        let base = self.limits.backoff.saturating_mul(1u32 << retries.min(16)).min(self.limits.max_backoff);
+        let jitter = rand::random_range(0.75..1.25);
+        base.mul_f64(jitter).min(self.limits.max_backoff)
+    }
+}

@@ -1,0 +1,426 @@
+//! Over-HTTP tests against the Power BI simulator (`ml-sim-powerbi`) on 127.0.0.1:0: token flow, REST calls,
+//! error mapping, and the paced pusher under shortened limits. No sleeps: real waits only where the real protocol
+//! waits (pacing windows of one second, Retry-After of one second).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use futures::StreamExt;
+use ml_powerbi::{
+    ApiErrorKind, Batch, BatchOutcome, BatchReport, Batcher, ClientCredential, Cloud, Column, DataType, DatasetSchema,
+    PowerBiClient, PowerBiError, PowerBiSettings, PushEvent, PushLimits, Pusher, Retention, RowEncoder, TableSchema,
+    TableTarget, TokenErrorKind, Value,
+};
+use ml_sim_powerbi as sim;
+use rust_decimal::Decimal;
+use serde_json::{Map, Value as Json};
+use url::Url;
+
+fn settings(s: &sim::Simulator, tenant: &str, client: &str, secret: &str) -> PowerBiSettings {
+    PowerBiSettings {
+        cloud: Cloud::Public,
+        tenant_id: tenant.into(),
+        client_id: client.into(),
+        credential: ClientCredential::Secret(secret.to_string().into()),
+        authority_url: Some(Url::parse(&s.authority_url()).unwrap()),
+        api_url: Some(Url::parse(&s.api_url()).unwrap()),
+        allow_loopback_http: true,
+        request_timeout: Duration::from_secs(30),
+    }
+}
+
+fn client(s: &sim::Simulator) -> PowerBiClient {
+    PowerBiClient::new(settings(s, sim::DEFAULT_TENANT_ID, sim::DEFAULT_CLIENT_ID, sim::DEFAULT_CLIENT_SECRET)).unwrap()
+}
+
+fn table(name: &str) -> TableSchema {
+    TableSchema::new(
+        name,
+        vec![
+            Column::new("RecordNo", DataType::Int64),
+            Column::new("Amount", DataType::Decimal),
+            Column::new("Rate", DataType::Double),
+            Column::new("Posted", DataType::Boolean),
+            Column::new("EntryDate", DataType::DateTime),
+            Column::new("Memo", DataType::String),
+        ],
+    )
+}
+
+fn row(i: i64) -> Vec<Value> {
+    vec![
+        Value::Int64(i),
+        Value::Decimal(Decimal::new(i * 137 - 5_000, 2)),
+        Value::Double(i as f64 / 8.0),
+        Value::Boolean(i % 3 == 0),
+        Value::DateTime(
+            NaiveDate::from_ymd_opt(2024, 1 + (i % 12) as u32, 1 + (i % 28) as u32).unwrap().and_hms_opt(1, 2, 3).unwrap(),
+        ),
+        if i % 5 == 0 { Value::Null } else { Value::String(format!("memo {i} \"q\" ü")) },
+    ]
+}
+
+/// Encodes rows `0..n` and cuts them into batches; returns the batches and the expected stored rows.
+fn batches(t: &TableSchema, n: i64, rows_per_post: usize) -> (Vec<Batch>, Vec<Map<String, Json>>) {
+    let enc = RowEncoder::new(t);
+    let mut b = Batcher::with_limits(rows_per_post, 16_000_000);
+    let mut out = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..n {
+        let r = enc.encode(&row(i)).unwrap();
+        expected.push(serde_json::from_str(&r.json).unwrap());
+        out.extend(b.push(&r.json).unwrap());
+    }
+    out.extend(b.finish());
+    (out, expected)
+}
+
+/// Sorted by RecordNo so concurrent pushes compare regardless of arrival order.
+fn sorted(mut rows: Vec<Map<String, Json>>) -> Vec<Map<String, Json>> {
+    rows.sort_by_key(|r| r["RecordNo"].as_i64().unwrap());
+    rows
+}
+
+async fn setup(s: &sim::Simulator, c: &PowerBiClient, t: &TableSchema) -> TableTarget {
+    let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
+    let ds = c
+        .create_push_dataset(
+            &g.id,
+            &DatasetSchema { name: "Sage Intacct".into(), tables: vec![t.clone()], relationships: vec![] },
+            Retention::None,
+        )
+        .await
+        .unwrap();
+    let _ = s;
+    TableTarget { group_id: g.id, dataset_id: ds.id, table: t.name.clone() }
+}
+
+async fn push_all(p: &Pusher, target: &TableTarget, batches: Vec<Batch>, concurrency: usize) -> Vec<BatchReport> {
+    futures::stream::iter(batches).map(|b| p.send(target, b, 0)).buffer_unordered(concurrency).collect().await
+}
+
+fn sim_with_limits(limits: sim::SimLimits) -> sim::SimConfig {
+    sim::SimConfig { limits, ..sim::SimConfig::default() }
+}
+
+#[tokio::test]
+async fn create_push_and_read_back_exactly() {
+    let s = sim::Simulator::start(sim::SimConfig::default()).await.unwrap();
+    let c = client(&s);
+    let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
+    assert_eq!(g.id, sim::DEFAULT_WORKSPACE_ID);
+    // By id too (GUID accepted directly).
+    assert_eq!(c.find_workspace(sim::DEFAULT_WORKSPACE_ID).await.unwrap().name, sim::DEFAULT_WORKSPACE);
+
+    let t = table("GL Entry #1");
+    let target = setup(&s, &c, &t).await;
+    let listed = c.list_datasets(&target.group_id).await.unwrap();
+    let ds = listed.iter().find(|d| d.id == target.dataset_id).expect("created dataset is listed");
+    assert_eq!(ds.name, "Sage Intacct");
+    assert_eq!(ds.add_rows_api_enabled, Some(true));
+    let tables = c.list_tables(&target.group_id, &target.dataset_id).await.unwrap();
+    assert_eq!(tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["GL Entry #1"]);
+
+    let (bs, expected) = batches(&t, 2_500, 1_000);
+    assert_eq!(bs.len(), 3);
+    let p = Pusher::new(c.clone(), PushLimits::default());
+    for b in bs {
+        let r = p.send(&target, b, 0).await;
+        assert!(matches!(r.outcome, BatchOutcome::Accepted), "{r:?}");
+        assert_eq!(r.attempts, 1);
+        assert!(r.request_id.is_some(), "RequestId is captured");
+    }
+    let stored = s.table_rows(sim::DEFAULT_WORKSPACE, "Sage Intacct", "GL Entry #1").unwrap();
+    assert_eq!(stored, expected, "rows arrive exactly, in order");
+
+    let q = c
+        .execute_query(&target.group_id, &target.dataset_id, "EVALUATE ROW(\"n\", COUNTROWS('GL Entry #1'))")
+        .await
+        .unwrap();
+    assert_eq!(q.rows.len(), 1);
+    assert_eq!(q.rows[0].values().next().and_then(Json::as_i64), Some(2_500), "{:?}", q.rows);
+
+    // Schema change, then clear.
+    let mut t2 = t.clone();
+    t2.columns.push(Column::new("Extra", DataType::String));
+    c.put_table(&target.group_id, &target.dataset_id, &t2).await.unwrap();
+    c.delete_rows(&target.group_id, &target.dataset_id, &t.name).await.unwrap();
+    assert_eq!(s.table_rows(sim::DEFAULT_WORKSPACE, "Sage Intacct", "GL Entry #1").unwrap().len(), 0);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn paced_push_stays_inside_every_limit_and_arrives_exactly() {
+    let limits = sim::SimLimits {
+        posts_per_minute: 20,
+        minute: Duration::from_secs(1),
+        max_in_flight: 5,
+        rows_per_post: 1_000,
+        ..sim::SimLimits::default()
+    };
+    let s = sim::Simulator::start(sim_with_limits(limits)).await.unwrap();
+    let c = client(&s);
+    let t = table("Ledger");
+    let target = setup(&s, &c, &t).await;
+    let (bs, expected) = batches(&t, 50_000, 1_000);
+    assert_eq!(bs.len(), 50);
+    let push_limits = PushLimits {
+        max_rows_per_post: 1_000,
+        posts_per_window: 20,
+        window: Duration::from_secs(1),
+        max_in_flight: 5,
+        ..PushLimits::default()
+    };
+    let p = Pusher::new(c.clone(), push_limits);
+    let mut events = p.events();
+    // More concurrent callers than slots: the pacer, not the caller, must hold the line.
+    let reports = push_all(&p, &target, bs, 16).await;
+    assert!(reports.iter().all(|r| matches!(r.outcome, BatchOutcome::Accepted) && r.attempts == 1), "{reports:?}");
+    assert_eq!(reports.iter().map(|r| r.rows).sum::<usize>(), 50_000);
+
+    let stored = s.table_rows(sim::DEFAULT_WORKSPACE, "Sage Intacct", "Ledger").unwrap();
+    assert_eq!(sorted(stored), expected);
+    let stats = s.stats();
+    assert_eq!(stats.throttled_429, 0, "{stats:?}");
+    assert!(stats.peak_in_flight_posts[&target.dataset_id] <= 5, "{stats:?}");
+    assert!(stats.peak_in_flight_posts[&target.dataset_id] >= 2, "pushes overlap: {stats:?}");
+    assert!(stats.max_posts_in_minute_window[&target.dataset_id] <= 20, "{stats:?}");
+    let mut saw_wait = false;
+    while let Ok(e) = events.try_recv() {
+        if let PushEvent::Waiting { reason, dataset, .. } = e {
+            assert_eq!(dataset, target.dataset_id);
+            saw_wait |= reason == "per-minute POST budget";
+        }
+    }
+    assert!(saw_wait, "50 POSTs at 20 per second must wait for the window");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn hourly_row_budget_is_respected() {
+    let limits = sim::SimLimits {
+        rows_per_hour: 4_000,
+        hour: Duration::from_secs(1),
+        rows_per_post: 1_000,
+        ..sim::SimLimits::default()
+    };
+    let s = sim::Simulator::start(sim_with_limits(limits)).await.unwrap();
+    let c = client(&s);
+    let t = table("Hourly");
+    let target = setup(&s, &c, &t).await;
+    let (bs, expected) = batches(&t, 10_000, 1_000);
+    let p = Pusher::new(
+        c.clone(),
+        PushLimits { rows_per_hour: 4_000, hour: Duration::from_secs(1), ..PushLimits::default() },
+    );
+    let mut events = p.events();
+    let reports = push_all(&p, &target, bs, 10).await;
+    assert!(reports.iter().all(|r| matches!(r.outcome, BatchOutcome::Accepted)), "{reports:?}");
+    assert_eq!(sorted(s.table_rows(sim::DEFAULT_WORKSPACE, "Sage Intacct", "Hourly").unwrap()), expected);
+    assert_eq!(s.stats().throttled_429, 0, "{:?}", s.stats());
+    let mut reasons = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let PushEvent::Waiting { reason, .. } = e {
+            reasons.push(reason);
+        }
+    }
+    assert!(reasons.contains(&"hourly row budget"), "{reasons:?}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn expired_token_mid_push_costs_one_refresh_and_no_failed_batch() {
+    let clock = sim::SimClock::manual();
+    let cfg = sim::SimConfig {
+        clock: clock.clone(),
+        token_lifetime: Duration::from_secs(3599),
+        limits: sim::SimLimits { enforce: false, ..sim::SimLimits::default() },
+        ..sim::SimConfig::default()
+    };
+    let s = sim::Simulator::start(cfg).await.unwrap();
+    let c = client(&s);
+    let t = table("Tokens");
+    let target = setup(&s, &c, &t).await;
+    assert_eq!(c.tokens().fetch_count(), 1);
+    let (mut bs, expected) = batches(&t, 3_000, 300);
+    let p = Pusher::new(c.clone(), PushLimits::default());
+    let first: Vec<Batch> = bs.drain(..3).collect();
+    let mut reports = push_all(&p, &target, first, 1).await;
+    // The service's clock passes the token's expiry; our cache still believes in it.
+    s.advance_clock(Duration::from_secs(3700));
+    reports.extend(push_all(&p, &target, bs, 5).await);
+    assert!(reports.iter().all(|r| matches!(r.outcome, BatchOutcome::Accepted)), "{reports:?}");
+    assert_eq!(c.tokens().fetch_count(), 2, "exactly one refresh for all concurrent callers");
+    let refreshes: u32 = reports.iter().map(|r| r.token_refreshes).sum();
+    assert!((1..=5).contains(&refreshes), "each rejected in-flight batch resent once: {refreshes}");
+    assert_eq!(sorted(s.table_rows(sim::DEFAULT_WORKSPACE, "Sage Intacct", "Tokens").unwrap()), expected);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn ambiguous_batch_is_reported_and_never_resent() {
+    let s = sim::Simulator::start(sim::SimConfig::default()).await.unwrap();
+    let c = client(&s);
+    let t = table("Ambiguous");
+    let target = setup(&s, &c, &t).await;
+    s.set_faults(sim::FaultPlan::none().with(
+        Some(sim::Operation::PostRows),
+        sim::Trigger::Nth { requests: vec![3] },
+        sim::FaultKind::ResetAfterApply,
+    ));
+    let (bs, expected) = batches(&t, 500, 100);
+    let p = Pusher::new(c.clone(), PushLimits::default());
+    let mut reports = Vec::new();
+    for b in bs {
+        reports.push(p.send(&target, b, 0).await);
+    }
+    let outcomes: Vec<&str> = reports.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, vec!["accepted", "accepted", "ambiguous", "accepted", "accepted"]);
+    assert_eq!(reports[2].attempts, 1);
+    assert_eq!(reports[2].row_range, 200..300);
+    assert_eq!(s.stats().requests_by_operation["post_rows"], 5, "the ambiguous batch was not resent");
+    // The simulator applied it before dropping the connection: every row is there exactly once.
+    assert_eq!(s.table_rows(sim::DEFAULT_WORKSPACE, "Sage Intacct", "Ambiguous").unwrap(), expected);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_batches_are_retried_and_429_honoured() {
+    let s = sim::Simulator::start(sim::SimConfig::default()).await.unwrap();
+    let c = client(&s);
+    let t = table("Retry");
+    let target = setup(&s, &c, &t).await;
+    s.set_faults(
+        sim::FaultPlan::none()
+            .with(Some(sim::Operation::PostRows), sim::Trigger::Nth { requests: vec![1] }, sim::FaultKind::Status { status: 503 })
+            .with(
+                Some(sim::Operation::PostRows),
+                sim::Trigger::Nth { requests: vec![3] },
+                sim::FaultKind::Throttle { retry_after_secs: 1 },
+            ),
+    );
+    let (bs, expected) = batches(&t, 200, 100);
+    let p = Pusher::new(
+        c.clone(),
+        PushLimits { backoff: Duration::from_millis(50), max_backoff: Duration::from_millis(200), ..PushLimits::default() },
+    );
+    let mut events = p.events();
+    let mut reports = Vec::new();
+    for b in bs {
+        reports.push(p.send(&target, b, 0).await);
+    }
+    assert!(reports.iter().all(|r| matches!(r.outcome, BatchOutcome::Accepted)), "{reports:?}");
+    assert_eq!((reports[0].attempts, reports[0].throttled), (2, 0));
+    assert_eq!((reports[1].attempts, reports[1].throttled), (2, 1));
+    assert!(reports[1].waited >= Duration::from_secs(1), "Retry-After honoured: {:?}", reports[1].waited);
+    assert_eq!(s.table_rows(sim::DEFAULT_WORKSPACE, "Sage Intacct", "Retry").unwrap(), expected);
+    let mut statuses = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let PushEvent::Retrying { status, .. } = e {
+            statuses.push(status);
+        }
+    }
+    assert_eq!(statuses, vec![Some(503), Some(429)]);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn aadsts_errors_are_typed() {
+    let s = sim::Simulator::start(sim::SimConfig::default()).await.unwrap();
+    let cases = [
+        (sim::DEFAULT_TENANT_ID, sim::DEFAULT_CLIENT_ID, "wrong-secret", TokenErrorKind::InvalidSecret),
+        (sim::DEFAULT_TENANT_ID, sim::DEFAULT_CLIENT_ID, sim::DEFAULT_CLIENT_SECRET_ID, TokenErrorKind::InvalidSecret),
+        ("99999999-2222-3333-4444-555555555555", sim::DEFAULT_CLIENT_ID, sim::DEFAULT_CLIENT_SECRET, TokenErrorKind::TenantNotFound),
+        (sim::DEFAULT_TENANT_ID, "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee", sim::DEFAULT_CLIENT_SECRET, TokenErrorKind::UnknownApplication),
+    ];
+    for (tenant, client_id, secret, kind) in cases {
+        let c = PowerBiClient::new(settings(&s, tenant, client_id, secret)).unwrap();
+        let e = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap_err();
+        let PowerBiError::Token(te) = &e else { panic!("{tenant}/{client_id}: {e}") };
+        assert_eq!(te.kind, kind, "{e}");
+        assert!(te.trace_id.is_some(), "{e}");
+        let text = e.to_string();
+        assert!(!text.contains(secret) || kind == TokenErrorKind::TenantNotFound, "secret leaked: {text}");
+    }
+    // Domain names work as tenant ids.
+    let c = PowerBiClient::new(settings(&s, sim::DEFAULT_TENANT_DOMAIN, sim::DEFAULT_CLIENT_ID, sim::DEFAULT_CLIENT_SECRET)).unwrap();
+    c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificate_credential_gets_a_token() {
+    let s = sim::Simulator::start(sim::SimConfig::default()).await.unwrap();
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
+    use rsa::pkcs8::EncodePrivateKey;
+    let key_pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap().to_string();
+    let cert_pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, b"der bytes").unwrap();
+    let mut st = settings(&s, sim::DEFAULT_TENANT_ID, sim::DEFAULT_CLIENT_ID, "unused");
+    st.credential = ClientCredential::Certificate { private_key_pem: key_pem.into(), certificate_pem: cert_pem };
+    let c = PowerBiClient::new(st).unwrap();
+    let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
+    assert_eq!(g.id, sim::DEFAULT_WORKSPACE_ID);
+    assert_eq!(s.stats().tokens_issued, 1);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn workspace_and_permission_errors_are_actionable() {
+    let mut cfg = sim::SimConfig::default();
+    let other_id = "0b0b0b0b-0000-4000-8000-000000000001";
+    cfg.workspaces.push(sim::WorkspaceConfig {
+        id: other_id.into(),
+        name: "Locked".into(),
+        tenant_id: sim::DEFAULT_TENANT_ID.into(),
+        members: vec![],
+        datasets: vec![],
+    });
+    let import_id = "0c0c0c0c-0000-4000-8000-000000000002";
+    cfg.workspaces[0].datasets.push(sim::PresetDataset {
+        id: import_id.into(),
+        name: "Desktop report".into(),
+        kind: sim::PresetKind::Import,
+        tables: vec![sim::PresetTable { name: "T".into(), columns: vec![("a".into(), "Int64".into())] }],
+    });
+    let s = sim::Simulator::start(cfg).await.unwrap();
+    let c = client(&s);
+
+    let e = c.find_workspace("Locked").await.unwrap_err();
+    assert!(matches!(e, PowerBiError::WorkspaceNotFound { .. }), "{e}");
+    assert!(e.to_string().contains("Member or Contributor"), "{e}");
+    let e = c.find_workspace(other_id).await.unwrap_err();
+    let api = e.api().unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(api.kind, ApiErrorKind::GroupNotAccessible, "{e}");
+    assert!(e.to_string().contains("add the service principal"), "{e}");
+    assert!(api.request_id.is_some(), "{e}");
+
+    let e = c.post_rows(sim::DEFAULT_WORKSPACE_ID, import_id, "T", r#"{"rows":[{"a":1}]}"#.into()).await.unwrap_err();
+    assert_eq!(e.api().map(|a| a.kind), Some(ApiErrorKind::NotPushDataset), "{e}");
+
+    let e = c.list_tables(sim::DEFAULT_WORKSPACE_ID, "0d0d0d0d-0000-4000-8000-000000000003").await.unwrap_err();
+    assert!(matches!(e.api().map(|a| a.kind), Some(ApiErrorKind::ItemNotFound | ApiErrorKind::EntityNotFound)), "{e}");
+    s.shutdown().await;
+
+    // Tenant switch off for the app.
+    let mut cfg = sim::SimConfig::default();
+    cfg.tenants[0].apps[0].allowed_by_tenant_switch = false;
+    let s = sim::Simulator::start(cfg).await.unwrap();
+    let e = client(&s).find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap_err();
+    assert_eq!(e.api().map(|a| a.kind), Some(ApiErrorKind::TenantSwitchOff), "{e}");
+    assert!(e.to_string().contains("Service principals can use Fabric APIs"), "{e}");
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_schema_is_refused_before_sending() {
+    let s = sim::Simulator::start(sim::SimConfig::default()).await.unwrap();
+    let c = client(&s);
+    let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
+    let before: BTreeMap<String, u64> = s.stats().requests_by_operation;
+    let bad = DatasetSchema { name: "D".into(), tables: vec![table("Bad.Name")], relationships: vec![] };
+    let e = c.create_push_dataset(&g.id, &bad, Retention::None).await.unwrap_err();
+    assert!(matches!(e, PowerBiError::Schema(_)), "{e}");
+    assert_eq!(s.stats().requests_by_operation, before, "nothing was sent");
+    s.shutdown().await;
+}

@@ -1,0 +1,1367 @@
+//! The SQL shared by both back ends.
+//!
+//! SQLite and PostgreSQL accept the same statements here (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`, fixed-width text timestamps, integer flags), but sqlx types every query by its
+//! database, and writing this code generically over `sqlx::Database` needs a wall of
+//! higher-ranked `Encode`/`Decode` bounds. So the implementation is written once as a macro and
+//! instantiated for each back end, which supplies only: its pool type, how a write transaction
+//! begins (`BEGIN IMMEDIATE` on SQLite so the single writer is taken up front, a plain `BEGIN` on
+//! PostgreSQL), and the row-lock suffix used on the audit chain head (`FOR UPDATE` on PostgreSQL;
+//! SQLite's writer lock already serialises appends).
+
+/// Rows per multi-row statement: 1000 rows x 18 columns stays under SQLite's 32766 and
+/// PostgreSQL's 65535 bind parameters.
+pub(crate) const CHUNK: usize = 1000;
+/// Page size when walking the audit chain.
+pub(crate) const WALK_PAGE: i64 = 5000;
+
+pub(crate) const AUDIT_COLS: &str = "a.id, c.name, a.seq, a.run_id, a.stream, a.record_key, a.when_modified, \
+     a.source_hash, a.action, a.row_json, a.ref_seq, a.batch_id, a.request_id, a.outcome, a.error, a.detail, \
+     a.created_at, a.prev_hash, a.hash";
+
+pub(crate) mod prelude {
+    pub(crate) use std::collections::{HashMap, HashSet};
+    pub(crate) use std::sync::{Arc, Mutex};
+    pub(crate) use std::time::Duration;
+
+    pub(crate) use async_trait::async_trait;
+    pub(crate) use chrono::{DateTime, Utc};
+    pub(crate) use sqlx::{QueryBuilder, Row};
+
+    pub(crate) use super::{AUDIT_COLS, CHUNK, WALK_PAGE};
+    pub(crate) use crate::audit::{ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier};
+    pub(crate) use crate::crypto::SealedSecret;
+    pub(crate) use crate::model::*;
+    pub(crate) use crate::store::{Clock, Store};
+    pub(crate) use crate::StoreError;
+}
+
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32], crate::StoreError> {
+    v.try_into()
+        .map_err(|_| crate::StoreError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+pub(crate) fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, crate::StoreError> {
+    s.parse().map_err(crate::StoreError::Corrupt)
+}
+
+pub(crate) fn lease_expiry(
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: std::time::Duration,
+) -> Result<chrono::DateTime<chrono::Utc>, crate::StoreError> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| crate::StoreError::Invalid(format!("lease ttl {ttl:?} is too large")))
+}
+
+macro_rules! impl_store {
+    ($ty:ident, $db:ty, $conn:ty, lock = $lock:literal, backend = $backend:literal) => {
+        impl $ty {
+            fn now(&self) -> DateTime<Utc> {
+                self.clock.now()
+            }
+
+            async fn cid(&self, name: &str) -> Result<i64, StoreError> {
+                if let Some(id) = self.cache.lock().expect("cache lock").get(name) {
+                    return Ok(*id);
+                }
+                let id: Option<i64> = sqlx::query_scalar("SELECT id FROM connections WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let id = id.ok_or_else(|| StoreError::UnknownConnection(name.to_string()))?;
+                self.cache.lock().expect("cache lock").insert(name.to_string(), id);
+                Ok(id)
+            }
+
+            async fn run_owner(&self, run: RunId) -> Result<(i64, String), StoreError> {
+                let row = sqlx::query(
+                    "SELECT r.connection_id, c.name FROM runs r JOIN connections c ON c.id = r.connection_id WHERE r.id = $1",
+                )
+                .bind(run.0)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::UnknownRun(run.0))?;
+                Ok((row.try_get(0)?, row.try_get(1)?))
+            }
+
+            async fn lock_head(c: &mut $conn, cid: i64) -> Result<ChainHead, StoreError> {
+                let row = sqlx::query(concat!(
+                    "SELECT last_seq, last_hash FROM audit_head WHERE connection_id = $1",
+                    $lock
+                ))
+                .bind(cid)
+                .fetch_optional(&mut *c)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("connection {cid} has no audit chain head")))?;
+                Ok(ChainHead {
+                    seq: row.try_get(0)?,
+                    hash: crate::backend::hash32(row.try_get(1)?, "audit head hash")?,
+                })
+            }
+
+            async fn read_anchor(c: &mut $conn, cid: i64) -> Result<Option<ChainHead>, StoreError> {
+                let row = sqlx::query("SELECT seq, hash FROM audit_anchor WHERE connection_id = $1")
+                    .bind(cid)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => Ok(Some(ChainHead {
+                        seq: row.try_get(0)?,
+                        hash: crate::backend::hash32(row.try_get(1)?, "audit anchor hash")?,
+                    })),
+                }
+            }
+
+            /// Chains `entries` after the locked head, inserts them and stores the new head.
+            async fn append(
+                c: &mut $conn,
+                cid: i64,
+                connection: &str,
+                head: &mut ChainHead,
+                created_at: &str,
+                entries: Vec<NewEntry>,
+            ) -> Result<Vec<ChainedEntry>, StoreError> {
+                let chained: Vec<ChainedEntry> =
+                    entries.into_iter().map(|e| head.chain(connection, created_at, e)).collect();
+                Self::insert_entries(&mut *c, cid, &chained).await?;
+                Self::save_head(&mut *c, cid, head).await?;
+                Ok(chained)
+            }
+
+            async fn save_head(c: &mut $conn, cid: i64, head: &ChainHead) -> Result<(), StoreError> {
+                sqlx::query("UPDATE audit_head SET last_seq = $2, last_hash = $3 WHERE connection_id = $1")
+                    .bind(cid)
+                    .bind(head.seq)
+                    .bind(&head.hash[..])
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_entries(c: &mut $conn, cid: i64, entries: &[ChainedEntry]) -> Result<(), StoreError> {
+                for chunk in entries.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, when_modified, source_hash, \
+                         action, row_json, ref_seq, batch_id, request_id, outcome, error, detail, created_at, prev_hash, hash) ",
+                    );
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(cid)
+                            .push_bind(e.seq)
+                            .push_bind(e.entry.run.map(|r| r.0))
+                            .push_bind(e.entry.stream.as_deref())
+                            .push_bind(e.entry.record_key.as_deref())
+                            .push_bind(e.entry.when_modified.as_deref())
+                            .push_bind(e.entry.source_hash.as_deref())
+                            .push_bind(e.entry.action.as_str())
+                            .push_bind(e.entry.row_json.as_deref())
+                            .push_bind(e.entry.ref_seq)
+                            .push_bind(e.entry.batch_id.as_deref())
+                            .push_bind(e.entry.request_id.as_deref())
+                            .push_bind(e.entry.outcome.as_deref())
+                            .push_bind(e.entry.error.as_deref())
+                            .push_bind(e.entry.detail.as_deref())
+                            .push_bind(e.created_at.as_str())
+                            .push_bind(&e.prev_hash[..])
+                            .push_bind(&e.hash[..]);
+                    });
+                    qb.build().execute(&mut *c).await?;
+                }
+                Ok(())
+            }
+
+            fn stored_from_row(row: &<$db as sqlx::Database>::Row) -> Result<(i64, String, StoredEntry), StoreError> {
+                let action: String = row.try_get(8)?;
+                let entry = NewEntry {
+                    run: row.try_get::<Option<i64>, _>(3)?.map(RunId),
+                    stream: row.try_get(4)?,
+                    record_key: row.try_get(5)?,
+                    when_modified: row.try_get(6)?,
+                    source_hash: row.try_get(7)?,
+                    action: crate::backend::parse_enum(&action)?,
+                    row_json: row.try_get(9)?,
+                    ref_seq: row.try_get(10)?,
+                    batch_id: row.try_get(11)?,
+                    request_id: row.try_get(12)?,
+                    outcome: row.try_get(13)?,
+                    error: row.try_get(14)?,
+                    detail: row.try_get(15)?,
+                };
+                Ok((
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    StoredEntry {
+                        seq: row.try_get(2)?,
+                        created_at: row.try_get(16)?,
+                        prev_hash: row.try_get(17)?,
+                        hash: row.try_get(18)?,
+                        entry,
+                    },
+                ))
+            }
+
+            /// Feeds entries `from < seq <= to` to the verifier; `Ok(Err(..))` on the first break.
+            async fn walk(
+                c: &mut $conn,
+                cid: i64,
+                from: i64,
+                to: i64,
+                v: &mut Verifier,
+            ) -> Result<Result<(), (i64, String)>, StoreError> {
+                let sql = format!(
+                    "SELECT {AUDIT_COLS} FROM audit a JOIN connections c ON c.id = a.connection_id \
+                     WHERE a.connection_id = $1 AND a.seq > $2 AND a.seq <= $3 ORDER BY a.seq LIMIT $4"
+                );
+                let mut after = from;
+                loop {
+                    let rows = sqlx::query(&sql)
+                        .bind(cid)
+                        .bind(after)
+                        .bind(to)
+                        .bind(WALK_PAGE)
+                        .fetch_all(&mut *c)
+                        .await?;
+                    if rows.is_empty() {
+                        return Ok(Ok(()));
+                    }
+                    for row in &rows {
+                        let (_, _, s) = Self::stored_from_row(row)?;
+                        after = s.seq;
+                        if let Err(bad) = v.check(&s) {
+                            return Ok(Err(bad));
+                        }
+                    }
+                }
+            }
+
+            fn run_from_row(row: &<$db as sqlx::Database>::Row) -> Result<RunRecord, StoreError> {
+                let status: String = row.try_get(3)?;
+                let started: String = row.try_get(4)?;
+                let finished: Option<String> = row.try_get(5)?;
+                let summary: String = row.try_get(6)?;
+                Ok(RunRecord {
+                    id: RunId(row.try_get(0)?),
+                    connection: row.try_get(1)?,
+                    trigger: row.try_get(2)?,
+                    status: crate::backend::parse_enum(&status)?,
+                    started_at: parse_ts(&started)?,
+                    finished_at: finished.as_deref().map(parse_ts).transpose()?,
+                    summary: serde_json::from_str(&summary)
+                        .map_err(|e| StoreError::Corrupt(format!("run summary: {e}")))?,
+                })
+            }
+
+            fn credential_from_row(row: &<$db as sqlx::Database>::Row) -> Result<Credential, StoreError> {
+                let nonce: Vec<u8> = row.try_get(3)?;
+                let public: String = row.try_get(5)?;
+                let updated: String = row.try_get(6)?;
+                Ok(Credential {
+                    connection: row.try_get(0)?,
+                    kind: row.try_get(1)?,
+                    sealed: SealedSecret {
+                        key_fingerprint: row.try_get(2)?,
+                        nonce: nonce
+                            .try_into()
+                            .map_err(|_| StoreError::Corrupt("credential nonce is not 24 bytes".into()))?,
+                        ciphertext: row.try_get(4)?,
+                    },
+                    public_fields: serde_json::from_str(&public)
+                        .map_err(|e| StoreError::Corrupt(format!("credential public fields: {e}")))?,
+                    updated_at: parse_ts(&updated)?,
+                })
+            }
+
+            fn outbox_from_row(row: &<$db as sqlx::Database>::Row) -> Result<OutboxRow, StoreError> {
+                Ok(OutboxRow {
+                    id: row.try_get(0)?,
+                    key: row.try_get(1)?,
+                    row_json: row.try_get(2)?,
+                    audit_seq: row.try_get(3)?,
+                    ambiguous: row.try_get::<i64, _>(4)? != 0,
+                    batch_id: row.try_get(5)?,
+                })
+            }
+
+            async fn outbox_query(
+                &self,
+                connection: &str,
+                stream: &str,
+                after_id: i64,
+                limit: u32,
+                ambiguous: i64,
+            ) -> Result<Vec<OutboxRow>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let rows = sqlx::query(
+                    "SELECT id, record_key, row_json, audit_seq, ambiguous, batch_id FROM outbox \
+                     WHERE connection_id = $1 AND stream = $2 AND ambiguous = $3 AND id > $4 ORDER BY id LIMIT $5",
+                )
+                .bind(cid)
+                .bind(stream)
+                .bind(ambiguous)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::outbox_from_row).collect()
+            }
+
+            async fn set_ambiguous(
+                &self,
+                connection: &str,
+                stream: &str,
+                ids: &[i64],
+                flag: i64,
+                batch_id: Option<&str>,
+            ) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                let mut tx = self.begin_write().await?;
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("UPDATE outbox SET ambiguous = ");
+                    qb.push_bind(flag);
+                    if let Some(b) = batch_id {
+                        qb.push(", batch_id = ").push_bind(b);
+                    }
+                    qb.push(" WHERE connection_id = ").push_bind(cid);
+                    qb.push(" AND stream = ").push_bind(stream);
+                    qb.push(" AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    sep.push_unseparated(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn lease_row(&self, cid: i64, connection: &str) -> Result<Option<Lease>, StoreError> {
+                let row = sqlx::query("SELECT worker_id, token, expires_at FROM leases WHERE connection_id = $1")
+                    .bind(cid)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    None => Ok(None),
+                    Some(row) => {
+                        let exp: String = row.try_get(2)?;
+                        Ok(Some(Lease {
+                            connection: connection.to_string(),
+                            worker_id: row.try_get(0)?,
+                            token: row.try_get(1)?,
+                            expires_at: parse_ts(&exp)?,
+                        }))
+                    }
+                }
+            }
+        }
+
+        #[async_trait]
+        impl Store for $ty {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn ensure_connection(&self, name: &str) -> Result<ConnectionId, StoreError> {
+                if name.trim().is_empty() {
+                    return Err(StoreError::Invalid("a connection name must not be empty".into()));
+                }
+                let mut tx = self.begin_write().await?;
+                sqlx::query("INSERT INTO connections (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(ts(self.now()))
+                    .execute(&mut *tx)
+                    .await?;
+                let id: i64 = sqlx::query_scalar("SELECT id FROM connections WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES ($1, 0, $2) \
+                     ON CONFLICT (connection_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(&GENESIS[..])
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                self.cache.lock().expect("cache lock").insert(name.to_string(), id);
+                Ok(ConnectionId(id))
+            }
+
+            async fn list_connections(&self) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT name FROM connections ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn put_credential(
+                &self,
+                connection: &str,
+                kind: &str,
+                sealed: SealedSecret,
+                public_fields: serde_json::Value,
+            ) -> Result<(), StoreError> {
+                let cred = Credential {
+                    connection: connection.to_string(),
+                    kind: kind.to_string(),
+                    sealed,
+                    public_fields,
+                    updated_at: self.now(),
+                };
+                self.replace_credentials(vec![cred]).await
+            }
+
+            async fn get_credential(&self, connection: &str, kind: &str) -> Result<Option<Credential>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let row = sqlx::query(
+                    "SELECT c.name, k.kind, k.key_fingerprint, k.nonce, k.ciphertext, k.public_fields, k.updated_at \
+                     FROM credentials k JOIN connections c ON c.id = k.connection_id \
+                     WHERE k.connection_id = $1 AND k.kind = $2",
+                )
+                .bind(cid)
+                .bind(kind)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::credential_from_row).transpose()
+            }
+
+            async fn list_credentials(&self) -> Result<Vec<Credential>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT c.name, k.kind, k.key_fingerprint, k.nonce, k.ciphertext, k.public_fields, k.updated_at \
+                     FROM credentials k JOIN connections c ON c.id = k.connection_id ORDER BY c.name, k.kind",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::credential_from_row).collect()
+            }
+
+            async fn delete_credential(&self, connection: &str, kind: &str) -> Result<bool, StoreError> {
+                let cid = self.cid(connection).await?;
+                let r = sqlx::query("DELETE FROM credentials WHERE connection_id = $1 AND kind = $2")
+                    .bind(cid)
+                    .bind(kind)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn replace_credentials(&self, creds: Vec<Credential>) -> Result<(), StoreError> {
+                let mut ids = Vec::with_capacity(creds.len());
+                for c in &creds {
+                    ids.push(self.cid(&c.connection).await?);
+                }
+                let mut tx = self.begin_write().await?;
+                for (c, cid) in creds.iter().zip(ids) {
+                    let public = serde_json::to_string(&c.public_fields)
+                        .map_err(|e| StoreError::Invalid(format!("credential public fields: {e}")))?;
+                    sqlx::query(
+                        "INSERT INTO credentials (connection_id, kind, key_fingerprint, nonce, ciphertext, public_fields, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (connection_id, kind) DO UPDATE SET \
+                         key_fingerprint = excluded.key_fingerprint, nonce = excluded.nonce, ciphertext = excluded.ciphertext, \
+                         public_fields = excluded.public_fields, updated_at = excluded.updated_at",
+                    )
+                    .bind(cid)
+                    .bind(c.kind.as_str())
+                    .bind(c.sealed.key_fingerprint.as_str())
+                    .bind(&c.sealed.nonce[..])
+                    .bind(c.sealed.ciphertext.as_slice())
+                    .bind(public)
+                    .bind(ts(self.now()))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn begin_run(&self, connection: &str, trigger: &str) -> Result<RunId, StoreError> {
+                let cid = self.cid(connection).await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO runs (connection_id, run_trigger, status, started_at, summary) \
+                     VALUES ($1, $2, 'running', $3, '{}') RETURNING id",
+                )
+                .bind(cid)
+                .bind(trigger)
+                .bind(ts(self.now()))
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(RunId(id))
+            }
+
+            async fn record_stream_result(&self, run: RunId, stream: &str, r: &StreamResult) -> Result<(), StoreError> {
+                let (cid, name) = self.run_owner(run).await?;
+                let now = ts(self.now());
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO run_streams (run_id, stream, status, extracted, staged, inserted, updated, deleted, \
+                     unchanged, pushed, error, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (run_id, stream) DO UPDATE SET status = excluded.status, extracted = excluded.extracted, \
+                     staged = excluded.staged, inserted = excluded.inserted, updated = excluded.updated, \
+                     deleted = excluded.deleted, unchanged = excluded.unchanged, pushed = excluded.pushed, \
+                     error = excluded.error, updated_at = excluded.updated_at",
+                )
+                .bind(run.0)
+                .bind(stream)
+                .bind(r.status.map(|s| s.as_str()))
+                .bind(crate::backend::to_i64(r.extracted))
+                .bind(crate::backend::to_i64(r.staged))
+                .bind(crate::backend::to_i64(r.inserted))
+                .bind(crate::backend::to_i64(r.updated))
+                .bind(crate::backend::to_i64(r.deleted))
+                .bind(crate::backend::to_i64(r.unchanged))
+                .bind(crate::backend::to_i64(r.pushed))
+                .bind(r.error.as_deref())
+                .bind(now.as_str())
+                .execute(&mut *tx)
+                .await?;
+                if r.status == Some(StreamStatus::Failed) {
+                    let mut head = Self::lock_head(&mut tx, cid).await?;
+                    let mut e = NewEntry::new(AuditAction::Failed);
+                    e.run = Some(run);
+                    e.stream = Some(stream.to_string());
+                    e.outcome = Some("stream_failed".into());
+                    e.error = r.error.clone();
+                    Self::append(&mut tx, cid, &name, &mut head, &now, vec![e]).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn finish_run(&self, run: RunId, status: RunStatus, summary: serde_json::Value) -> Result<(), StoreError> {
+                let summary = serde_json::to_string(&summary)
+                    .map_err(|e| StoreError::Invalid(format!("run summary: {e}")))?;
+                let r = sqlx::query("UPDATE runs SET status = $2, finished_at = $3, summary = $4 WHERE id = $1")
+                    .bind(run.0)
+                    .bind(status.as_str())
+                    .bind(ts(self.now()))
+                    .bind(summary)
+                    .execute(&self.pool)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::UnknownRun(run.0));
+                }
+                Ok(())
+            }
+
+            async fn list_runs(&self, connection: Option<&str>, limit: u32) -> Result<Vec<RunRecord>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT r.id, c.name, r.run_trigger, r.status, r.started_at, r.finished_at, r.summary \
+                     FROM runs r JOIN connections c ON c.id = r.connection_id",
+                );
+                if let Some(name) = connection {
+                    let cid = self.cid(name).await?;
+                    qb.push(" WHERE r.connection_id = ").push_bind(cid);
+                }
+                qb.push(" ORDER BY r.id DESC LIMIT ").push_bind(i64::from(limit));
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter().map(Self::run_from_row).collect()
+            }
+
+            async fn get_run(&self, run: RunId) -> Result<Option<RunDetail>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT r.id, c.name, r.run_trigger, r.status, r.started_at, r.finished_at, r.summary \
+                     FROM runs r JOIN connections c ON c.id = r.connection_id WHERE r.id = $1",
+                )
+                .bind(run.0)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let rec = Self::run_from_row(&row)?;
+                let rows = sqlx::query(
+                    "SELECT stream, status, extracted, staged, inserted, updated, deleted, unchanged, pushed, error, updated_at \
+                     FROM run_streams WHERE run_id = $1 ORDER BY stream",
+                )
+                .bind(run.0)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut streams = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let status: Option<String> = row.try_get(1)?;
+                    let u = |i: usize| -> Result<u64, StoreError> {
+                        Ok(crate::backend::to_u64(row.try_get::<i64, _>(i)?))
+                    };
+                    let updated: String = row.try_get(10)?;
+                    streams.push(StreamRun {
+                        stream: row.try_get(0)?,
+                        result: StreamResult {
+                            status: status.as_deref().map(crate::backend::parse_enum).transpose()?,
+                            extracted: u(2)?,
+                            staged: u(3)?,
+                            inserted: u(4)?,
+                            updated: u(5)?,
+                            deleted: u(6)?,
+                            unchanged: u(7)?,
+                            pushed: u(8)?,
+                            error: row.try_get(9)?,
+                        },
+                        updated_at: parse_ts(&updated)?,
+                    });
+                }
+                Ok(Some(RunDetail { run: rec, streams }))
+            }
+
+            async fn unfinished_runs(&self, connection: &str) -> Result<Vec<RunRecord>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let rows = sqlx::query(
+                    "SELECT r.id, c.name, r.run_trigger, r.status, r.started_at, r.finished_at, r.summary \
+                     FROM runs r JOIN connections c ON c.id = r.connection_id \
+                     WHERE r.connection_id = $1 AND r.status = 'running' ORDER BY r.id",
+                )
+                .bind(cid)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::run_from_row).collect()
+            }
+
+            async fn cursor(&self, connection: &str, stream: &str) -> Result<Option<Cursor>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let row = sqlx::query(
+                    "SELECT committed_wm, committed_recno, pending_wm, pending_recno FROM cursors \
+                     WHERE connection_id = $1 AND stream = $2",
+                )
+                .bind(cid)
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let pos = |wm: Option<String>, rn: Option<i64>| match (wm, rn) {
+                    (Some(when_modified), Some(recordno)) => Some(CursorPos { when_modified, recordno }),
+                    _ => None,
+                };
+                Ok(Some(Cursor {
+                    committed: pos(row.try_get(0)?, row.try_get(1)?),
+                    pending: pos(row.try_get(2)?, row.try_get(3)?),
+                }))
+            }
+
+            async fn commit_cursor(&self, connection: &str, stream: &str) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                sqlx::query(
+                    "UPDATE cursors SET committed_wm = pending_wm, committed_recno = pending_recno, \
+                     pending_wm = NULL, pending_recno = NULL \
+                     WHERE connection_id = $1 AND stream = $2 AND pending_wm IS NOT NULL",
+                )
+                .bind(cid)
+                .bind(stream)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn reset_cursor(&self, connection: &str, stream: &str) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                sqlx::query("DELETE FROM cursors WHERE connection_id = $1 AND stream = $2")
+                    .bind(cid)
+                    .bind(stream)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn stage_page(&self, page: StagePage) -> Result<StageSummary, StoreError> {
+                let StagePage { connection, run, stream, mode, records, deletes, failed, pending_cursor } = page;
+                if records.iter().map(|r| &r.key).chain(&deletes).chain(failed.iter().map(|f| &f.key)).any(|k| k.is_empty()) {
+                    return Err(StoreError::Invalid("a staged record key must not be empty".into()));
+                }
+                let cid = self.cid(&connection).await?;
+                let created = ts(self.now());
+                let mut tx = self.begin_write().await?;
+                let mut head = Self::lock_head(&mut tx, cid).await?;
+
+                // The mirror's hash of every key this page touches: absent = new record.
+                let mut current: HashMap<String, Option<String>> = HashMap::with_capacity(records.len() + deletes.len());
+                {
+                    let mut seen = HashSet::with_capacity(records.len() + deletes.len());
+                    let keys: Vec<&str> = records
+                        .iter()
+                        .map(|r| r.key.as_str())
+                        .chain(deletes.iter().map(String::as_str))
+                        .filter(|k| seen.insert(*k))
+                        .collect();
+                    for chunk in keys.chunks(CHUNK) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "SELECT record_key, source_hash FROM mirror WHERE connection_id = ",
+                        );
+                        qb.push_bind(cid).push(" AND stream = ").push_bind(stream.as_str()).push(" AND record_key IN (");
+                        let mut sep = qb.separated(", ");
+                        for k in chunk {
+                            sep.push_bind(*k);
+                        }
+                        sep.push_unseparated(")");
+                        for row in qb.build().fetch_all(&mut *tx).await? {
+                            current.insert(row.try_get(0)?, Some(row.try_get(1)?));
+                        }
+                    }
+                }
+
+                let mut summary = StageSummary::default();
+                let mut entries: Vec<NewEntry> = Vec::with_capacity(records.len() + deletes.len() + failed.len());
+                // key -> index of the entry holding its final row, or None when deleted.
+                let mut final_state: HashMap<String, Option<usize>> = HashMap::new();
+                for r in records {
+                    let action = match current.get(&r.key) {
+                        Some(Some(h)) if *h == r.source_hash => AuditAction::Unchanged,
+                        Some(Some(_)) => AuditAction::Updated,
+                        _ => AuditAction::Inserted,
+                    };
+                    let mut e = NewEntry::new(action);
+                    e.run = Some(run);
+                    e.stream = Some(stream.clone());
+                    e.when_modified = r.when_modified;
+                    match action {
+                        AuditAction::Unchanged => summary.unchanged += 1,
+                        _ => {
+                            if action == AuditAction::Inserted {
+                                summary.inserted += 1;
+                            } else {
+                                summary.updated += 1;
+                            }
+                            current.insert(r.key.clone(), Some(r.source_hash.clone()));
+                            final_state.insert(r.key.clone(), Some(entries.len()));
+                            // Unchanged entries stay compact: the row is already in the trail.
+                            e.row_json = Some(r.row_json);
+                        }
+                    }
+                    e.record_key = Some(r.key);
+                    e.source_hash = Some(r.source_hash);
+                    entries.push(e);
+                }
+                for key in deletes {
+                    if !matches!(current.get(&key), Some(Some(_))) {
+                        continue;
+                    }
+                    current.insert(key.clone(), None);
+                    final_state.insert(key.clone(), None);
+                    let mut e = NewEntry::new(AuditAction::Deleted);
+                    e.run = Some(run);
+                    e.stream = Some(stream.clone());
+                    e.record_key = Some(key);
+                    entries.push(e);
+                    summary.deleted += 1;
+                }
+                for f in failed {
+                    let mut e = NewEntry::new(AuditAction::Failed);
+                    e.run = Some(run);
+                    e.stream = Some(stream.clone());
+                    e.record_key = Some(f.key);
+                    e.when_modified = f.when_modified;
+                    e.source_hash = f.source_hash;
+                    e.error = Some(f.error);
+                    entries.push(e);
+                    summary.failed += 1;
+                }
+
+                let chained = Self::append(&mut tx, cid, &connection, &mut head, &created, entries).await?;
+
+                let upserts: Vec<&ChainedEntry> =
+                    final_state.values().filter_map(|i| i.map(|i| &chained[i])).collect();
+                for chunk in upserts.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) ",
+                    );
+                    qb.push_values(chunk, |mut b, e| {
+                        b.push_bind(cid)
+                            .push_bind(stream.as_str())
+                            .push_bind(e.entry.record_key.as_deref())
+                            .push_bind(e.entry.when_modified.as_deref())
+                            .push_bind(e.entry.source_hash.as_deref())
+                            .push_bind(e.entry.row_json.as_deref());
+                    });
+                    qb.push(
+                        " ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
+                         source_hash = excluded.source_hash, row_json = excluded.row_json",
+                    );
+                    qb.build().execute(&mut *tx).await?;
+                }
+                let removed: Vec<&str> =
+                    final_state.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.as_str()).collect();
+                for chunk in removed.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("DELETE FROM mirror WHERE connection_id = ");
+                    qb.push_bind(cid).push(" AND stream = ").push_bind(stream.as_str()).push(" AND record_key IN (");
+                    let mut sep = qb.separated(", ");
+                    for k in chunk {
+                        sep.push_bind(*k);
+                    }
+                    sep.push_unseparated(")");
+                    qb.build().execute(&mut *tx).await?;
+                }
+
+                let changed = summary.inserted + summary.updated + summary.deleted > 0;
+                match mode {
+                    StageMode::Append => {
+                        let rows: Vec<&ChainedEntry> = chained
+                            .iter()
+                            .filter(|e| matches!(e.entry.action, AuditAction::Inserted | AuditAction::Updated))
+                            .collect();
+                        for chunk in rows.chunks(CHUNK) {
+                            let mut qb = QueryBuilder::<$db>::new(
+                                "INSERT INTO outbox (connection_id, stream, record_key, row_json, audit_seq) ",
+                            );
+                            qb.push_values(chunk, |mut b, e| {
+                                b.push_bind(cid)
+                                    .push_bind(stream.as_str())
+                                    .push_bind(e.entry.record_key.as_deref())
+                                    .push_bind(e.entry.row_json.as_deref())
+                                    .push_bind(e.seq);
+                            });
+                            qb.build().execute(&mut *tx).await?;
+                        }
+                    }
+                    StageMode::Replace if changed => {
+                        sqlx::query(
+                            "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                             VALUES ($1, $2, 1, NULL, 0) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1",
+                        )
+                        .bind(cid)
+                        .bind(stream.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    StageMode::Replace => {}
+                }
+                if let Some(c) = &pending_cursor {
+                    sqlx::query(
+                        "INSERT INTO cursors (connection_id, stream, pending_wm, pending_recno) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (connection_id, stream) DO UPDATE SET pending_wm = excluded.pending_wm, \
+                         pending_recno = excluded.pending_recno",
+                    )
+                    .bind(cid)
+                    .bind(stream.as_str())
+                    .bind(c.when_modified.as_str())
+                    .bind(c.recordno)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(summary)
+            }
+
+            async fn outbox_batch(&self, connection: &str, stream: &str, after_id: i64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+                self.outbox_query(connection, stream, after_id, limit, 0).await
+            }
+
+            async fn outbox_count(&self, connection: &str, stream: &str) -> Result<u64, StoreError> {
+                let cid = self.cid(connection).await?;
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE connection_id = $1 AND stream = $2")
+                    .bind(cid)
+                    .bind(stream)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(crate::backend::to_u64(n))
+            }
+
+            async fn mark_delivered(&self, connection: &str, stream: &str, ids: &[i64], d: &Delivery) -> Result<u64, StoreError> {
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let cid = self.cid(connection).await?;
+                let created = ts(self.now());
+                let mut tx = self.begin_write().await?;
+                let mut head = Self::lock_head(&mut tx, cid).await?;
+                let mut found: Vec<(i64, String, i64)> = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new("SELECT id, record_key, audit_seq FROM outbox WHERE connection_id = ");
+                    qb.push_bind(cid).push(" AND stream = ").push_bind(stream).push(" AND id IN (");
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(*id);
+                    }
+                    sep.push_unseparated(")");
+                    for row in qb.build().fetch_all(&mut *tx).await? {
+                        found.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+                    }
+                }
+                found.sort_unstable_by_key(|f| f.0);
+                let action = match d.outcome {
+                    DeliveryOutcome::Accepted => AuditAction::Pushed,
+                    DeliveryOutcome::Ambiguous => AuditAction::Ambiguous,
+                    DeliveryOutcome::Failed => AuditAction::PushFailed,
+                };
+                let entries = found
+                    .iter()
+                    .map(|(_, key, seq)| {
+                        let mut e = NewEntry::new(action);
+                        e.run = Some(d.run);
+                        e.stream = Some(stream.to_string());
+                        e.record_key = Some(key.clone());
+                        e.ref_seq = Some(*seq);
+                        e.batch_id = Some(d.batch_id.clone());
+                        e.request_id = d.request_id.clone();
+                        e.outcome = Some(d.outcome.as_str().to_string());
+                        e.error = d.error.clone();
+                        e
+                    })
+                    .collect();
+                Self::append(&mut tx, cid, connection, &mut head, &created, entries).await?;
+                let found_ids: Vec<i64> = found.iter().map(|f| f.0).collect();
+                match d.outcome {
+                    DeliveryOutcome::Accepted => {
+                        for chunk in found_ids.chunks(CHUNK) {
+                            let mut qb = QueryBuilder::<$db>::new("DELETE FROM outbox WHERE id IN (");
+                            let mut sep = qb.separated(", ");
+                            for id in chunk {
+                                sep.push_bind(*id);
+                            }
+                            sep.push_unseparated(")");
+                            qb.build().execute(&mut *tx).await?;
+                        }
+                        sqlx::query(
+                            "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                             VALUES ($1, $2, 0, $3, $4) ON CONFLICT (connection_id, stream) DO UPDATE SET \
+                             last_loaded_run = excluded.last_loaded_run, table_rows = stream_state.table_rows + excluded.table_rows",
+                        )
+                        .bind(cid)
+                        .bind(stream)
+                        .bind(d.run.0)
+                        .bind(found_ids.len() as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    DeliveryOutcome::Ambiguous => {
+                        for chunk in found_ids.chunks(CHUNK) {
+                            let mut qb = QueryBuilder::<$db>::new("UPDATE outbox SET ambiguous = 1, batch_id = ");
+                            qb.push_bind(d.batch_id.as_str()).push(" WHERE id IN (");
+                            let mut sep = qb.separated(", ");
+                            for id in chunk {
+                                sep.push_bind(*id);
+                            }
+                            sep.push_unseparated(")");
+                            qb.build().execute(&mut *tx).await?;
+                        }
+                    }
+                    DeliveryOutcome::Failed => {}
+                }
+                tx.commit().await?;
+                Ok(found_ids.len() as u64)
+            }
+
+            async fn mark_ambiguous(&self, connection: &str, stream: &str, ids: &[i64], batch_id: &str) -> Result<(), StoreError> {
+                self.set_ambiguous(connection, stream, ids, 1, Some(batch_id)).await
+            }
+
+            async fn ambiguous_rows(&self, connection: &str, stream: &str, after_id: i64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+                self.outbox_query(connection, stream, after_id, limit, 1).await
+            }
+
+            async fn clear_ambiguous(&self, connection: &str, stream: &str, ids: &[i64]) -> Result<(), StoreError> {
+                self.set_ambiguous(connection, stream, ids, 0, None).await
+            }
+
+            async fn mirror_page(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Vec<MirrorRow>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let rows = sqlx::query(
+                    "SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key > $3 \
+                     ORDER BY record_key LIMIT $4",
+                )
+                .bind(cid)
+                .bind(stream)
+                .bind(after_key.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok(MirrorRow { key: r.try_get(0)?, row_json: r.try_get(1)? }))
+                    .collect()
+            }
+
+            async fn mirror_count(&self, connection: &str, stream: &str) -> Result<u64, StoreError> {
+                let cid = self.cid(connection).await?;
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM mirror WHERE connection_id = $1 AND stream = $2")
+                    .bind(cid)
+                    .bind(stream)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(crate::backend::to_u64(n))
+            }
+
+            async fn mirror_keys_page(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+                let cid = self.cid(connection).await?;
+                Ok(sqlx::query_scalar(
+                    "SELECT record_key FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key > $3 \
+                     ORDER BY record_key LIMIT $4",
+                )
+                .bind(cid)
+                .bind(stream)
+                .bind(after_key.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn stream_state(&self, connection: &str, stream: &str) -> Result<StreamState, StoreError> {
+                let cid = self.cid(connection).await?;
+                let row = sqlx::query(
+                    "SELECT dirty, last_loaded_run, table_rows FROM stream_state WHERE connection_id = $1 AND stream = $2",
+                )
+                .bind(cid)
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(StreamState::default()) };
+                Ok(StreamState {
+                    dirty: row.try_get::<i64, _>(0)? != 0,
+                    last_loaded_run: row.try_get::<Option<i64>, _>(1)?.map(RunId),
+                    table_rows: crate::backend::to_u64(row.try_get(2)?),
+                })
+            }
+
+            async fn mark_reloaded(&self, connection: &str, stream: &str, run: RunId, rows: u64, batches: &[Delivery]) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                let created = ts(self.now());
+                let mut tx = self.begin_write().await?;
+                let mut head = Self::lock_head(&mut tx, cid).await?;
+                let detail = format!("{{\"reload_rows\":{rows}}}");
+                let entries = batches
+                    .iter()
+                    .map(|d| {
+                        let mut e = NewEntry::new(match d.outcome {
+                            DeliveryOutcome::Accepted => AuditAction::Pushed,
+                            DeliveryOutcome::Ambiguous => AuditAction::Ambiguous,
+                            DeliveryOutcome::Failed => AuditAction::PushFailed,
+                        });
+                        e.run = Some(d.run);
+                        e.stream = Some(stream.to_string());
+                        e.batch_id = Some(d.batch_id.clone());
+                        e.request_id = d.request_id.clone();
+                        e.outcome = Some(d.outcome.as_str().to_string());
+                        e.error = d.error.clone();
+                        e.detail = Some(detail.clone());
+                        e
+                    })
+                    .collect();
+                Self::append(&mut tx, cid, connection, &mut head, &created, entries).await?;
+                let all_ok = batches.iter().all(|d| d.outcome == DeliveryOutcome::Accepted);
+                let sql = if all_ok {
+                    "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                     VALUES ($1, $2, 0, $3, $4) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 0, \
+                     last_loaded_run = excluded.last_loaded_run, table_rows = excluded.table_rows"
+                } else {
+                    "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                     VALUES ($1, $2, 1, NULL, $4) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1, \
+                     table_rows = excluded.table_rows"
+                };
+                sqlx::query(sql)
+                    .bind(cid)
+                    .bind(stream)
+                    .bind(run.0)
+                    .bind(crate::backend::to_i64(rows))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rows_pushed_by_run(&self, run: RunId, stream: &str, after_id: i64, limit: u32) -> Result<Vec<ReplayRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT a.id, a.record_key, s.row_json FROM audit a \
+                     JOIN audit s ON s.connection_id = a.connection_id AND s.seq = a.ref_seq \
+                     WHERE a.run_id = $1 AND a.stream = $2 AND a.action = 'pushed' AND a.record_key IS NOT NULL \
+                     AND a.id > $3 ORDER BY a.id LIMIT $4",
+                )
+                .bind(run.0)
+                .bind(stream)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let row_json: Option<String> = r.try_get(2)?;
+                        Ok(ReplayRow {
+                            id: r.try_get(0)?,
+                            key: r.try_get(1)?,
+                            row_json: row_json.ok_or_else(|| {
+                                StoreError::Corrupt("a pushed row refers to an audit entry without a row".into())
+                            })?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn rows_as_of_run(&self, connection: &str, stream: &str, run: RunId, after_key: Option<&str>, limit: u32) -> Result<Vec<ReplayRow>, StoreError> {
+                let cid = self.cid(connection).await?;
+                // For each key: its newest insert/update/delete entry from runs <= R; keep it
+                // unless it is a delete.
+                let rows = sqlx::query(
+                    "SELECT a.record_key, a.row_json FROM audit a \
+                     WHERE a.connection_id = $1 AND a.stream = $2 AND a.record_key > $3 \
+                     AND a.action IN ('inserted', 'updated') AND a.run_id <= $4 \
+                     AND a.seq = (SELECT max(b.seq) FROM audit b WHERE b.connection_id = $1 AND b.stream = $2 \
+                        AND b.record_key = a.record_key AND b.run_id <= $4 \
+                        AND b.action IN ('inserted', 'updated', 'deleted')) \
+                     ORDER BY a.record_key LIMIT $5",
+                )
+                .bind(cid)
+                .bind(stream)
+                .bind(after_key.unwrap_or(""))
+                .bind(run.0)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let row_json: Option<String> = r.try_get(1)?;
+                        Ok(ReplayRow {
+                            id: 0,
+                            key: r.try_get(0)?,
+                            row_json: row_json
+                                .ok_or_else(|| StoreError::Corrupt("a staged audit entry has no row".into()))?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn save_dataset(&self, connection: &str, s: &DatasetState) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                sqlx::query(
+                    "INSERT INTO datasets (connection_id, group_id, dataset_id, schema_json, schema_hash, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (connection_id) DO UPDATE SET group_id = excluded.group_id, \
+                     dataset_id = excluded.dataset_id, schema_json = excluded.schema_json, \
+                     schema_hash = excluded.schema_hash, updated_at = excluded.updated_at",
+                )
+                .bind(cid)
+                .bind(s.group_id.as_str())
+                .bind(s.dataset_id.as_str())
+                .bind(s.schema_json.as_str())
+                .bind(s.schema_hash.as_str())
+                .bind(ts(self.now()))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn dataset(&self, connection: &str) -> Result<Option<DatasetState>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let row = sqlx::query(
+                    "SELECT group_id, dataset_id, schema_json, schema_hash FROM datasets WHERE connection_id = $1",
+                )
+                .bind(cid)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok(DatasetState {
+                        group_id: r.try_get(0)?,
+                        dataset_id: r.try_get(1)?,
+                        schema_json: r.try_get(2)?,
+                        schema_hash: r.try_get(3)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn try_acquire_lease(&self, connection: &str, worker_id: &str, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let now = self.now();
+                let expires_at = crate::backend::lease_expiry(now, ttl)?;
+                let token = uuid::Uuid::new_v4().to_string();
+                // One atomic statement: insert, or take over only a lease that has expired.
+                let got: Option<String> = sqlx::query_scalar(
+                    "INSERT INTO leases (connection_id, worker_id, token, expires_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (connection_id) DO UPDATE SET worker_id = excluded.worker_id, token = excluded.token, \
+                     expires_at = excluded.expires_at WHERE leases.expires_at <= $5 RETURNING token",
+                )
+                .bind(cid)
+                .bind(worker_id)
+                .bind(token.as_str())
+                .bind(ts(expires_at))
+                .bind(ts(now))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(got.map(|token| Lease {
+                    connection: connection.to_string(),
+                    worker_id: worker_id.to_string(),
+                    token,
+                    expires_at: parse_ts(&ts(expires_at)).unwrap_or(expires_at),
+                }))
+            }
+
+            async fn renew_lease(&self, connection: &str, token: &str, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let expires_at = crate::backend::lease_expiry(self.now(), ttl)?;
+                // Still ours while the token matches, even just past expiry: nobody took it over.
+                let worker: Option<String> = sqlx::query_scalar(
+                    "UPDATE leases SET expires_at = $3 WHERE connection_id = $1 AND token = $2 RETURNING worker_id",
+                )
+                .bind(cid)
+                .bind(token)
+                .bind(ts(expires_at))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(worker.map(|worker_id| Lease {
+                    connection: connection.to_string(),
+                    worker_id,
+                    token: token.to_string(),
+                    expires_at: parse_ts(&ts(expires_at)).unwrap_or(expires_at),
+                }))
+            }
+
+            async fn release_lease(&self, connection: &str, token: &str) -> Result<bool, StoreError> {
+                let cid = self.cid(connection).await?;
+                let r = sqlx::query("DELETE FROM leases WHERE connection_id = $1 AND token = $2")
+                    .bind(cid)
+                    .bind(token)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(r.rows_affected() > 0)
+            }
+
+            async fn current_lease(&self, connection: &str) -> Result<Option<Lease>, StoreError> {
+                let cid = self.cid(connection).await?;
+                self.lease_row(cid, connection).await
+            }
+
+            async fn audit_search(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "SELECT {AUDIT_COLS} FROM audit a JOIN connections c ON c.id = a.connection_id WHERE 1 = 1"
+                ));
+                if let Some(name) = &f.connection {
+                    let cid = self.cid(name).await?;
+                    qb.push(" AND a.connection_id = ").push_bind(cid);
+                }
+                if let Some(run) = f.run {
+                    qb.push(" AND a.run_id = ").push_bind(run.0);
+                }
+                if let Some(s) = &f.stream {
+                    qb.push(" AND a.stream = ").push_bind(s.as_str());
+                }
+                if let Some(k) = &f.record_key {
+                    qb.push(" AND a.record_key = ").push_bind(k.as_str());
+                }
+                if let Some(t) = f.from {
+                    qb.push(" AND a.created_at >= ").push_bind(ts(t));
+                }
+                if let Some(t) = f.to {
+                    qb.push(" AND a.created_at < ").push_bind(ts(t));
+                }
+                if let Some(a) = f.action {
+                    qb.push(" AND a.action = ").push_bind(a.as_str());
+                }
+                if let Some(id) = f.after_id {
+                    qb.push(" AND a.id > ").push_bind(id);
+                }
+                qb.push(" ORDER BY a.id LIMIT ").push_bind(i64::from(f.limit.unwrap_or(1000)));
+                let rows = qb.build().fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|row| {
+                        let (id, name, s) = Self::stored_from_row(row)?;
+                        crate::audit::to_public(id, &name, s)
+                    })
+                    .collect()
+            }
+
+            async fn audit_verify(&self, connection: &str) -> Result<VerifyReport, StoreError> {
+                let cid = self.cid(connection).await?;
+                let mut c = self.pool.acquire().await?;
+                let head_row = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE connection_id = $1")
+                    .bind(cid)
+                    .fetch_one(&mut *c)
+                    .await?;
+                let head = ChainHead {
+                    seq: head_row.try_get(0)?,
+                    hash: crate::backend::hash32(head_row.try_get(1)?, "audit head hash")?,
+                };
+                let anchor = Self::read_anchor(&mut c, cid).await?;
+                let mut v = Verifier::new(connection, anchor);
+                let start = anchor.map_or(0, |a| a.seq);
+                let mut result = Self::walk(&mut c, cid, start, head.seq, &mut v).await?;
+                if result.is_ok() {
+                    result = v.finish(head);
+                }
+                if result.is_ok() {
+                    let extra: i64 = sqlx::query_scalar("SELECT count(*) FROM audit WHERE connection_id = $1 AND seq > $2")
+                        .bind(cid)
+                        .bind(head.seq)
+                        .fetch_one(&mut *c)
+                        .await?;
+                    if extra > 0 {
+                        result = Err((head.seq + 1, format!("{extra} entries lie beyond the recorded head: they were inserted by hand")));
+                    }
+                }
+                Ok(VerifyReport {
+                    entries_checked: v.checked(),
+                    ok: result.is_ok(),
+                    first_bad: result.err(),
+                    anchor_seq: anchor.map(|a| a.seq),
+                })
+            }
+
+            async fn audit_prune(&self, connection: &str, before: DateTime<Utc>) -> Result<PruneReport, StoreError> {
+                let cid = self.cid(connection).await?;
+                let mut tx = self.begin_write().await?;
+                Self::lock_head(&mut tx, cid).await?;
+                let anchor = Self::read_anchor(&mut tx, cid).await?;
+                let start = anchor.map_or(0, |a| a.seq);
+                let old: Option<i64> =
+                    sqlx::query_scalar("SELECT max(seq) FROM audit WHERE connection_id = $1 AND created_at < $2")
+                        .bind(cid)
+                        .bind(ts(before))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                // Rows still waiting in the outbox are replayed from their staging entries: keep those.
+                let oldest_needed: Option<i64> =
+                    sqlx::query_scalar("SELECT min(audit_seq) FROM outbox WHERE connection_id = $1")
+                        .bind(cid)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let cut = match (old, oldest_needed) {
+                    (Some(o), Some(n)) => o.min(n - 1),
+                    (Some(o), None) => o,
+                    (None, _) => start,
+                };
+                if cut <= start {
+                    return Ok(PruneReport { deleted: 0, anchor_seq: anchor.map(|a| a.seq) });
+                }
+                // Never prune a broken prefix: that would erase the evidence.
+                let mut v = Verifier::new(connection, anchor);
+                if let Err((seq, why)) = Self::walk(&mut tx, cid, start, cut, &mut v).await? {
+                    return Err(StoreError::Invalid(format!(
+                        "the audit chain of '{connection}' is broken at entry {seq} ({why}); refusing to prune. \
+                         Run `ml-connector audit verify` and investigate before pruning"
+                    )));
+                }
+                let new_anchor = v.head();
+                if new_anchor.seq != cut {
+                    return Err(StoreError::Invalid(format!(
+                        "the audit chain of '{connection}' ends at entry {} before the prune point {cut}; refusing to prune",
+                        new_anchor.seq
+                    )));
+                }
+                let deleted = sqlx::query("DELETE FROM audit WHERE connection_id = $1 AND seq <= $2")
+                    .bind(cid)
+                    .bind(cut)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(
+                    "INSERT INTO audit_anchor (connection_id, seq, hash, pruned_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (connection_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+                     pruned_at = excluded.pruned_at",
+                )
+                .bind(cid)
+                .bind(new_anchor.seq)
+                .bind(&new_anchor.hash[..])
+                .bind(ts(self.now()))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(PruneReport { deleted, anchor_seq: Some(new_anchor.seq) })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,353 @@
+//! Plain data types exchanged with the store. No I/O here.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::SealedSecret;
+
+/// Where the store lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite database file (created with its directory when absent).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://user:pw@host/db`).
+    Postgres(String),
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreLocation::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            StoreLocation::Postgres(u) => write!(f, "Postgres({})", crate::error::redact_url(u)),
+        }
+    }
+}
+
+macro_rules! id_type {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+id_type!(
+    /// Store-internal id of a connection.
+    ConnectionId
+);
+id_type!(
+    /// Id of a run; increases with time.
+    RunId
+);
+
+macro_rules! str_enum {
+    ($(#[$m:meta])* $name:ident { $($var:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($var),+ }
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$var => $s),+ }
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok($name::$var),)+
+                    other => Err(format!("unknown {} '{}'", stringify!($name), other)),
+                }
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// State of a run. `Running` until [`crate::Store::finish_run`].
+    RunStatus { Running = "running", Succeeded = "succeeded", Partial = "partial", Failed = "failed", Interrupted = "interrupted" }
+);
+str_enum!(
+    /// Result of one stream within a run.
+    StreamStatus { Ok = "ok", Failed = "failed", Skipped = "skipped" }
+);
+str_enum!(
+    /// How a stream's Power BI table is fed.
+    StageMode { Append = "append", Replace = "replace" }
+);
+str_enum!(
+    /// What Power BI did with a batch.
+    DeliveryOutcome { Accepted = "accepted", Ambiguous = "ambiguous", Failed = "failed" }
+);
+str_enum!(
+    /// What an audit entry records.
+    AuditAction {
+        Inserted = "inserted", Updated = "updated", Deleted = "deleted", Unchanged = "unchanged",
+        Failed = "failed", Pushed = "pushed", Ambiguous = "ambiguous", PushFailed = "push_failed",
+    }
+);
+
+/// A stored credential: the sealed secret plus non-secret fields (ids, user names) in clear.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Credential {
+    pub connection: String,
+    /// "intacct" | "powerbi"
+    pub kind: String,
+    pub sealed: SealedSecret,
+    pub public_fields: serde_json::Value,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Counters and error of one stream in one run (upserted per run + stream).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamResult {
+    pub status: Option<StreamStatus>,
+    pub extracted: u64,
+    pub staged: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    pub pushed: u64,
+    /// Full remote error text (Intacct description + correction, Power BI message); never a secret.
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub connection: String,
+    /// schedule | manual | demo | resume
+    pub trigger: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub summary: serde_json::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamRun {
+    pub stream: String,
+    pub result: StreamResult,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunDetail {
+    pub run: RunRecord,
+    pub streams: Vec<StreamRun>,
+}
+
+/// A position in Intacct's `(WHENMODIFIED, RECORDNO)` order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorPos {
+    /// ISO 8601 timestamp as the pipeline formats it.
+    pub when_modified: String,
+    pub recordno: i64,
+}
+
+/// `committed` is where the next run starts; `pending` is staged but not yet confirmed loaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub committed: Option<CursorPos>,
+    pub pending: Option<CursorPos>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedRecord {
+    /// Record key (RECORDNO or the object's key) as text.
+    pub key: String,
+    pub when_modified: Option<String>,
+    /// Hex SHA-256 of the source record; equal hashes mean "unchanged".
+    pub source_hash: String,
+    /// The exact row JSON that goes to Power BI.
+    pub row_json: String,
+}
+
+/// A record that could not be transformed; audited as `failed`, never pushed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedRecord {
+    pub key: String,
+    pub when_modified: Option<String>,
+    pub source_hash: Option<String>,
+    pub error: String,
+}
+
+/// One page of one stream, staged atomically by [`crate::Store::stage_page`].
+#[derive(Clone, Debug)]
+pub struct StagePage {
+    pub connection: String,
+    pub run: RunId,
+    pub stream: String,
+    pub mode: StageMode,
+    pub records: Vec<StagedRecord>,
+    /// Keys deleted at the source.
+    pub deletes: Vec<String>,
+    pub failed: Vec<FailedRecord>,
+    /// Becomes the stream's pending cursor in the same transaction.
+    pub pending_cursor: Option<CursorPos>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSummary {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
+    pub failed: u64,
+}
+
+/// A row waiting to be appended to a Power BI table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub key: String,
+    pub row_json: String,
+    /// Sequence number of the staging audit entry that produced it.
+    pub audit_seq: i64,
+    /// Set when a batch holding it had an unknown fate; check before re-sending.
+    pub ambiguous: bool,
+    /// Batch the row was last sent in (set for ambiguous rows).
+    pub batch_id: Option<String>,
+}
+
+/// The fate of one Power BI batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub run: RunId,
+    pub batch_id: String,
+    pub request_id: Option<String>,
+    pub outcome: DeliveryOutcome,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorRow {
+    pub key: String,
+    pub row_json: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamState {
+    /// The Power BI table differs from the mirror and must be rebuilt (replace mode).
+    pub dirty: bool,
+    pub last_loaded_run: Option<RunId>,
+    /// Rows believed to be in the Power BI table.
+    pub table_rows: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetState {
+    pub group_id: String,
+    pub dataset_id: String,
+    pub schema_json: String,
+    pub schema_hash: String,
+}
+
+/// A time-limited claim on a connection's runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub connection: String,
+    pub worker_id: String,
+    /// Proof of ownership for renew/release.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A row replayed from the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayRow {
+    /// Audit entry id (page with `after_id`) for pushed rows; 0 for as-of rows (page by key).
+    pub id: i64,
+    pub key: String,
+    pub row_json: String,
+}
+
+/// One entry of the hash-chained audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Global id (search paging).
+    pub id: i64,
+    pub connection: String,
+    /// Position in the connection's chain: 1, 2, 3, ... without gaps.
+    pub seq: i64,
+    pub run: Option<RunId>,
+    pub stream: Option<String>,
+    pub record_key: Option<String>,
+    pub when_modified: Option<String>,
+    pub source_hash: Option<String>,
+    pub action: AuditAction,
+    /// The exact row staged (inserted/updated); for `pushed`, the row comes from `ref_seq`.
+    pub row_json: Option<String>,
+    /// For delivery entries: the seq of the staging entry whose row was sent.
+    pub ref_seq: Option<i64>,
+    pub batch_id: Option<String>,
+    pub request_id: Option<String>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    /// Small JSON with extra facts (e.g. `{"rows":2000}` for a reload batch).
+    pub detail: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Hex of the previous entry's hash (all zeros for the first entry).
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Filter for [`crate::Store::audit_search`]; `None` fields do not filter.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub connection: Option<String>,
+    pub run: Option<RunId>,
+    pub stream: Option<String>,
+    pub record_key: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub action: Option<AuditAction>,
+    /// Default 1000.
+    pub limit: Option<u32>,
+    /// Entries with id greater than this (paging).
+    pub after_id: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub entries_checked: u64,
+    pub ok: bool,
+    /// `(seq, reason)` of the first entry that breaks the chain.
+    pub first_bad: Option<(i64, String)>,
+    /// Seq of the pruning anchor the check started from, if any.
+    pub anchor_seq: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneReport {
+    pub deleted: u64,
+    /// Seq of the last pruned entry, now the anchor (unchanged when nothing was pruned).
+    pub anchor_seq: Option<i64>,
+}
+
+/// Fixed-width UTC text form used for every timestamp column: sorts as text in both back ends.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, crate::StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| crate::StoreError::Corrupt(format!("timestamp '{s}': {e}")))
+}

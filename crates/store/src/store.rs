@@ -1,0 +1,169 @@
+//! The [`Store`] trait: everything the connector persists, behind one object-safe interface.
+//!
+//! Every method that changes more than one row does so in one transaction. Methods that take a
+//! connection name fail with [`StoreError::UnknownConnection`] until
+//! [`Store::ensure_connection`] has created it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::crypto::SealedSecret;
+use crate::model::*;
+use crate::StoreError;
+
+/// Source of "now" for lease expiry and audit timestamps (injectable for tests).
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+type R<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
+    /// Closes the pool (waits for connections to be returned).
+    async fn close(&self);
+
+    // ---- connections ----
+    /// Creates the connection (and its audit chain) if absent; idempotent.
+    async fn ensure_connection(&self, name: &str) -> R<ConnectionId>;
+    async fn list_connections(&self) -> R<Vec<String>>;
+
+    // ---- credentials (sealed; see crate::crypto) ----
+    async fn put_credential(
+        &self,
+        connection: &str,
+        kind: &str,
+        sealed: SealedSecret,
+        public_fields: serde_json::Value,
+    ) -> R<()>;
+    async fn get_credential(&self, connection: &str, kind: &str) -> R<Option<Credential>>;
+    /// Every credential of every connection.
+    async fn list_credentials(&self) -> R<Vec<Credential>>;
+    async fn delete_credential(&self, connection: &str, kind: &str) -> R<bool>;
+    /// Overwrites the given credentials in ONE transaction (key rotation): all or nothing.
+    async fn replace_credentials(&self, creds: Vec<Credential>) -> R<()>;
+
+    // ---- runs ----
+    async fn begin_run(&self, connection: &str, trigger: &str) -> R<RunId>;
+    /// Upserts the stream's counters for this run. A failed stream's error also goes to the audit trail.
+    async fn record_stream_result(&self, run: RunId, stream: &str, result: &StreamResult) -> R<()>;
+    async fn finish_run(&self, run: RunId, status: RunStatus, summary: serde_json::Value) -> R<()>;
+    /// Newest first.
+    async fn list_runs(&self, connection: Option<&str>, limit: u32) -> R<Vec<RunRecord>>;
+    async fn get_run(&self, run: RunId) -> R<Option<RunDetail>>;
+    /// Runs still `running` (e.g. the process died), oldest first.
+    async fn unfinished_runs(&self, connection: &str) -> R<Vec<RunRecord>>;
+
+    // ---- cursors ----
+    async fn cursor(&self, connection: &str, stream: &str) -> R<Option<Cursor>>;
+    /// Promotes pending → committed (after the stream's load is confirmed). No-op without pending.
+    async fn commit_cursor(&self, connection: &str, stream: &str) -> R<()>;
+    /// Forgets both positions (`--full`).
+    async fn reset_cursor(&self, connection: &str, stream: &str) -> R<()>;
+
+    // ---- staging ----
+    /// Stages one page atomically: mirror, audit entries, outbox (append) or dirty flag (replace),
+    /// pending cursor.
+    async fn stage_page(&self, page: StagePage) -> R<StageSummary>;
+
+    // ---- outbox (append streams) ----
+    /// Rows not flagged ambiguous, by id.
+    async fn outbox_batch(&self, connection: &str, stream: &str, after_id: i64, limit: u32)
+    -> R<Vec<OutboxRow>>;
+    /// All rows waiting, ambiguous ones included.
+    async fn outbox_count(&self, connection: &str, stream: &str) -> R<u64>;
+    /// One transaction: audit entries for every row; Accepted deletes the rows and adds them to
+    /// the table's row count; Ambiguous flags them; Failed leaves them. Returns rows found.
+    async fn mark_delivered(
+        &self,
+        connection: &str,
+        stream: &str,
+        ids: &[i64],
+        delivery: &Delivery,
+    ) -> R<u64>;
+    /// Flags rows whose batch had an unknown fate (no audit entry; see `mark_delivered`).
+    async fn mark_ambiguous(&self, connection: &str, stream: &str, ids: &[i64], batch_id: &str) -> R<()>;
+    async fn ambiguous_rows(&self, connection: &str, stream: &str, after_id: i64, limit: u32)
+    -> R<Vec<OutboxRow>>;
+    /// Un-flags rows found NOT to have landed, so `outbox_batch` sends them again.
+    async fn clear_ambiguous(&self, connection: &str, stream: &str, ids: &[i64]) -> R<()>;
+
+    // ---- mirror (replace streams) ----
+    /// Keyset page in bytewise key order.
+    async fn mirror_page(
+        &self,
+        connection: &str,
+        stream: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> R<Vec<MirrorRow>>;
+    async fn mirror_count(&self, connection: &str, stream: &str) -> R<u64>;
+    async fn mirror_keys_page(
+        &self,
+        connection: &str,
+        stream: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> R<Vec<String>>;
+    async fn stream_state(&self, connection: &str, stream: &str) -> R<StreamState>;
+    /// One transaction: an audit entry per batch; when every batch was accepted the stream is
+    /// clean and `last_loaded_run = run`, otherwise it stays dirty. `table_rows = rows` either way.
+    async fn mark_reloaded(
+        &self,
+        connection: &str,
+        stream: &str,
+        run: RunId,
+        rows: u64,
+        batches: &[Delivery],
+    ) -> R<()>;
+
+    // ---- replay ----
+    /// Rows accepted by Power BI in `run` for `stream` (append), from the audit trail, by audit id.
+    async fn rows_pushed_by_run(&self, run: RunId, stream: &str, after_id: i64, limit: u32)
+    -> R<Vec<ReplayRow>>;
+    /// The stream's rows as they were after `run` (replace), from the audit trail, by key.
+    /// Entries removed by `audit_prune` are not available.
+    async fn rows_as_of_run(
+        &self,
+        connection: &str,
+        stream: &str,
+        run: RunId,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> R<Vec<ReplayRow>>;
+
+    // ---- dataset ----
+    async fn save_dataset(&self, connection: &str, state: &DatasetState) -> R<()>;
+    async fn dataset(&self, connection: &str) -> R<Option<DatasetState>>;
+
+    // ---- leases ----
+    /// Takes the connection's lease if free or expired.
+    async fn try_acquire_lease(&self, connection: &str, worker_id: &str, ttl: Duration) -> R<Option<Lease>>;
+    /// Extends a lease still held with `token`; `None` when another worker took it.
+    async fn renew_lease(&self, connection: &str, token: &str, ttl: Duration) -> R<Option<Lease>>;
+    async fn release_lease(&self, connection: &str, token: &str) -> R<bool>;
+    async fn current_lease(&self, connection: &str) -> R<Option<Lease>>;
+
+    // ---- audit ----
+    /// Entries matching the filter, by id.
+    async fn audit_search(&self, filter: &AuditFilter) -> R<Vec<AuditEntry>>;
+    /// Walks the connection's chain from its anchor (or genesis) to its head.
+    async fn audit_verify(&self, connection: &str) -> R<VerifyReport>;
+    /// Deletes entries created before `before` (a verified prefix of the chain, never one an
+    /// outbox row still refers to) and records the last one as the anchor.
+    async fn audit_prune(&self, connection: &str, before: DateTime<Utc>) -> R<PruneReport>;
+}
