@@ -61,7 +61,6 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(if cfg!(debug_assertions) { 3 } else { 200 });
     let body = page();
-    if std::env::var_os("DUMP_PAGE").is_some() { std::fs::write("/tmp/page.xml", &body).unwrap(); }
     // warm-up, and a correctness check so the loop cannot be optimised into nothing
     let r = decode_response(&body).expect("generated page decodes");
     assert_eq!(

@@ -443,7 +443,10 @@ impl IntacctClient {
             })
             .collect();
         let resp = self.call("query", &functions).await?;
-        let mut results = resp.operation.expect("checked by classify_exchange").results;
+        let mut results = resp
+            .operation
+            .expect("checked by classify_exchange")
+            .results;
         if results.len() != functions.len() {
             return Err(IntacctError::new(
                 ErrorKind::BadResponse,
@@ -529,6 +532,9 @@ impl IntacctClient {
             let page_size = client.page_size(req.page_size);
             let mut nm = resume.never_modified;
             while let Some(after) = nm {
+                if !ahead_ok(&tx).await {
+                    return;
+                }
                 let q = never_modified_query(&req, after, page_size);
                 let page = match client.query(q).await {
                     Ok(p) => Page {
@@ -553,6 +559,9 @@ impl IntacctClient {
             }
             let mut m = resume.modified;
             while let Some(after) = m {
+                if !ahead_ok(&tx).await {
+                    return;
+                }
                 let q = modified_query(&req, after, page_size);
                 let mut page = match client.query(q).await {
                     Ok(p) => Page {
@@ -630,6 +639,9 @@ impl IntacctClient {
             let page_size = client.page_size(None);
             let mut after: Option<i64> = None;
             loop {
+                if !ahead_ok(&tx).await {
+                    return;
+                }
                 let mut q = Query::new(&object, &["RECORDNO"]);
                 q.filter = after.map(|n| Filter::gt("RECORDNO", n.to_string()));
                 q.order_by = vec![("RECORDNO".into(), Order::Ascending)];
@@ -781,6 +793,15 @@ impl IntacctClient {
         }
         Ok(out)
     }
+}
+
+/// Waits until the one-slot channel is empty, i.e. the consumer has taken the previous page.
+/// Producers call it before each fetch, so they run exactly one page ahead: the consumer holds
+/// page n, page n+1 is fetched (then waits in the slot), and nothing more. `false` when the
+/// stream was dropped. The producer is the channel's only sender, so the capacity seen free
+/// here is still free when it sends.
+async fn ahead_ok<T>(tx: &tokio::sync::mpsc::Sender<T>) -> bool {
+    tx.reserve().await.is_ok()
 }
 
 /// Runs `producer` in a task that sends pages into a one-slot channel, so the next page is
@@ -979,4 +1000,54 @@ fn next_modified(page: &Page, page_size: u32) -> Result<Option<Option<Cursor>>, 
 /// `123--REC` → 123; other OBJECTKEY forms are not RECORDNOs.
 pub fn parse_object_key(key: &str) -> Option<i64> {
     key.trim().strip_suffix("--REC")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_keys_of_the_recordno_form() {
+        assert_eq!(parse_object_key("123--REC"), Some(123));
+        assert_eq!(parse_object_key(" 7--REC "), Some(7));
+        assert_eq!(parse_object_key("V-100"), None);
+        assert_eq!(parse_object_key("jsmith"), None);
+        assert_eq!(parse_object_key("--REC"), None);
+    }
+
+    #[test]
+    fn keyset_filters() {
+        let req = ChangedSince {
+            object: "VENDOR".into(),
+            fields: vec!["NAME".into()],
+            since: None,
+            page_size: None,
+        };
+        let c = Cursor {
+            when_modified: crate::protocol::values::parse_timestamp("01/02/2024 03:04:05").unwrap(),
+            recordno: 42,
+        };
+        let q = modified_query(&req, Some(c), 2000);
+        assert_eq!(
+            q.filter,
+            Some(Filter::Or(vec![
+                Filter::gt("WHENMODIFIED", "01/02/2024 03:04:05"),
+                Filter::And(vec![
+                    Filter::eq("WHENMODIFIED", "01/02/2024 03:04:05"),
+                    Filter::gt("RECORDNO", "42"),
+                ]),
+            ]))
+        );
+        assert_eq!(q.select.len(), 3, "RECORDNO and WHENMODIFIED added");
+        assert!(q.show_private);
+        let q = never_modified_query(&req, Some(9), 2000);
+        assert_eq!(
+            q.filter,
+            Some(Filter::And(vec![
+                Filter::IsNull("WHENMODIFIED".into()),
+                Filter::gt("RECORDNO", "9"),
+            ]))
+        );
+        assert_eq!(q.order_by, vec![("RECORDNO".to_owned(), Order::Ascending)]);
+    }
 }

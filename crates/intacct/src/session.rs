@@ -78,3 +78,97 @@ impl SessionCache {
         map.entry(key.clone()).or_default().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::values::parse_session_time;
+
+    fn auth(ts: &str, to: Option<&str>) -> Authentication {
+        Authentication {
+            session_timestamp: parse_session_time(ts),
+            session_timeout: to.and_then(parse_session_time),
+            ..Authentication::default()
+        }
+    }
+
+    fn session(obtained: Instant, deadline: Instant) -> Session {
+        Session {
+            id: SecretString::from("x"),
+            endpoint: Url::parse("https://api.intacct.com/ia/xml/xmlgw.phtml").unwrap(),
+            location_id: None,
+            company_id: String::new(),
+            user_id: String::new(),
+            generation: 1,
+            obtained,
+            deadline,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn deadline_is_timeout_minus_margin_whatever_the_offset() {
+        let now = Instant::now();
+        let margin = Duration::from_secs(300);
+        let a = auth(
+            "2019-05-30T12:29:53-07:00",
+            Some("2019-05-30T14:29:53-07:00"),
+        );
+        assert_eq!(
+            deadline_from(&a, now, margin, Duration::from_secs(1)),
+            now + Duration::from_secs(2 * 3600 - 300)
+        );
+        // a timeout already within the margin means: refresh now
+        let a = auth(
+            "2024-01-01T00:00:00+00:00",
+            Some("2024-01-01T00:04:00+00:00"),
+        );
+        assert_eq!(deadline_from(&a, now, margin, Duration::from_secs(1)), now);
+        // old responses without sessiontimeout fall back to the age cap
+        let a = auth("2015-12-06T15:57:08-08:00", None);
+        assert_eq!(
+            deadline_from(&a, now, margin, Duration::from_secs(3000)),
+            now + Duration::from_secs(3000)
+        );
+    }
+
+    #[test]
+    fn usable_until_the_deadline_and_the_age_cap() {
+        let t0 = Instant::now();
+        let max_age = Duration::from_secs(50 * 60);
+        let s = session(t0, t0 + Duration::from_secs(6 * 3600));
+        assert!(s.usable(t0 + Duration::from_secs(49 * 60), max_age));
+        assert!(
+            !s.usable(t0 + Duration::from_secs(50 * 60), max_age),
+            "age cap"
+        );
+        let s = session(t0, t0 + Duration::from_secs(10 * 60));
+        assert!(s.usable(t0 + Duration::from_secs(9 * 60), max_age));
+        assert!(
+            !s.usable(t0 + Duration::from_secs(10 * 60), max_age),
+            "deadline"
+        );
+    }
+
+    #[test]
+    fn one_slot_per_company_entity_and_user() {
+        let cache = SessionCache::default();
+        let k = |e: Option<&str>, u: &str| SessionKey {
+            company: "C".into(),
+            entity: e.map(Into::into),
+            user: u.into(),
+        };
+        assert!(Arc::ptr_eq(
+            &cache.slot(&k(None, "u")),
+            &cache.slot(&k(None, "u"))
+        ));
+        assert!(!Arc::ptr_eq(
+            &cache.slot(&k(None, "u")),
+            &cache.slot(&k(Some("E"), "u"))
+        ));
+        assert!(!Arc::ptr_eq(
+            &cache.slot(&k(None, "u")),
+            &cache.slot(&k(None, "v"))
+        ));
+    }
+}

@@ -682,3 +682,75 @@ async fn ties_on_whenmodified_are_broken_by_recordno() {
     assert!(pages.iter().filter(|p| p.pass == Pass::Modified).count() >= 3);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn sessions_near_their_timeout_are_refreshed_before_use() {
+    let sim = Simulator::start(SimConfig::tiny()).await.unwrap();
+    let mut s = settings(&sim);
+    // The sim's sessions last 2 h; a 3 h margin makes every session "near its end".
+    s.session_refresh_margin = Duration::from_secs(3 * 3600);
+    let client = IntacctClient::new(s).unwrap();
+    for _ in 0..3 {
+        client
+            .query(Query::new("CLASS", &["RECORDNO"]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        logins(&sim),
+        3,
+        "a fresh session for each call, none rejected"
+    );
+    let st = sim.stats();
+    assert_eq!(st.http_requests, 6, "{st:?}");
+
+    // and the age cap alone does the same
+    let mut s = settings(&sim);
+    s.session_max_age = Duration::ZERO;
+    let client = IntacctClient::new(s).unwrap();
+    client
+        .query(Query::new("CLASS", &["RECORDNO"]))
+        .await
+        .unwrap();
+    client
+        .query(Query::new("CLASS", &["RECORDNO"]))
+        .await
+        .unwrap();
+    assert_eq!(logins(&sim), 5);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_next_page_is_fetched_while_the_consumer_holds_the_current_one() {
+    let sim = Simulator::start(SimConfig::tiny()).await.unwrap();
+    let client = IntacctClient::new(settings(&sim)).unwrap();
+    let queries = |sim: &Simulator| {
+        sim.stats()
+            .requests_by_function
+            .get("query")
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut s = std::pin::pin!(client.changed_since(req("VENDOR", 2)));
+    let first = s.next().await.unwrap().unwrap();
+    assert_eq!(first.records.len(), 2);
+    // Not polling the stream: the producer must still fetch the next page on its own.
+    let mut waited = 0;
+    while queries(&sim) < 2 {
+        assert!(waited < 500, "no prefetch after {waited} checks");
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // the prefetched page is the next one, nothing lost or repeated
+    let second = s.next().await.unwrap().unwrap();
+    let k = |p: &ml_intacct::Page, i: usize| {
+        p.records[i]
+            .get("RECORDNO")
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert!(k(&second, 0) != k(&first, 0) && k(&second, 0) != k(&first, 1));
+    drop(s);
+    sim.shutdown().await;
+}

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use futures::StreamExt;
 use ml_powerbi::{
-    Batch, BatchOutcome, Batcher, ClientCredential, Cloud, Column, DataType, DatasetSchema, PowerBiClient,
-    PowerBiSettings, PushEvent, PushLimits, Pusher, Retention, RowEncoder, TableSchema, TableTarget, Value,
+    Batch, BatchOutcome, Batcher, ClientCredential, Cloud, Column, DataType, DatasetSchema,
+    PowerBiClient, PowerBiSettings, PushEvent, PushLimits, Pusher, Retention, RowEncoder,
+    TableSchema, TableTarget, Value,
 };
 use ml_sim_powerbi as sim;
 use rust_decimal::Decimal;
@@ -34,7 +35,10 @@ fn table() -> TableSchema {
         ("Vendor", DataType::String),
         ("Memo", DataType::String),
     ];
-    TableSchema::new("GLEntry", cols.iter().map(|(n, t)| Column::new(*n, *t)).collect())
+    TableSchema::new(
+        "GLEntry",
+        cols.iter().map(|(n, t)| Column::new(*n, *t)).collect(),
+    )
 }
 
 fn row(i: i64) -> Vec<Value> {
@@ -56,11 +60,18 @@ fn row(i: i64) -> Vec<Value> {
 }
 
 fn rows_env(default: i64) -> i64 {
-    std::env::var("ML_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var("ML_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Rows are generated outside the timed section; only encoding and batching are measured.
-fn encode_and_batch(t: &TableSchema, values: &[Vec<Value>], limits: &PushLimits) -> (Vec<Batch>, Duration) {
+fn encode_and_batch(
+    t: &TableSchema,
+    values: &[Vec<Value>],
+    limits: &PushLimits,
+) -> (Vec<Batch>, Duration) {
     let enc = RowEncoder::new(t);
     let mut b = Batcher::new(limits);
     let mut out = Vec::new();
@@ -104,26 +115,55 @@ fn settings(s: &sim::Simulator) -> PowerBiSettings {
     st
 }
 
-async fn push(n: i64, sim_limits: sim::SimLimits, limits: PushLimits, concurrency: usize) -> (Duration, usize, u32) {
-    let s = sim::Simulator::start(sim::SimConfig { limits: sim_limits, ..sim::SimConfig::default() }).await.unwrap();
+async fn push(
+    n: i64,
+    sim_limits: sim::SimLimits,
+    limits: PushLimits,
+    concurrency: usize,
+) -> (Duration, usize, u32) {
+    let s = sim::Simulator::start(sim::SimConfig {
+        limits: sim_limits,
+        ..sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
     let c = PowerBiClient::new(settings(&s)).unwrap();
     let t = table();
     let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
     let ds = c
-        .create_push_dataset(&g.id, &DatasetSchema { name: "Bench".into(), tables: vec![t.clone()], relationships: vec![] }, Retention::None)
+        .create_push_dataset(
+            &g.id,
+            &DatasetSchema {
+                name: "Bench".into(),
+                tables: vec![t.clone()],
+                relationships: vec![],
+            },
+            Retention::None,
+        )
         .await
         .unwrap();
-    let target = TableTarget { group_id: g.id, dataset_id: ds.id.clone(), table: t.name.clone() };
+    let target = TableTarget {
+        group_id: g.id,
+        dataset_id: ds.id.clone(),
+        table: t.name.clone(),
+    };
     let values: Vec<Vec<Value>> = (0..n).map(row).collect();
     let pusher = Pusher::new(c, limits.clone());
     let mut events = pusher.events();
     let printer = tokio::spawn(async move {
         let mut last = Instant::now() - Duration::from_secs(60);
         while let Ok(e) = events.recv().await {
-            if let PushEvent::Waiting { dataset, reason, wait } = e
+            if let PushEvent::Waiting {
+                dataset,
+                reason,
+                wait,
+            } = e
                 && last.elapsed() > Duration::from_secs(30)
             {
-                println!("  waiting {:.0} s for the {reason} of dataset {dataset}", wait.as_secs_f64());
+                println!(
+                    "  waiting {:.0} s for the {reason} of dataset {dataset}",
+                    wait.as_secs_f64()
+                );
                 last = Instant::now();
             }
         }
@@ -142,7 +182,11 @@ async fn push(n: i64, sim_limits: sim::SimLimits, limits: PushLimits, concurrenc
         .await;
     let took = start.elapsed();
     printer.abort();
-    let accepted = reports.iter().filter(|r| matches!(r.outcome, BatchOutcome::Accepted)).map(|r| r.rows).sum();
+    let accepted = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, BatchOutcome::Accepted))
+        .map(|r| r.rows)
+        .sum();
     let throttled = reports.iter().map(|r| r.throttled).sum();
     s.shutdown().await;
     (took, accepted, throttled)
@@ -150,11 +194,17 @@ async fn push(n: i64, sim_limits: sim::SimLimits, limits: PushLimits, concurrenc
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let real = args.iter().any(|a| a == "real-limits") || std::env::var("ML_BENCH_REAL_LIMITS").is_ok_and(|v| v == "1");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let real = args.iter().any(|a| a == "real-limits")
+        || std::env::var("ML_BENCH_REAL_LIMITS").is_ok_and(|v| v == "1");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     if real {
         let n = rows_env(1_000_000);
-        println!("real limits: pushing {n} rows at 10,000 rows/POST, 120 POSTs/min, 5 in flight, 1,000,000 rows/hour");
+        println!(
+            "real limits: pushing {n} rows at 10,000 rows/POST, 120 POSTs/min, 5 in flight, 1,000,000 rows/hour"
+        );
         let (took, accepted, throttled) =
             rt.block_on(push(n, sim::SimLimits::default(), PushLimits::default(), 8));
         // Lower bound set by the limits: 120 POSTs per minute, and each further 1,000,000 rows one more hour (the
@@ -173,7 +223,10 @@ fn main() {
     }
     bench_encode();
     let n = rows_env(500_000);
-    let off = sim::SimLimits { enforce: false, ..sim::SimLimits::default() };
+    let off = sim::SimLimits {
+        enforce: false,
+        ..sim::SimLimits::default()
+    };
     let (took, accepted, throttled) = rt.block_on(push(n, off, PushLimits::unlimited(), 8));
     println!(
         "push to in-process simulator (limits off, no latency): {accepted}/{n} rows in {:.3} s = {:.0} rows/s, {throttled} x 429 (target >= 500,000 rows/s in release)",

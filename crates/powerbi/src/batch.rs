@@ -63,6 +63,8 @@ pub struct Batcher {
     rows_in_buf: usize,
     first_row: u64,
     next_row: u64,
+    /// Size of the previous body: the next buffer is allocated at that size once instead of regrowing.
+    last_len: usize,
 }
 
 impl Batcher {
@@ -78,6 +80,7 @@ impl Batcher {
             rows_in_buf: 0,
             first_row: 0,
             next_row: 0,
+            last_len: 0,
         }
     }
 
@@ -91,14 +94,21 @@ impl Batcher {
     pub fn push(&mut self, row_json: &str) -> Result<Option<Batch>, RowTooLarge> {
         let alone = PREFIX.len() + row_json.len() + SUFFIX.len();
         if alone > self.max_bytes {
-            return Err(RowTooLarge { row: self.next_row, bytes: alone, max: self.max_bytes });
+            return Err(RowTooLarge {
+                row: self.next_row,
+                bytes: alone,
+                max: self.max_bytes,
+            });
         }
         let mut done = None;
-        if self.rows_in_buf > 0 && self.buf.len() + 1 + row_json.len() + SUFFIX.len() > self.max_bytes {
+        if self.rows_in_buf > 0
+            && self.buf.len() + 1 + row_json.len() + SUFFIX.len() > self.max_bytes
+        {
             done = self.take();
         }
         if self.rows_in_buf == 0 {
-            self.buf.reserve(PREFIX.len() + row_json.len() + SUFFIX.len());
+            self.buf
+                .reserve((PREFIX.len() + row_json.len() + SUFFIX.len()).max(self.last_len));
             self.buf.push_str(PREFIX);
             self.first_row = self.next_row;
         } else {
@@ -125,7 +135,12 @@ impl Batcher {
         let mut body = std::mem::take(&mut self.buf);
         body.push_str(SUFFIX);
         self.rows_in_buf = 0;
-        Some(Batch { id: Uuid::new_v4(), body: Bytes::from(body), rows: self.first_row..self.next_row })
+        self.last_len = body.len();
+        Some(Batch {
+            id: Uuid::new_v4(),
+            body: Bytes::from(body),
+            rows: self.first_row..self.next_row,
+        })
     }
 }
 
@@ -134,7 +149,9 @@ mod tests {
     use super::*;
 
     fn rows(n: usize, width: usize) -> Vec<String> {
-        (0..n).map(|i| format!("{{\"i\":{i},\"s\":\"{}\"}}", "x".repeat(width))).collect()
+        (0..n)
+            .map(|i| format!("{{\"i\":{i},\"s\":\"{}\"}}", "x".repeat(width)))
+            .collect()
     }
 
     fn run(b: &mut Batcher, input: &[String]) -> Vec<Batch> {
@@ -147,7 +164,10 @@ mod tests {
     fn cuts_at_the_row_limit_and_keeps_every_row_once_in_order() {
         let input = rows(25, 3);
         let batches = run(&mut Batcher::with_limits(10, 1 << 20), &input);
-        assert_eq!(batches.iter().map(Batch::row_count).collect::<Vec<_>>(), vec![10, 10, 5]);
+        assert_eq!(
+            batches.iter().map(Batch::row_count).collect::<Vec<_>>(),
+            vec![10, 10, 5]
+        );
         assert_eq!(batches[1].row_range(), 10..20);
         let mut all = Vec::new();
         for b in &batches {
@@ -166,18 +186,26 @@ mod tests {
         // Room for exactly three rows: prefix + 3 rows + 2 commas + suffix.
         let max = PREFIX.len() + 3 * one + 2 + SUFFIX.len();
         let batches = run(&mut Batcher::with_limits(10_000, max), &input);
-        assert_eq!(batches.iter().map(Batch::row_count).collect::<Vec<_>>(), vec![3, 3, 1]);
+        assert_eq!(
+            batches.iter().map(Batch::row_count).collect::<Vec<_>>(),
+            vec![3, 3, 1]
+        );
         assert!(batches.iter().all(|b| b.byte_len() <= max));
         assert_eq!(batches[0].byte_len(), max);
         let batches = run(&mut Batcher::with_limits(10_000, max - 1), &input);
-        assert_eq!(batches.iter().map(Batch::row_count).collect::<Vec<_>>(), vec![2, 2, 2, 1]);
+        assert_eq!(
+            batches.iter().map(Batch::row_count).collect::<Vec<_>>(),
+            vec![2, 2, 2, 1]
+        );
     }
 
     #[test]
     fn oversized_row_is_refused_without_losing_the_others() {
         let mut b = Batcher::with_limits(10, 64);
         assert!(b.push("{\"a\":1}").unwrap().is_none());
-        let e = b.push(&format!("{{\"s\":\"{}\"}}", "y".repeat(100))).unwrap_err();
+        let e = b
+            .push(&format!("{{\"s\":\"{}\"}}", "y".repeat(100)))
+            .unwrap_err();
         assert_eq!(e.row, 1);
         assert!(b.push("{\"a\":2}").unwrap().is_none());
         let last = b.finish().unwrap();

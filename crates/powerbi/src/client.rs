@@ -119,7 +119,9 @@ impl std::str::FromStr for Retention {
         match s.trim().to_ascii_lowercase().as_str() {
             "none" => Ok(Retention::None),
             "basicfifo" => Ok(Retention::BasicFifo),
-            other => Err(PowerBiError::Config(format!("unknown retention '{other}': use none or basicFIFO"))),
+            other => Err(PowerBiError::Config(format!(
+                "unknown retention '{other}': use none or basicFIFO"
+            ))),
         }
     }
 }
@@ -171,7 +173,12 @@ pub(crate) struct CreateDatasetRequest<'a> {
 
 impl<'a> CreateDatasetRequest<'a> {
     pub(crate) fn new(schema: &'a DatasetSchema) -> Self {
-        Self { name: &schema.name, default_mode: "Push", tables: &schema.tables, relationships: &schema.relationships }
+        Self {
+            name: &schema.name,
+            default_mode: "Push",
+            tables: &schema.tables,
+            relationships: &schema.relationships,
+        }
     }
 }
 
@@ -190,7 +197,10 @@ pub(crate) struct Answer {
 
 impl Answer {
     fn request_id(&self) -> Option<String> {
-        self.headers.get("requestid").and_then(|v| v.to_str().ok()).map(String::from)
+        self.headers
+            .get("requestid")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
     }
 
     fn json<T: serde::de::DeserializeOwned>(&self, operation: &str) -> Result<T, PowerBiError> {
@@ -227,7 +237,9 @@ pub struct PowerBiClient {
 
 impl std::fmt::Debug for PowerBiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PowerBiClient").field("api_base", &self.inner.api_base.as_str()).finish_non_exhaustive()
+        f.debug_struct("PowerBiClient")
+            .field("api_base", &self.inner.api_base.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -243,8 +255,20 @@ impl PowerBiClient {
             .user_agent(concat!("ml-connector/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| PowerBiError::Config(format!("building the HTTP client failed: {e}")))?;
-        let tokens = TokenSource::new(http.clone(), s.token_url()?, s.client_id.clone(), s.cloud.scope(), &s.credential)?;
-        Ok(Self { inner: Arc::new(ClientInner { http, api_base: s.api_base()?, tokens }) })
+        let tokens = TokenSource::new(
+            http.clone(),
+            s.token_url()?,
+            s.client_id.clone(),
+            s.cloud.scope(),
+            &s.credential,
+        )?;
+        Ok(Self {
+            inner: Arc::new(ClientInner {
+                http,
+                api_base: s.api_base()?,
+                tokens,
+            }),
+        })
     }
 
     /// The shared token source (to pre-flight credentials, or for diagnostics).
@@ -256,7 +280,9 @@ impl PowerBiClient {
         let mut u = self.inner.api_base.clone();
         {
             // `push` percent-encodes each segment (spaces, '#', '/', non-ASCII in table names).
-            let mut p = u.path_segments_mut().expect("api_base is a hierarchical URL");
+            let mut p = u
+                .path_segments_mut()
+                .expect("api_base is a hierarchical URL");
             p.pop_if_empty();
             for s in segments {
                 p.push(s);
@@ -285,20 +311,35 @@ impl PowerBiClient {
         loop {
             attempt += 1;
             let token = self.inner.tokens.token().await?;
-            match self.send_once(operation, method.clone(), url.clone(), body.clone(), &token).await {
+            match self
+                .send_once(operation, method.clone(), url.clone(), body.clone(), &token)
+                .await
+            {
                 Ok(a) => return Ok(a),
                 Err(PowerBiError::Api(e)) => {
                     match e.class() {
                         ErrorClass::Token if resend != Resend::Never && !token_refreshed => {
                             token_refreshed = true;
                             self.inner.tokens.invalidate(&token).await;
-                            tracing::info!(operation, "Power BI rejected the access token; fetched a new one");
+                            tracing::info!(
+                                operation,
+                                "Power BI rejected the access token; fetched a new one"
+                            );
                             continue;
                         }
-                        ErrorClass::Retryable if resend == Resend::Idempotent && attempt < IDEMPOTENT_ATTEMPTS => {
-                            let wait = e.retry_after.unwrap_or(Duration::from_secs(1 << attempt));
+                        ErrorClass::Retryable
+                            if resend == Resend::Idempotent && attempt < IDEMPOTENT_ATTEMPTS =>
+                        {
+                            let wait = e
+                                .retry_after
+                                .unwrap_or(Duration::from_millis(500 << attempt));
                             if wait <= MAX_CLIENT_RETRY_WAIT {
-                                tracing::warn!(operation, status = e.status, ?wait, "retrying after a transient Power BI error");
+                                tracing::warn!(
+                                    operation,
+                                    status = e.status,
+                                    ?wait,
+                                    "retrying after a transient Power BI error"
+                                );
                                 tokio::time::sleep(wait).await;
                                 continue;
                             }
@@ -322,11 +363,20 @@ impl PowerBiClient {
         token: &AccessToken,
     ) -> Result<Answer, PowerBiError> {
         let started = tokio::time::Instant::now();
-        let mut req = self.inner.http.request(method, url).header(reqwest::header::AUTHORIZATION, token.bearer());
+        let mut req = self
+            .inner
+            .http
+            .request(method, url)
+            .header(reqwest::header::AUTHORIZATION, token.bearer());
         if let Some(b) = body {
-            req = req.header(CONTENT_TYPE, "application/json; charset=utf-8").body(b);
+            req = req
+                .header(CONTENT_TYPE, "application/json; charset=utf-8")
+                .body(b);
         }
-        let resp = req.send().await.map_err(|e| TransportError::from_reqwest(operation, &e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(operation, &e))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = match resp.bytes().await {
@@ -340,7 +390,12 @@ impl PowerBiClient {
         };
         let duration = started.elapsed();
         if status.is_success() {
-            Ok(Answer { status, headers, body, duration })
+            Ok(Answer {
+                status,
+                headers,
+                body,
+                duration,
+            })
         } else {
             Err(ApiError::from_parts(operation, status.as_u16(), &headers, &body).into())
         }
@@ -353,30 +408,67 @@ impl PowerBiClient {
             let op = format!("list workspaces to find id {wanted}");
             let mut url = self.url(&["groups"]);
             url.query_pairs_mut().append_pair("$top", "5000");
-            let groups: ODataList<Group> = self.execute(&op, Method::GET, url, None, Resend::Idempotent).await?.json(&op)?;
-            if let Some(g) = groups.value.into_iter().find(|g| g.id.eq_ignore_ascii_case(wanted)) {
+            let groups: ODataList<Group> = self
+                .execute(&op, Method::GET, url, None, Resend::Idempotent)
+                .await?
+                .json(&op)?;
+            if let Some(g) = groups
+                .value
+                .into_iter()
+                .find(|g| g.id.eq_ignore_ascii_case(wanted))
+            {
                 return Ok(g);
             }
             // Not listed: probe it, which surfaces GroupNotAccessible and friends with their real reasons.
             self.list_datasets(wanted).await?;
-            return Ok(Group { id: wanted.to_string(), name: wanted.to_string(), is_read_only: false });
+            return Ok(Group {
+                id: wanted.to_string(),
+                name: wanted.to_string(),
+                is_read_only: false,
+            });
         }
         let op = format!("find workspace '{wanted}'");
         let mut url = self.url(&["groups"]);
-        url.query_pairs_mut().append_pair("$filter", &format!("name eq '{}'", odata_quote(wanted)));
-        let groups: ODataList<Group> = self.execute(&op, Method::GET, url, None, Resend::Idempotent).await?.json(&op)?;
-        let exact: Vec<Group> = groups.value.iter().filter(|g| g.name == wanted).cloned().collect();
-        let candidates = if exact.is_empty() { groups.value } else { exact };
+        url.query_pairs_mut()
+            .append_pair("$filter", &format!("name eq '{}'", odata_quote(wanted)));
+        let groups: ODataList<Group> = self
+            .execute(&op, Method::GET, url, None, Resend::Idempotent)
+            .await?
+            .json(&op)?;
+        let exact: Vec<Group> = groups
+            .value
+            .iter()
+            .filter(|g| g.name == wanted)
+            .cloned()
+            .collect();
+        let candidates = if exact.is_empty() {
+            groups.value
+        } else {
+            exact
+        };
         match candidates.len() {
-            0 => Err(PowerBiError::WorkspaceNotFound { name: wanted.to_string() }),
+            0 => Err(PowerBiError::WorkspaceNotFound {
+                name: wanted.to_string(),
+            }),
             1 => Ok(candidates.into_iter().next().expect("one")),
-            n => Err(PowerBiError::WorkspaceAmbiguous { name: wanted.to_string(), count: n }),
+            n => Err(PowerBiError::WorkspaceAmbiguous {
+                name: wanted.to_string(),
+                count: n,
+            }),
         }
     }
 
     pub async fn list_datasets(&self, group: &str) -> Result<Vec<Dataset>, PowerBiError> {
         let op = format!("list datasets of workspace {group}");
-        let a = self.execute(&op, Method::GET, self.group_url(group, &["datasets"]), None, Resend::Idempotent).await?;
+        let a = self
+            .execute(
+                &op,
+                Method::GET,
+                self.group_url(group, &["datasets"]),
+                None,
+                Resend::Idempotent,
+            )
+            .await?;
         Ok(a.json::<ODataList<Dataset>>(&op)?.value)
     }
 
@@ -391,33 +483,68 @@ impl PowerBiClient {
         validate_dataset(schema)?;
         let op = format!("create push dataset '{}'", schema.name);
         let mut url = self.group_url(group, &["datasets"]);
-        url.query_pairs_mut().append_pair("defaultRetentionPolicy", retention.as_query_value());
+        url.query_pairs_mut()
+            .append_pair("defaultRetentionPolicy", retention.as_query_value());
         let body = body::create_dataset(schema);
-        self.execute(&op, Method::POST, url, Some(body.into()), Resend::TokenOnly).await?.json(&op)
+        self.execute(&op, Method::POST, url, Some(body.into()), Resend::TokenOnly)
+            .await?
+            .json(&op)
     }
 
-    pub async fn list_tables(&self, group: &str, dataset: &str) -> Result<Vec<TableInfo>, PowerBiError> {
+    pub async fn list_tables(
+        &self,
+        group: &str,
+        dataset: &str,
+    ) -> Result<Vec<TableInfo>, PowerBiError> {
         let op = format!("list tables of dataset {dataset}");
         let url = self.group_url(group, &["datasets", dataset, "tables"]);
-        Ok(self.execute(&op, Method::GET, url, None, Resend::Idempotent).await?.json::<ODataList<TableInfo>>(&op)?.value)
+        Ok(self
+            .execute(&op, Method::GET, url, None, Resend::Idempotent)
+            .await?
+            .json::<ODataList<TableInfo>>(&op)?
+            .value)
     }
 
     /// Replaces one table's schema and measures.
-    pub async fn put_table(&self, group: &str, dataset: &str, table: &TableSchema) -> Result<(), PowerBiError> {
+    pub async fn put_table(
+        &self,
+        group: &str,
+        dataset: &str,
+        table: &TableSchema,
+    ) -> Result<(), PowerBiError> {
         validate_table(table)?;
         let op = format!("update the schema of table '{}'", table.name);
         let url = self.group_url(group, &["datasets", dataset, "tables", &table.name]);
         let body = body::table(table);
-        self.execute(&op, Method::PUT, url, Some(body.into()), Resend::Idempotent).await?;
+        self.execute(&op, Method::PUT, url, Some(body.into()), Resend::Idempotent)
+            .await?;
         Ok(())
     }
 
     /// Appends rows: `body` is a complete `{"rows":[...]}` document (see [`crate::Batcher`]). Refreshes the token
     /// once on TokenExpired but never retries 429/5xx: use [`crate::Pusher`] for paced, retried pushes.
-    pub async fn post_rows(&self, group: &str, dataset: &str, table: &str, body: Bytes) -> Result<RequestInfo, PowerBiError> {
+    pub async fn post_rows(
+        &self,
+        group: &str,
+        dataset: &str,
+        table: &str,
+        body: Bytes,
+    ) -> Result<RequestInfo, PowerBiError> {
         let op = format!("POST rows to table '{table}'");
-        let a = self.execute(&op, Method::POST, self.rows_url(group, dataset, table), Some(body), Resend::TokenOnly).await?;
-        Ok(RequestInfo { status: a.status.as_u16(), request_id: a.request_id(), duration: a.duration })
+        let a = self
+            .execute(
+                &op,
+                Method::POST,
+                self.rows_url(group, dataset, table),
+                Some(body),
+                Resend::TokenOnly,
+            )
+            .await?;
+        Ok(RequestInfo {
+            status: a.status.as_u16(),
+            request_id: a.request_id(),
+            duration: a.duration,
+        })
     }
 
     pub(crate) fn rows_url(&self, group: &str, dataset: &str, table: &str) -> Url {
@@ -425,28 +552,67 @@ impl PowerBiClient {
     }
 
     /// Deletes every row of a table (the API has no filter).
-    pub async fn delete_rows(&self, group: &str, dataset: &str, table: &str) -> Result<RequestInfo, PowerBiError> {
+    pub async fn delete_rows(
+        &self,
+        group: &str,
+        dataset: &str,
+        table: &str,
+    ) -> Result<RequestInfo, PowerBiError> {
         let op = format!("delete all rows of table '{table}'");
-        let a = self.execute(&op, Method::DELETE, self.rows_url(group, dataset, table), None, Resend::Idempotent).await?;
-        Ok(RequestInfo { status: a.status.as_u16(), request_id: a.request_id(), duration: a.duration })
+        let a = self
+            .execute(
+                &op,
+                Method::DELETE,
+                self.rows_url(group, dataset, table),
+                None,
+                Resend::Idempotent,
+            )
+            .await?;
+        Ok(RequestInfo {
+            status: a.status.as_u16(),
+            request_id: a.request_id(),
+            duration: a.duration,
+        })
     }
 
     /// Runs one DAX query and returns the first result table's rows (nulls included).
-    pub async fn execute_query(&self, group: &str, dataset: &str, dax: &str) -> Result<QueryResult, PowerBiError> {
+    pub async fn execute_query(
+        &self,
+        group: &str,
+        dataset: &str,
+        dax: &str,
+    ) -> Result<QueryResult, PowerBiError> {
         let op = "executeQueries".to_string();
         let url = self.group_url(group, &["datasets", dataset, "executeQueries"]);
         let body = body::execute_queries(dax);
-        let a = self.execute(&op, Method::POST, url, Some(body.into()), Resend::Idempotent).await?;
+        let a = self
+            .execute(
+                &op,
+                Method::POST,
+                url,
+                Some(body.into()),
+                Resend::Idempotent,
+            )
+            .await?;
         let v: serde_json::Value = a.json(&op)?;
         parse_query_response(&op, &v, a.request_id())
     }
 
     /// Refresh history (of little use on push datasets, which are not refreshable; kept for diagnostics).
-    pub async fn refresh_history(&self, group: &str, dataset: &str, top: u32) -> Result<Vec<Refresh>, PowerBiError> {
+    pub async fn refresh_history(
+        &self,
+        group: &str,
+        dataset: &str,
+        top: u32,
+    ) -> Result<Vec<Refresh>, PowerBiError> {
         let op = format!("refresh history of dataset {dataset}");
         let mut url = self.group_url(group, &["datasets", dataset, "refreshes"]);
         url.query_pairs_mut().append_pair("$top", &top.to_string());
-        Ok(self.execute(&op, Method::GET, url, None, Resend::Idempotent).await?.json::<ODataList<Refresh>>(&op)?.value)
+        Ok(self
+            .execute(&op, Method::GET, url, None, Resend::Idempotent)
+            .await?
+            .json::<ODataList<Refresh>>(&op)?
+            .value)
     }
 }
 
@@ -468,7 +634,9 @@ pub mod body {
     pub fn execute_queries(dax: &str) -> Vec<u8> {
         let req = ExecuteQueriesRequest {
             queries: [QueryText { query: dax }],
-            serializer_settings: SerializerSettings { include_nulls: true },
+            serializer_settings: SerializerSettings {
+                include_nulls: true,
+            },
         };
         serde_json::to_vec(&req).expect("serialises")
     }
@@ -479,20 +647,34 @@ pub fn odata_quote(s: &str) -> String {
     s.replace('\'', "''")
 }
 
-fn parse_query_response(op: &str, v: &serde_json::Value, request_id: Option<String>) -> Result<QueryResult, PowerBiError> {
+fn parse_query_response(
+    op: &str,
+    v: &serde_json::Value,
+    request_id: Option<String>,
+) -> Result<QueryResult, PowerBiError> {
     let err = |e: &serde_json::Value| PowerBiError::Query {
         operation: op.to_string(),
-        code: e.get("code").and_then(|c| c.as_str()).unwrap_or("error").to_string(),
-        message: e.get("message").and_then(|c| c.as_str()).unwrap_or("").to_string(),
+        code: e
+            .get("code")
+            .and_then(|c| c.as_str())
+            .unwrap_or("error")
+            .to_string(),
+        message: e
+            .get("message")
+            .and_then(|c| c.as_str())
+            .unwrap_or("")
+            .to_string(),
     };
     if let Some(e) = v.get("error") {
         return Err(err(e));
     }
-    let result = v.pointer("/results/0").ok_or_else(|| PowerBiError::Decode {
-        operation: op.to_string(),
-        detail: "no results[0] in the response".into(),
-        request_id: request_id.clone(),
-    })?;
+    let result = v
+        .pointer("/results/0")
+        .ok_or_else(|| PowerBiError::Decode {
+            operation: op.to_string(),
+            detail: "no results[0] in the response".into(),
+            request_id: request_id.clone(),
+        })?;
     if let Some(e) = result.get("error") {
         return Err(err(e));
     }
@@ -515,14 +697,23 @@ mod tests {
     use crate::settings::{ClientCredential, Cloud};
 
     fn client() -> PowerBiClient {
-        PowerBiClient::new(PowerBiSettings::new(Cloud::Public, "t", "c", ClientCredential::Secret("s".into()))).unwrap()
+        PowerBiClient::new(PowerBiSettings::new(
+            Cloud::Public,
+            "t",
+            "c",
+            ClientCredential::Secret("s".into()),
+        ))
+        .unwrap()
     }
 
     #[test]
     fn table_names_are_percent_encoded_as_one_segment() {
         let c = client();
         let u = c.rows_url("g", "d", "GL Entry/#?é");
-        assert_eq!(u.as_str(), "https://api.powerbi.com/v1.0/myorg/groups/g/datasets/d/tables/GL%20Entry%2F%23%3F%C3%A9/rows");
+        assert_eq!(
+            u.as_str(),
+            "https://api.powerbi.com/v1.0/myorg/groups/g/datasets/d/tables/GL%20Entry%2F%23%3F%C3%A9/rows"
+        );
     }
 
     #[test]
@@ -530,8 +721,12 @@ mod tests {
         assert_eq!(odata_quote("O'Brien's"), "O''Brien''s");
         let c = client();
         let mut url = c.url(&["groups"]);
-        url.query_pairs_mut().append_pair("$filter", &format!("name eq '{}'", odata_quote("A&B 'x'")));
-        assert_eq!(url.query(), Some("%24filter=name+eq+%27A%26B+%27%27x%27%27%27"));
+        url.query_pairs_mut()
+            .append_pair("$filter", &format!("name eq '{}'", odata_quote("A&B 'x'")));
+        assert_eq!(
+            url.query(),
+            Some("%24filter=name+eq+%27A%26B+%27%27x%27%27%27")
+        );
     }
 
     #[test]
@@ -541,17 +736,35 @@ mod tests {
         assert_eq!(r.rows.len(), 2);
         assert_eq!(r.rows[0]["[n]"], 3);
         let truncated = serde_json::json!({"results":[{"tables":[{"rows":[],"error":{"code":"x","message":"More than 100000 rows in a query result"}}]}]});
-        assert!(parse_query_response("q", &truncated, None).unwrap_err().to_string().contains("More than 100000 rows"));
-        let top = serde_json::json!({"error":{"code":"DatasetExecuteQueriesError","message":"bad"}});
-        assert!(matches!(parse_query_response("q", &top, None), Err(PowerBiError::Query { .. })));
+        assert!(
+            parse_query_response("q", &truncated, None)
+                .unwrap_err()
+                .to_string()
+                .contains("More than 100000 rows")
+        );
+        let top =
+            serde_json::json!({"error":{"code":"DatasetExecuteQueriesError","message":"bad"}});
+        assert!(matches!(
+            parse_query_response("q", &top, None),
+            Err(PowerBiError::Query { .. })
+        ));
     }
 
     #[test]
     fn dataset_accepts_capitalised_swagger_names() {
-        let d: Dataset = serde_json::from_str(r#"{"id":"1","name":"n","AddRowsAPIEnabled":true,"IsRefreshable":false}"#).unwrap();
+        let d: Dataset = serde_json::from_str(
+            r#"{"id":"1","name":"n","AddRowsAPIEnabled":true,"IsRefreshable":false}"#,
+        )
+        .unwrap();
         assert_eq!(d.add_rows_api_enabled, Some(true));
-        let d: Dataset = serde_json::from_str(r#"{"id":"1","name":"n","addRowsAPIEnabled":true,"IsRefreshable":false}"#).unwrap();
-        assert_eq!((d.add_rows_api_enabled, d.is_refreshable), (Some(true), Some(false)));
+        let d: Dataset = serde_json::from_str(
+            r#"{"id":"1","name":"n","addRowsAPIEnabled":true,"IsRefreshable":false}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.add_rows_api_enabled, d.is_refreshable),
+            (Some(true), Some(false))
+        );
         let r: Retention = "basicFIFO".parse().unwrap();
         assert_eq!(r.as_query_value(), "basicFIFO");
     }

@@ -23,7 +23,11 @@ pub enum PowerBiError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error("{operation}: the response could not be read ({detail}); RequestId {request_id:?}")]
-    Decode { operation: String, detail: String, request_id: Option<String> },
+    Decode {
+        operation: String,
+        detail: String,
+        request_id: Option<String>,
+    },
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error(
@@ -35,7 +39,11 @@ pub enum PowerBiError {
     #[error("{count} workspaces are named '{name}': configure the workspace by its id instead")]
     WorkspaceAmbiguous { name: String, count: usize },
     #[error("{operation}: the query failed: {code}: {message}")]
-    Query { operation: String, code: String, message: String },
+    Query {
+        operation: String,
+        code: String,
+        message: String,
+    },
 }
 
 impl From<ApiError> for PowerBiError {
@@ -119,11 +127,17 @@ impl ApiError {
     /// Builds the error from a response's status, headers and body (pure; tolerant of every documented shape).
     pub fn from_parts(operation: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
         let header = |name: &str| {
-            headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
         };
         let error_info = header("x-powerbi-error-info");
         let request_id = header("requestid");
-        let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
+        let retry_after =
+            header("retry-after").and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
         let www_auth = header("www-authenticate");
 
         let mut parsed = parse_body(strip_bom(body));
@@ -138,11 +152,18 @@ impl ApiError {
         }
         let code = parsed.code.clone().or_else(|| error_info.clone());
         let any = |needle: &str| {
-            [code.as_deref(), error_info.as_deref(), parsed.message.as_deref()]
-                .into_iter()
-                .flatten()
-                .chain(parsed.details.iter().map(String::as_str))
-                .any(|s| s.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()))
+            [
+                code.as_deref(),
+                error_info.as_deref(),
+                parsed.message.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .chain(parsed.details.iter().map(String::as_str))
+            .any(|s| {
+                s.to_ascii_lowercase()
+                    .contains(&needle.to_ascii_lowercase())
+            })
         };
         let kind = if status == 429 || any("Request Throttled") {
             ApiErrorKind::Throttled
@@ -166,7 +187,10 @@ impl ApiError {
             ApiErrorKind::ItemNotFound
         } else if any("DatasetExecuteQueriesError") || any("DAX query failure") {
             ApiErrorKind::QueryFailed
-        } else if www_auth.as_deref().is_some_and(|w| w.contains("insufficient_claims")) {
+        } else if www_auth
+            .as_deref()
+            .is_some_and(|w| w.contains("insufficient_claims"))
+        {
             ApiErrorKind::ClaimsChallenge
         } else if status >= 500 {
             ApiErrorKind::ServerError
@@ -203,9 +227,15 @@ impl ApiError {
     /// What the user should do about it.
     pub fn advice(&self) -> &'static str {
         match self.kind {
-            ApiErrorKind::Throttled => "Power BI is throttling this dataset; the connector waits for Retry-After and tries again",
-            ApiErrorKind::ServerError => "a Power BI service error; the connector retries, and if it persists check the Power BI service status",
-            ApiErrorKind::TokenRejected => "the access token was rejected; the connector fetches a new one and retries once",
+            ApiErrorKind::Throttled => {
+                "Power BI is throttling this dataset; the connector waits for Retry-After and tries again"
+            }
+            ApiErrorKind::ServerError => {
+                "a Power BI service error; the connector retries, and if it persists check the Power BI service status"
+            }
+            ApiErrorKind::TokenRejected => {
+                "the access token was rejected; the connector fetches a new one and retries once"
+            }
             ApiErrorKind::TenantSwitchOff => {
                 "ask the Fabric administrator to enable 'Service principals can use Fabric APIs' (Admin portal → Tenant \
                  settings → Developer settings) for a security group that contains this app registration"
@@ -234,10 +264,18 @@ impl ApiError {
                 "Power BI refuses to create this kind of dataset in this tenant (push/streaming datasets are being \
                  retired); reuse an existing push dataset or contact the Power BI administrator"
             }
-            ApiErrorKind::BadRequest => "Power BI refused the request as malformed; the details above name the offending property or value",
-            ApiErrorKind::QueryFailed => "the DAX query failed; check the query text and that 'Dataset Execute Queries REST API' is enabled",
-            ApiErrorKind::ClaimsChallenge => "a Conditional Access policy demands extra claims; exclude the service principal from that policy",
-            ApiErrorKind::Other => "unexpected Power BI response; quote the RequestId to Microsoft support if it persists",
+            ApiErrorKind::BadRequest => {
+                "Power BI refused the request as malformed; the details above name the offending property or value"
+            }
+            ApiErrorKind::QueryFailed => {
+                "the DAX query failed; check the query text and that 'Dataset Execute Queries REST API' is enabled"
+            }
+            ApiErrorKind::ClaimsChallenge => {
+                "a Conditional Access policy demands extra claims; exclude the service principal from that policy"
+            }
+            ApiErrorKind::Other => {
+                "unexpected Power BI response; quote the RequestId to Microsoft support if it persists"
+            }
         }
     }
 }
@@ -441,11 +479,18 @@ impl TokenError {
         let mut codes: Vec<u32> = v
             .get("error_codes")
             .and_then(|c| c.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok())).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
+                    .collect()
+            })
             .unwrap_or_default();
-        let description = s("error_description").map(|d| d.lines().next().unwrap_or_default().trim().to_string());
+        let description =
+            s("error_description").map(|d| d.lines().next().unwrap_or_default().trim().to_string());
         if codes.is_empty()
-            && let Some(code) = description.as_deref().and_then(|d| d.strip_prefix("AADSTS"))
+            && let Some(code) = description
+                .as_deref()
+                .and_then(|d| d.strip_prefix("AADSTS"))
         {
             // Some proxies keep only the description; its prefix carries the same code.
             let digits: String = code.chars().take_while(char::is_ascii_digit).collect();
@@ -467,11 +512,16 @@ impl TokenError {
                 50196 => Some(TokenErrorKind::Unavailable),
                 _ => None,
             })
-            .unwrap_or(if status >= 500 || status == 429 || error.as_deref() == Some("temporarily_unavailable") {
-                TokenErrorKind::Unavailable
-            } else {
-                TokenErrorKind::Other
-            });
+            .unwrap_or(
+                if status >= 500
+                    || status == 429
+                    || error.as_deref() == Some("temporarily_unavailable")
+                {
+                    TokenErrorKind::Unavailable
+                } else {
+                    TokenErrorKind::Other
+                },
+            );
         TokenError {
             kind,
             status: Some(status),
@@ -493,7 +543,9 @@ impl TokenError {
                 "the client secret has expired: create a new secret under the app registration's 'Certificates & \
                  secrets' and store it with `credentials set powerbi`"
             }
-            TokenErrorKind::MissingCredential => "no client secret or certificate was sent: store one with `credentials set powerbi`",
+            TokenErrorKind::MissingCredential => {
+                "no client secret or certificate was sent: store one with `credentials set powerbi`"
+            }
             TokenErrorKind::UnknownApplication => {
                 "no application with this client_id exists in the tenant: check client_id (the app's 'Application \
                  (client) ID') and that tenant_id is the tenant where the app is registered"
@@ -517,11 +569,21 @@ impl TokenError {
                 "Entra rejected the certificate signature: upload this certificate's public part to the app \
                  registration ('Certificates & secrets') and check the private key matches it"
             }
-            TokenErrorKind::Unavailable => "Entra ID is temporarily unavailable or throttling; the connector retries later",
-            TokenErrorKind::LocalCredential => "the configured certificate or private key cannot be used: store a PEM certificate and its RSA private key",
-            TokenErrorKind::Transport => "the token endpoint could not be reached: check the network, proxy and the `cloud`/authority_url setting",
-            TokenErrorKind::BadResponse => "the token endpoint answered without a usable token: check authority_url points at Entra ID",
-            TokenErrorKind::Other => "Entra ID refused the token request; see the AADSTS code at https://login.microsoftonline.com/error",
+            TokenErrorKind::Unavailable => {
+                "Entra ID is temporarily unavailable or throttling; the connector retries later"
+            }
+            TokenErrorKind::LocalCredential => {
+                "the configured certificate or private key cannot be used: store a PEM certificate and its RSA private key"
+            }
+            TokenErrorKind::Transport => {
+                "the token endpoint could not be reached: check the network, proxy and the `cloud`/authority_url setting"
+            }
+            TokenErrorKind::BadResponse => {
+                "the token endpoint answered without a usable token: check authority_url points at Entra ID"
+            }
+            TokenErrorKind::Other => {
+                "Entra ID refused the token request; see the AADSTS code at https://login.microsoftonline.com/error"
+            }
         }
     }
 }
@@ -561,7 +623,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -574,49 +639,211 @@ mod tests {
         use ErrorClass as C;
         #[allow(clippy::type_complexity)]
         let cases: &[(u16, &[(&str, &str)], &str, K, C, Option<&str>, &str)] = &[
-            (403, &[], "", K::NotAuthorized, C::Permanent, None, "HTTP 403"),
-            (403, &[("X-PowerBI-Error-Info", "InvalidToken")], "", K::TokenRejected, C::Token, Some("InvalidToken"), "fetches a new one"),
-            (403, &[("X-PowerBI-Error-Info", "TokenExpired")], "", K::TokenRejected, C::Token, Some("TokenExpired"), "retries once"),
-            (403, &[], r#"{"error":{"code":"TokenExpired","message":"Access token has expired, resubmit with a new access token"}}"#,
-                K::TokenRejected, C::Token, Some("TokenExpired"), "Access token has expired"),
-            (401, &[("X-PowerBI-Error-Info", "ServicePrincipalIsNotAllowedByTenantAdminSwitch")], "", K::TenantSwitchOff, C::Permanent,
-                Some("ServicePrincipalIsNotAllowedByTenantAdminSwitch"), "'Service principals can use Fabric APIs'"),
-            (401, &[("X-PowerBI-Error-Info", "GroupNotAccessible"), ("RequestId", "rid-1")], "", K::GroupNotAccessible, C::Permanent,
-                Some("GroupNotAccessible"), "as Member or Contributor"),
-            (401, &[], r#"{"error":{"code":"PowerBINotAuthorizedException","pbi.error":{"code":"PowerBINotAuthorizedException","parameters":{},"details":[],"exceptionCulprit":1}}}"#,
-                K::NotAuthorized, C::Permanent, Some("PowerBINotAuthorizedException"), "not authorised"),
-            (403, &[], r#"{"Message":"API is not accessible for application"}"#, K::ApiNotAccessibleForApplication, C::Permanent, None,
-                "API is not accessible for application"),
-            (401, &[("WWW-Authenticate", r#"Bearer error="insufficient_claims", claims="e30=""#)], "", K::ClaimsChallenge, C::Permanent, None, "Conditional Access"),
-            (404, &[], r#"{"error":{"code":"ItemNotFound","message":"Dataset cfafbeb1 is not found."}}"#, K::ItemNotFound, C::Permanent,
-                Some("ItemNotFound"), "is not found"),
-            (404, &[], r#"{"error":{"code":"PowerBIEntityNotFound","pbi.error":{"code":"PowerBIEntityNotFound","parameters":{},"details":[]}}}"#,
-                K::EntityNotFound, C::Permanent, Some("PowerBIEntityNotFound"), "re-run discovery"),
-            (404, &[], r#"{"error":{"code":"ItemNotFound","message":"Dataset abc is not Push API dataset."}}"#, K::NotPushDataset, C::Permanent,
-                Some("ItemNotFound"), "not a push dataset"),
-            (400, &[], r#"{"error":{"code":"BadRequest","message":"Bad Request","details":[{"message":"The property 'compatibilityLevel' does not exist on type 'Dataset'.","target":"dataset"}]}}"#,
-                K::BadRequest, C::Permanent, Some("BadRequest"), "compatibilityLevel' does not exist on type 'Dataset'. (target: dataset)"),
-            (400, &[], r#"{"error":{"code":"FeatureDeprecatedError","pbi.error":{"code":"FeatureDeprecatedError","details":[{"code":"FeatureDeprecatedMessage","detail":{"type":0,"value":"Creation of streaming dataset is deprecated."}}]}}}"#,
-                K::FeatureDeprecated, C::Permanent, Some("FeatureDeprecatedError"), "Creation of streaming dataset is deprecated"),
-            (400, &[], r#"{"error":{"code":"DatasetExecuteQueriesError","message":"DAX query failure"}}"#, K::QueryFailed, C::Permanent,
-                Some("DatasetExecuteQueriesError"), "DAX query failed"),
-            (429, &[("Retry-After", "17")], r#"{"error":{"code":"TooManyRequests","message":"Maximum number of rows exceeded in time window. Please retry later"}}"#,
-                K::Throttled, C::Retryable, Some("TooManyRequests"), "waits for Retry-After"),
-            (429, &[("Retry-After", "5")], "", K::Throttled, C::Retryable, None, "HTTP 429"),
+            (
+                403,
+                &[],
+                "",
+                K::NotAuthorized,
+                C::Permanent,
+                None,
+                "HTTP 403",
+            ),
+            (
+                403,
+                &[("X-PowerBI-Error-Info", "InvalidToken")],
+                "",
+                K::TokenRejected,
+                C::Token,
+                Some("InvalidToken"),
+                "fetches a new one",
+            ),
+            (
+                403,
+                &[("X-PowerBI-Error-Info", "TokenExpired")],
+                "",
+                K::TokenRejected,
+                C::Token,
+                Some("TokenExpired"),
+                "retries once",
+            ),
+            (
+                403,
+                &[],
+                r#"{"error":{"code":"TokenExpired","message":"Access token has expired, resubmit with a new access token"}}"#,
+                K::TokenRejected,
+                C::Token,
+                Some("TokenExpired"),
+                "Access token has expired",
+            ),
+            (
+                401,
+                &[(
+                    "X-PowerBI-Error-Info",
+                    "ServicePrincipalIsNotAllowedByTenantAdminSwitch",
+                )],
+                "",
+                K::TenantSwitchOff,
+                C::Permanent,
+                Some("ServicePrincipalIsNotAllowedByTenantAdminSwitch"),
+                "'Service principals can use Fabric APIs'",
+            ),
+            (
+                401,
+                &[
+                    ("X-PowerBI-Error-Info", "GroupNotAccessible"),
+                    ("RequestId", "rid-1"),
+                ],
+                "",
+                K::GroupNotAccessible,
+                C::Permanent,
+                Some("GroupNotAccessible"),
+                "as Member or Contributor",
+            ),
+            (
+                401,
+                &[],
+                r#"{"error":{"code":"PowerBINotAuthorizedException","pbi.error":{"code":"PowerBINotAuthorizedException","parameters":{},"details":[],"exceptionCulprit":1}}}"#,
+                K::NotAuthorized,
+                C::Permanent,
+                Some("PowerBINotAuthorizedException"),
+                "not authorised",
+            ),
+            (
+                403,
+                &[],
+                r#"{"Message":"API is not accessible for application"}"#,
+                K::ApiNotAccessibleForApplication,
+                C::Permanent,
+                None,
+                "API is not accessible for application",
+            ),
+            (
+                401,
+                &[(
+                    "WWW-Authenticate",
+                    r#"Bearer error="insufficient_claims", claims="e30=""#,
+                )],
+                "",
+                K::ClaimsChallenge,
+                C::Permanent,
+                None,
+                "Conditional Access",
+            ),
+            (
+                404,
+                &[],
+                r#"{"error":{"code":"ItemNotFound","message":"Dataset cfafbeb1 is not found."}}"#,
+                K::ItemNotFound,
+                C::Permanent,
+                Some("ItemNotFound"),
+                "is not found",
+            ),
+            (
+                404,
+                &[],
+                r#"{"error":{"code":"PowerBIEntityNotFound","pbi.error":{"code":"PowerBIEntityNotFound","parameters":{},"details":[]}}}"#,
+                K::EntityNotFound,
+                C::Permanent,
+                Some("PowerBIEntityNotFound"),
+                "re-run discovery",
+            ),
+            (
+                404,
+                &[],
+                r#"{"error":{"code":"ItemNotFound","message":"Dataset abc is not Push API dataset."}}"#,
+                K::NotPushDataset,
+                C::Permanent,
+                Some("ItemNotFound"),
+                "not a push dataset",
+            ),
+            (
+                400,
+                &[],
+                r#"{"error":{"code":"BadRequest","message":"Bad Request","details":[{"message":"The property 'compatibilityLevel' does not exist on type 'Dataset'.","target":"dataset"}]}}"#,
+                K::BadRequest,
+                C::Permanent,
+                Some("BadRequest"),
+                "compatibilityLevel' does not exist on type 'Dataset'. (target: dataset)",
+            ),
+            (
+                400,
+                &[],
+                r#"{"error":{"code":"FeatureDeprecatedError","pbi.error":{"code":"FeatureDeprecatedError","details":[{"code":"FeatureDeprecatedMessage","detail":{"type":0,"value":"Creation of streaming dataset is deprecated."}}]}}}"#,
+                K::FeatureDeprecated,
+                C::Permanent,
+                Some("FeatureDeprecatedError"),
+                "Creation of streaming dataset is deprecated",
+            ),
+            (
+                400,
+                &[],
+                r#"{"error":{"code":"DatasetExecuteQueriesError","message":"DAX query failure"}}"#,
+                K::QueryFailed,
+                C::Permanent,
+                Some("DatasetExecuteQueriesError"),
+                "DAX query failed",
+            ),
+            (
+                429,
+                &[("Retry-After", "17")],
+                r#"{"error":{"code":"TooManyRequests","message":"Maximum number of rows exceeded in time window. Please retry later"}}"#,
+                K::Throttled,
+                C::Retryable,
+                Some("TooManyRequests"),
+                "waits for Retry-After",
+            ),
+            (
+                429,
+                &[("Retry-After", "5")],
+                "",
+                K::Throttled,
+                C::Retryable,
+                None,
+                "HTTP 429",
+            ),
             (500, &[], "oops", K::ServerError, C::Retryable, None, "oops"),
             (503, &[], "", K::ServerError, C::Retryable, None, "HTTP 503"),
-            (400, &[("X-PowerBI-Error-Details", r#"{"error":{"code":"InvalidRequest","message":"from header"}}"#)], "", K::BadRequest,
-                C::Permanent, Some("InvalidRequest"), "from header"),
-            (401, &[("X-PowerBI-Error-Info", "GroupNotAccessible")], "\u{feff}", K::GroupNotAccessible, C::Permanent, Some("GroupNotAccessible"), "Manage access"),
+            (
+                400,
+                &[(
+                    "X-PowerBI-Error-Details",
+                    r#"{"error":{"code":"InvalidRequest","message":"from header"}}"#,
+                )],
+                "",
+                K::BadRequest,
+                C::Permanent,
+                Some("InvalidRequest"),
+                "from header",
+            ),
+            (
+                401,
+                &[("X-PowerBI-Error-Info", "GroupNotAccessible")],
+                "\u{feff}",
+                K::GroupNotAccessible,
+                C::Permanent,
+                Some("GroupNotAccessible"),
+                "Manage access",
+            ),
         ];
         for (i, (status, hdrs, body, kind, class, code, fragment)) in cases.iter().enumerate() {
-            let e = ApiError::from_parts("POST rows to table 'T'", *status, &headers(hdrs), body.as_bytes());
+            let e = ApiError::from_parts(
+                "POST rows to table 'T'",
+                *status,
+                &headers(hdrs),
+                body.as_bytes(),
+            );
             assert_eq!(e.kind, *kind, "case {i}: {e}");
             assert_eq!(e.class(), *class, "case {i}");
             assert_eq!(e.code.as_deref(), *code, "case {i}");
             let text = e.to_string();
-            assert!(text.contains(fragment), "case {i}: {text:?} lacks {fragment:?}");
-            assert!(text.starts_with("POST rows to table 'T' failed: HTTP"), "case {i}: {text}");
+            assert!(
+                text.contains(fragment),
+                "case {i}: {text:?} lacks {fragment:?}"
+            );
+            assert!(
+                text.starts_with("POST rows to table 'T' failed: HTTP"),
+                "case {i}: {text}"
+            );
         }
     }
 
@@ -636,9 +863,18 @@ mod tests {
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 
@@ -646,16 +882,46 @@ mod tests {
     fn aadsts_codes_map_to_actionable_errors() {
         use TokenErrorKind as K;
         let cases: &[(u32, &str, K, &str)] = &[
-            (7000215, "invalid_client", K::InvalidSecret, "not its Secret ID"),
+            (
+                7000215,
+                "invalid_client",
+                K::InvalidSecret,
+                "not its Secret ID",
+            ),
             (7000222, "invalid_client", K::ExpiredSecret, "has expired"),
-            (7000218, "invalid_request", K::MissingCredential, "no client secret or certificate"),
-            (700016, "unauthorized_client", K::UnknownApplication, "client_id"),
+            (
+                7000218,
+                "invalid_request",
+                K::MissingCredential,
+                "no client secret or certificate",
+            ),
+            (
+                700016,
+                "unauthorized_client",
+                K::UnknownApplication,
+                "client_id",
+            ),
             (90002, "invalid_request", K::TenantNotFound, "tenant_id"),
             (90038, "invalid_request", K::WrongCloud, "national cloud"),
             (70011, "invalid_scope", K::InvalidScope, "scope"),
-            (500011, "invalid_resource", K::ResourceNotInTenant, "not provisioned"),
-            (700027, "invalid_client", K::CertificateRejected, "certificate"),
-            (50196, "temporarily_unavailable", K::Unavailable, "retries later"),
+            (
+                500011,
+                "invalid_resource",
+                K::ResourceNotInTenant,
+                "not provisioned",
+            ),
+            (
+                700027,
+                "invalid_client",
+                K::CertificateRejected,
+                "certificate",
+            ),
+            (
+                50196,
+                "temporarily_unavailable",
+                K::Unavailable,
+                "retries later",
+            ),
             (12345, "invalid_request", K::Other, "AADSTS code"),
         ];
         for (code, err, kind, fragment) in cases {
@@ -668,9 +934,18 @@ mod tests {
             assert_eq!(e.kind, *kind, "{code}");
             let text = e.to_string();
             assert!(text.contains(fragment), "{code}: {text}");
-            assert!(text.contains(&format!("AADSTS{code}: Something.")), "{text}");
-            assert!(text.contains("trace-1") && text.contains("corr-1"), "{text}");
-            assert!(!text.contains("Trace ID: t\r"), "only the first description line: {text}");
+            assert!(
+                text.contains(&format!("AADSTS{code}: Something.")),
+                "{text}"
+            );
+            assert!(
+                text.contains("trace-1") && text.contains("corr-1"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("Trace ID: t\r"),
+                "only the first description line: {text}"
+            );
         }
         // Code only in the description; and a 5xx without a body.
         let e = TokenError::from_parts(401, br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#);

@@ -16,6 +16,10 @@
 //!
 //! The flow for one table: [`schema::RowEncoder`] → [`Batcher`] → [`Pusher::send`] → [`BatchReport`].
 
+// Errors carry the remote code, message, RequestId and trace ids as plain public fields so the audit trail can
+// store them; they are built on the cold path only, so their size (clippy's `result_large_err`) costs nothing real.
+#![allow(clippy::result_large_err)]
+
 pub mod batch;
 pub mod client;
 pub mod error;
@@ -26,13 +30,18 @@ pub mod settings;
 pub mod token;
 
 pub use batch::{Batch, Batcher, RowTooLarge};
-pub use client::{ColumnInfo, Dataset, Group, PowerBiClient, QueryResult, Refresh, RequestInfo, Retention, TableInfo};
-pub use error::{ApiError, ApiErrorKind, ErrorClass, PowerBiError, TokenError, TokenErrorKind, TransportError};
+pub use client::{
+    ColumnInfo, Dataset, Group, PowerBiClient, QueryResult, Refresh, RequestInfo, Retention,
+    TableInfo,
+};
+pub use error::{
+    ApiError, ApiErrorKind, ErrorClass, PowerBiError, TokenError, TokenErrorKind, TransportError,
+};
 pub use pace::{PushLimits, WaitReason};
 pub use pusher::{BatchOutcome, BatchReport, PushEvent, Pusher, TableTarget};
 pub use schema::{
-    Column, DataType, DatasetSchema, EncodedRow, Measure, Relationship, RowEncoder, SchemaError, TableSchema, Value,
-    ValueError, encode_row, validate_dataset,
+    Column, DataType, DatasetSchema, EncodedRow, Measure, Relationship, RowEncoder, SchemaError,
+    TableSchema, Value, ValueError, encode_row, validate_dataset,
 };
 pub use settings::{ClientCredential, Cloud, PowerBiSettings};
 pub use token::{AccessToken, TokenSource};

@@ -101,7 +101,10 @@ impl WaitReason {
 pub enum Admission {
     Admit,
     /// Wait until `until`, or for an in-flight POST to complete when `until` is `None`.
-    Wait { reason: WaitReason, until: Option<Instant> },
+    Wait {
+        reason: WaitReason,
+        until: Option<Instant>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -122,10 +125,19 @@ pub struct PaceLog {
 
 impl PaceLog {
     /// Decides whether a POST of `rows` rows may go now.
-    pub fn check(&mut self, limits: &PushLimits, now: Instant, rows: u64, large_table: bool) -> Admission {
+    pub fn check(
+        &mut self,
+        limits: &PushLimits,
+        now: Instant,
+        rows: u64,
+        large_table: bool,
+    ) -> Admission {
         if let Some(b) = self.blocked_until {
             if b > now {
-                return Admission::Wait { reason: WaitReason::RetryAfter, until: Some(b) };
+                return Admission::Wait {
+                    reason: WaitReason::RetryAfter,
+                    until: Some(b),
+                };
             }
             self.blocked_until = None;
         }
@@ -133,8 +145,12 @@ impl PaceLog {
         let live = |e: &Entry, span: Duration| e.end.is_none_or(|end| end + span > now);
         // For each budget: the effective times of the entries still inside the span, oldest first (None = in flight).
         let times = |span: Duration| {
-            let mut t: Vec<(Option<Instant>, u64)> =
-                self.entries.iter().filter(|e| live(e, span)).map(|e| (e.end, e.rows)).collect();
+            let mut t: Vec<(Option<Instant>, u64)> = self
+                .entries
+                .iter()
+                .filter(|e| live(e, span))
+                .map(|e| (e.end, e.rows))
+                .collect();
             t.sort_by_key(|(end, _)| end.map_or((1, None), |x| (0, Some(x))));
             t
         };
@@ -142,14 +158,20 @@ impl PaceLog {
             let t = times(limits.window);
             if t.len() >= limits.posts_per_window {
                 let (end, _) = t[t.len() - limits.posts_per_window];
-                return Admission::Wait { reason: WaitReason::PostsPerWindow, until: end.map(|e| e + limits.window) };
+                return Admission::Wait {
+                    reason: WaitReason::PostsPerWindow,
+                    until: end.map(|e| e + limits.window),
+                };
             }
         }
         if large_table && limits.large_table_posts_per_hour != usize::MAX {
             let t = times(limits.hour);
             if t.len() >= limits.large_table_posts_per_hour {
                 let (end, _) = t[t.len() - limits.large_table_posts_per_hour];
-                return Admission::Wait { reason: WaitReason::LargeTablePostsPerHour, until: end.map(|e| e + limits.hour) };
+                return Admission::Wait {
+                    reason: WaitReason::LargeTablePostsPerHour,
+                    until: end.map(|e| e + limits.hour),
+                };
             }
         }
         if limits.rows_per_hour != u64::MAX {
@@ -161,7 +183,10 @@ impl PaceLog {
                 for (end, r) in &t {
                     sum -= r;
                     if sum + rows <= limits.rows_per_hour {
-                        return Admission::Wait { reason: WaitReason::RowsPerHour, until: end.map(|e| e + limits.hour) };
+                        return Admission::Wait {
+                            reason: WaitReason::RowsPerHour,
+                            until: end.map(|e| e + limits.hour),
+                        };
                     }
                 }
                 unreachable!("an empty log always admits");
@@ -174,7 +199,11 @@ impl PaceLog {
     pub fn admit(&mut self, limits: &PushLimits, rows: u64) -> u64 {
         self.next_id += 1;
         if limits.logs_anything() {
-            self.entries.push_back(Entry { id: self.next_id, end: None, rows });
+            self.entries.push_back(Entry {
+                id: self.next_id,
+                end: None,
+                rows,
+            });
         }
         self.next_id
     }
@@ -197,7 +226,8 @@ impl PaceLog {
 
     fn prune(&mut self, limits: &PushLimits, now: Instant) {
         let span = limits.window.max(limits.hour);
-        self.entries.retain(|e| e.end.is_none_or(|end| end + span > now));
+        self.entries
+            .retain(|e| e.end.is_none_or(|end| end + span > now));
     }
 }
 
@@ -210,11 +240,34 @@ pub struct DatasetPacer {
     completed: Notify,
 }
 
-/// An admitted POST: holds an in-flight slot until dropped; report its completion with [`DatasetPacer::complete`].
+/// An admitted POST: holds an in-flight slot until completed. Dropping it without [`DatasetPacer::complete`] (the
+/// caller's future was cancelled mid-request) completes it as "rows may have been applied", so a cancelled send
+/// can neither leak a slot nor leave an entry counting as in flight forever.
 pub struct Ticket {
     id: u64,
-    _permit: OwnedSemaphorePermit,
+    pacer: Arc<DatasetPacer>,
+    permit: Option<OwnedSemaphorePermit>,
     pub waited: Duration,
+}
+
+impl Ticket {
+    fn finish(&mut self, rows_applied: bool) {
+        if let Some(permit) = self.permit.take() {
+            self.pacer.log.lock().expect("pace log poisoned").complete(
+                self.id,
+                Instant::now(),
+                rows_applied,
+            );
+            drop(permit);
+            self.pacer.completed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.finish(true);
+    }
 }
 
 impl DatasetPacer {
@@ -229,9 +282,19 @@ impl DatasetPacer {
     }
 
     /// Waits for an in-flight slot and for every budget, then admits the POST.
-    pub async fn acquire(&self, rows: u64, large_table: bool, events: &broadcast::Sender<PushEvent>) -> Ticket {
+    pub async fn acquire(
+        self: &Arc<Self>,
+        rows: u64,
+        large_table: bool,
+        events: &broadcast::Sender<PushEvent>,
+    ) -> Ticket {
         let started = Instant::now();
-        let permit = self.in_flight.clone().acquire_owned().await.expect("semaphore never closed");
+        let permit = self
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         loop {
             let notified = self.completed.notified();
             tokio::pin!(notified);
@@ -245,11 +308,22 @@ impl DatasetPacer {
                 }
             };
             match verdict {
-                Ok(id) => return Ticket { id, _permit: permit, waited: started.elapsed() },
+                Ok(id) => {
+                    return Ticket {
+                        id,
+                        pacer: self.clone(),
+                        permit: Some(permit),
+                        waited: started.elapsed(),
+                    };
+                }
                 Err((reason, Some(until))) => {
                     let wait = until.saturating_duration_since(now);
                     tracing::info!(dataset = %self.dataset, reason = reason.as_str(), ?wait, "waiting for Power BI push budget");
-                    let _ = events.send(PushEvent::Waiting { dataset: self.dataset.clone(), reason: reason.as_str(), wait });
+                    let _ = events.send(PushEvent::Waiting {
+                        dataset: self.dataset.clone(),
+                        reason: reason.as_str(),
+                        wait,
+                    });
                     tokio::select! {
                         _ = tokio::time::sleep_until(until) => {}
                         _ = &mut notified => {}
@@ -261,15 +335,17 @@ impl DatasetPacer {
     }
 
     /// Reports the end of an admitted POST (frees the slot, starts its sliding-window expiry).
-    pub fn complete(&self, ticket: Ticket, rows_applied: bool) {
-        self.log.lock().expect("pace log poisoned").complete(ticket.id, Instant::now(), rows_applied);
-        drop(ticket);
-        self.completed.notify_waiters();
+    pub fn complete(&self, mut ticket: Ticket, rows_applied: bool) {
+        debug_assert!(std::ptr::eq(Arc::as_ptr(&ticket.pacer), self));
+        ticket.finish(rows_applied);
     }
 
     /// Holds all POSTs of this dataset until `until` (after a 429).
     pub fn block_until(&self, until: Instant) {
-        self.log.lock().expect("pace log poisoned").block_until(until);
+        self.log
+            .lock()
+            .expect("pace log poisoned")
+            .block_until(until);
     }
 }
 
@@ -307,7 +383,10 @@ mod tests {
         // The fourth must wait until the first completion + 1 s, not merely 1 s after the first admission.
         assert_eq!(
             log.check(&l, t0 + s(0.5), 1, false),
-            Admission::Wait { reason: WaitReason::PostsPerWindow, until: Some(t0 + s(1.1)) }
+            Admission::Wait {
+                reason: WaitReason::PostsPerWindow,
+                until: Some(t0 + s(1.1))
+            }
         );
         assert_eq!(log.check(&l, t0 + s(1.1), 1, false), Admission::Admit);
     }
@@ -320,12 +399,21 @@ mod tests {
         for _ in 0..3 {
             log.admit(&l, 1);
         }
-        assert_eq!(log.check(&l, t0 + s(100.0), 1, false), Admission::Wait { reason: WaitReason::PostsPerWindow, until: None });
+        assert_eq!(
+            log.check(&l, t0 + s(100.0), 1, false),
+            Admission::Wait {
+                reason: WaitReason::PostsPerWindow,
+                until: None
+            }
+        );
     }
 
     #[test]
     fn rows_per_hour_waits_for_enough_rows_to_expire() {
-        let l = PushLimits { posts_per_window: usize::MAX, ..limits() };
+        let l = PushLimits {
+            posts_per_window: usize::MAX,
+            ..limits()
+        };
         let t0 = Instant::now();
         let mut log = PaceLog::default();
         for (i, rows) in [40u64, 30, 20].into_iter().enumerate() {
@@ -336,12 +424,18 @@ mod tests {
         // 90 used; 50 more needs the 40-row entry (ended at 0 s) to leave the 10 s hour.
         assert_eq!(
             log.check(&l, t0 + s(3.0), 50, false),
-            Admission::Wait { reason: WaitReason::RowsPerHour, until: Some(t0 + s(10.0)) }
+            Admission::Wait {
+                reason: WaitReason::RowsPerHour,
+                until: Some(t0 + s(10.0))
+            }
         );
         // 80 more needs the first two gone.
         assert_eq!(
             log.check(&l, t0 + s(3.0), 80, false),
-            Admission::Wait { reason: WaitReason::RowsPerHour, until: Some(t0 + s(11.0)) }
+            Admission::Wait {
+                reason: WaitReason::RowsPerHour,
+                until: Some(t0 + s(11.0))
+            }
         );
         assert_eq!(log.check(&l, t0 + s(11.0), 80, false), Admission::Admit);
         // Refused rows do not use the budget.
@@ -352,7 +446,11 @@ mod tests {
 
     #[test]
     fn large_tables_get_the_hourly_post_cap() {
-        let l = PushLimits { posts_per_window: usize::MAX, rows_per_hour: u64::MAX, ..limits() };
+        let l = PushLimits {
+            posts_per_window: usize::MAX,
+            rows_per_hour: u64::MAX,
+            ..limits()
+        };
         let t0 = Instant::now();
         let mut log = PaceLog::default();
         for i in 0..5 {
@@ -362,7 +460,10 @@ mod tests {
         assert_eq!(log.check(&l, t0 + s(5.0), 1, false), Admission::Admit);
         assert_eq!(
             log.check(&l, t0 + s(5.0), 1, true),
-            Admission::Wait { reason: WaitReason::LargeTablePostsPerHour, until: Some(t0 + s(10.0)) }
+            Admission::Wait {
+                reason: WaitReason::LargeTablePostsPerHour,
+                until: Some(t0 + s(10.0))
+            }
         );
     }
 
@@ -372,13 +473,22 @@ mod tests {
         let t0 = Instant::now();
         let mut log = PaceLog::default();
         log.block_until(t0 + s(7.0));
-        assert_eq!(log.check(&l, t0, 1, false), Admission::Wait { reason: WaitReason::RetryAfter, until: Some(t0 + s(7.0)) });
+        assert_eq!(
+            log.check(&l, t0, 1, false),
+            Admission::Wait {
+                reason: WaitReason::RetryAfter,
+                until: Some(t0 + s(7.0))
+            }
+        );
         assert_eq!(log.check(&l, t0 + s(7.0), 1, false), Admission::Admit);
     }
 
     #[tokio::test(start_paused = true)]
     async fn pacer_spaces_posts_and_reports_waiting() {
-        let l = PushLimits { rows_per_hour: u64::MAX, ..limits() };
+        let l = PushLimits {
+            rows_per_hour: u64::MAX,
+            ..limits()
+        };
         let pacer = Arc::new(DatasetPacer::new("ds".into(), l));
         let (tx, mut rx) = broadcast::channel(64);
         let t0 = Instant::now();
@@ -389,21 +499,44 @@ mod tests {
             pacer.complete(t, true);
         }
         // Completions happen at admission (no network): 3 per second, exactly on the window edges.
-        assert_eq!(admitted, vec![s(0.0), s(0.0), s(0.0), s(1.0), s(1.0), s(1.0), s(2.0)]);
-        let PushEvent::Waiting { dataset, reason, wait } = rx.try_recv().unwrap() else { panic!() };
-        assert_eq!((dataset.as_str(), reason, wait), ("ds", "per-minute POST budget", s(1.0)));
+        assert_eq!(
+            admitted,
+            vec![s(0.0), s(0.0), s(0.0), s(1.0), s(1.0), s(1.0), s(2.0)]
+        );
+        let PushEvent::Waiting {
+            dataset,
+            reason,
+            wait,
+        } = rx.try_recv().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (dataset.as_str(), reason, wait),
+            ("ds", "per-minute POST budget", s(1.0))
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn in_flight_slots_are_limited() {
-        let l = PushLimits { max_in_flight: 2, ..PushLimits::unlimited() };
-        let pacer = DatasetPacer::new("ds".into(), l);
+        let l = PushLimits {
+            max_in_flight: 2,
+            ..PushLimits::unlimited()
+        };
+        let pacer = Arc::new(DatasetPacer::new("ds".into(), l));
         let (tx, _rx) = broadcast::channel(8);
         let a = pacer.acquire(1, false, &tx).await;
         let _b = pacer.acquire(1, false, &tx).await;
         let third = tokio::time::timeout(s(5.0), pacer.acquire(1, false, &tx)).await;
         assert!(third.is_err(), "a third POST must wait for a slot");
         pacer.complete(a, true);
-        tokio::time::timeout(s(0.1), pacer.acquire(1, false, &tx)).await.expect("slot freed");
+        let c = tokio::time::timeout(s(0.1), pacer.acquire(1, false, &tx))
+            .await
+            .expect("slot freed");
+        // A ticket dropped without completion (a cancelled send) frees its slot too.
+        drop(c);
+        tokio::time::timeout(s(0.1), pacer.acquire(1, false, &tx))
+            .await
+            .expect("dropped ticket freed its slot");
     }
 }

@@ -35,13 +35,94 @@ pub struct TableTarget {
 #[derive(Clone, Debug, PartialEq)]
 pub enum PushEvent {
     /// A budget is spent: "waiting 14 min for the hourly row budget of dataset X".
-    Waiting { dataset: String, reason: &'static str, wait: Duration },
+    Waiting {
+        dataset: String,
+        reason: &'static str,
+        wait: Duration,
+    },
     /// The service answered 429 (or 5xx) and the batch will be resent.
-    Retrying { dataset: String, batch_id: Uuid, attempt: u32, status: Option<u16>, wait: Duration },
+    Retrying {
+        dataset: String,
+        batch_id: Uuid,
+        attempt: u32,
+        status: Option<u16>,
+        wait: Duration,
+    },
     /// The access token was refused mid-push and renewed.
     TokenRefreshed { dataset: String, batch_id: Uuid },
     /// A batch finished (any outcome).
-    BatchDone { dataset: String, table: String, batch_id: Uuid, rows: usize, outcome: &'static str },
+    BatchDone {
+        dataset: String,
+        table: String,
+        batch_id: Uuid,
+        rows: usize,
+        outcome: &'static str,
+    },
+}
+
+impl std::fmt::Display for PushEvent {
+    /// One line for the CLI, e.g. "waiting 14 min for the hourly row budget of dataset X".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushEvent::Waiting {
+                dataset,
+                reason,
+                wait,
+            } => {
+                write!(
+                    f,
+                    "waiting {} for the {reason} of dataset {dataset}",
+                    human(*wait)
+                )
+            }
+            PushEvent::Retrying {
+                dataset,
+                batch_id,
+                attempt,
+                status,
+                wait,
+            } => {
+                let why = status.map_or_else(
+                    || "a connection failure".to_string(),
+                    |s| format!("HTTP {s}"),
+                );
+                write!(
+                    f,
+                    "batch {batch_id} of dataset {dataset}: {why} on attempt {attempt}; resending in {}",
+                    human(*wait)
+                )
+            }
+            PushEvent::TokenRefreshed { dataset, batch_id } => {
+                write!(
+                    f,
+                    "access token renewed while pushing batch {batch_id} of dataset {dataset}"
+                )
+            }
+            PushEvent::BatchDone {
+                dataset,
+                table,
+                batch_id,
+                rows,
+                outcome,
+            } => {
+                write!(
+                    f,
+                    "batch {batch_id} ({rows} rows) to {dataset}/{table}: {outcome}"
+                )
+            }
+        }
+    }
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 90.0 {
+        format!("{:.0} min", s / 60.0)
+    } else if s >= 1.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{:.0} ms", s * 1000.0)
+    }
 }
 
 /// What happened to a batch.
@@ -100,7 +181,12 @@ pub struct Pusher {
 impl Pusher {
     pub fn new(client: PowerBiClient, limits: PushLimits) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { client, limits, pacers: Arc::new(Mutex::new(HashMap::new())), events }
+        Self {
+            client,
+            limits,
+            pacers: Arc::new(Mutex::new(HashMap::new())),
+            events,
+        }
     }
 
     pub fn limits(&self) -> &PushLimits {
@@ -115,19 +201,28 @@ impl Pusher {
     fn pacer(&self, dataset: &str) -> Arc<DatasetPacer> {
         let mut m = self.pacers.lock().expect("pacer map poisoned");
         m.entry(dataset.to_string())
-            .or_insert_with(|| Arc::new(DatasetPacer::new(dataset.to_string(), self.limits.clone())))
+            .or_insert_with(|| {
+                Arc::new(DatasetPacer::new(dataset.to_string(), self.limits.clone()))
+            })
             .clone()
     }
 
     /// Sends one batch, paced and retried as described in the module docs. `table_rows_before` is how many rows the
     /// table holds before this batch (for the large-table POST cap).
-    pub async fn send(&self, target: &TableTarget, batch: Batch, table_rows_before: u64) -> BatchReport {
+    pub async fn send(
+        &self,
+        target: &TableTarget,
+        batch: Batch,
+        table_rows_before: u64,
+    ) -> BatchReport {
         let started = Instant::now();
         let pacer = self.pacer(&target.dataset_id);
         let rows = batch.row_count();
         let large = table_rows_before >= self.limits.large_table_rows;
         let operation = format!("POST rows to table '{}'", target.table);
-        let url = self.client.rows_url(&target.group_id, &target.dataset_id, &target.table);
+        let url = self
+            .client
+            .rows_url(&target.group_id, &target.dataset_id, &target.table);
         let mut report = BatchReport {
             batch_id: batch.id,
             table: target.table.clone(),
@@ -155,17 +250,32 @@ impl Pusher {
                 }
             };
             report.attempts += 1;
-            let result =
-                self.client.send_once(&operation, Method::POST, url.clone(), Some(batch.body().clone()), &token).await;
+            let result = self
+                .client
+                .send_once(
+                    &operation,
+                    Method::POST,
+                    url.clone(),
+                    Some(batch.body().clone()),
+                    &token,
+                )
+                .await;
             match result {
                 Ok(answer) => {
                     pacer.complete(ticket, true);
-                    report.request_id = answer.headers.get("requestid").and_then(|v| v.to_str().ok()).map(String::from);
+                    report.request_id = answer
+                        .headers
+                        .get("requestid")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
                     break BatchOutcome::Accepted;
                 }
                 Err(PowerBiError::Api(e)) => {
                     pacer.complete(ticket, false);
                     report.request_id = e.request_id.clone().or(report.request_id.take());
+                    if e.status == 429 {
+                        report.throttled += 1;
+                    }
                     match e.class() {
                         ErrorClass::Token if report.token_refreshes == 0 => {
                             report.token_refreshes += 1;
@@ -183,7 +293,6 @@ impl Pusher {
                             };
                             retries += 1;
                             if e.status == 429 {
-                                report.throttled += 1;
                                 // The budget is the dataset's, so every caller of this dataset holds off.
                                 pacer.block_until(Instant::now() + wait);
                             }
@@ -253,8 +362,39 @@ impl Pusher {
 
     /// Exponential backoff with ±25 % jitter so concurrent callers do not resend in lockstep.
     fn backoff(&self, retries: u32) -> Duration {
-        let base = self.limits.backoff.saturating_mul(1u32 << retries.min(16)).min(self.limits.max_backoff);
+        let base = self
+            .limits
+            .backoff
+            .saturating_mul(1u32 << retries.min(16))
+            .min(self.limits.max_backoff);
         let jitter = rand::random_range(0.75..1.25);
         base.mul_f64(jitter).min(self.limits.max_backoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_event_reads_as_a_sentence() {
+        let e = PushEvent::Waiting {
+            dataset: "X".into(),
+            reason: "hourly row budget",
+            wait: Duration::from_secs(14 * 60),
+        };
+        assert_eq!(
+            e.to_string(),
+            "waiting 14 min for the hourly row budget of dataset X"
+        );
+        let e = PushEvent::Waiting {
+            dataset: "X".into(),
+            reason: "per-minute POST budget",
+            wait: Duration::from_millis(400),
+        };
+        assert_eq!(
+            e.to_string(),
+            "waiting 400 ms for the per-minute POST budget of dataset X"
+        );
     }
 }

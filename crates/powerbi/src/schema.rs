@@ -62,7 +62,13 @@ pub struct TableSchema {
 impl TableSchema {
     /// A table with the given columns and no measures.
     pub fn new(name: impl Into<String>, columns: Vec<Column>) -> Self {
-        Self { name: name.into(), columns, measures: Vec::new(), is_hidden: None, description: None }
+        Self {
+            name: name.into(),
+            columns,
+            measures: Vec::new(),
+            is_hidden: None,
+            description: None,
+        }
     }
 }
 
@@ -152,7 +158,8 @@ impl Serialize for DataType {
 impl<'de> Deserialize<'de> for DataType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        DataType::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown Power BI data type '{s}'")))
+        DataType::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown Power BI data type '{s}'")))
     }
 }
 
@@ -199,17 +206,33 @@ pub enum SchemaError {
     #[error("the dataset has no tables: a push dataset needs at least one table")]
     NoTables,
     #[error("the dataset has {count} {what}; Power BI allows at most {max}: split the dataset")]
-    TooMany { what: &'static str, count: usize, max: usize },
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
     #[error(
         "{what} name '{name}' is not accepted by Power BI: {problem}. Table and relationship names may use letters, \
          digits, spaces and # - @ ^ _ ~ (and non-ASCII letters), 1 to 100 characters; rename it"
     )]
-    BadTableName { what: &'static str, name: String, problem: String },
-    #[error("{what} name '{name}' in table '{table}' is empty or contains control characters: rename it")]
-    BadColumnName { what: &'static str, table: String, name: String },
+    BadTableName {
+        what: &'static str,
+        name: String,
+        problem: String,
+    },
+    #[error(
+        "{what} name '{name}' in table '{table}' is empty or contains control characters: rename it"
+    )]
+    BadColumnName {
+        what: &'static str,
+        table: String,
+        name: String,
+    },
     #[error("table '{table}' has no columns: a push table needs at least one column")]
     NoColumns { table: String },
-    #[error("table '{table}' has {count} columns; Power BI allows at most {MAX_COLUMNS}: drop some fields")]
+    #[error(
+        "table '{table}' has {count} columns; Power BI allows at most {MAX_COLUMNS}: drop some fields"
+    )]
     TooManyColumns { table: String, count: usize },
     #[error(
         "table '{table}' defines '{name}' twice (names are compared case-insensitively, as Power BI does): rename one"
@@ -217,8 +240,14 @@ pub enum SchemaError {
     DuplicateName { table: String, name: String },
     #[error("table name '{name}' is used twice (case-insensitively): rename one")]
     DuplicateTable { name: String },
-    #[error("relationship '{relationship}' refers to {what} '{name}', which the dataset does not define")]
-    DanglingRelationship { relationship: String, what: &'static str, name: String },
+    #[error(
+        "relationship '{relationship}' refers to {what} '{name}', which the dataset does not define"
+    )]
+    DanglingRelationship {
+        relationship: String,
+        what: &'static str,
+        name: String,
+    },
 }
 
 /// Checks the swagger's table-name rule by hand (no regex crate for one character class).
@@ -232,7 +261,9 @@ pub fn check_table_name(name: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if len > MAX_TABLE_NAME_LEN {
-        return Err(format!("it is {len} characters long (at most {MAX_TABLE_NAME_LEN})"));
+        return Err(format!(
+            "it is {len} characters long (at most {MAX_TABLE_NAME_LEN})"
+        ));
     }
     for c in name.chars() {
         let ok = matches!(c, '\t' | '\n' | '\r' | ' ' | '#' | '-' | '0'..='9' | '@'..='Z' | '^' | '_' | 'a'..='z')
@@ -247,9 +278,9 @@ pub fn check_table_name(name: &str) -> Result<(), String> {
 /// Column and measure names: non-empty, no control characters other than TAB/LF/CR (swagger pattern).
 pub fn check_column_name(name: &str) -> bool {
     !name.trim().is_empty()
-        && name
-            .chars()
-            .all(|c| matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}'))
+        && name.chars().all(|c| {
+            matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+        })
 }
 
 /// Validates one table: name rule, 1–75 columns, valid and unique column/measure names.
@@ -260,10 +291,15 @@ pub fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
         problem,
     })?;
     if table.columns.is_empty() {
-        return Err(SchemaError::NoColumns { table: table.name.clone() });
+        return Err(SchemaError::NoColumns {
+            table: table.name.clone(),
+        });
     }
     if table.columns.len() > MAX_COLUMNS {
-        return Err(SchemaError::TooManyColumns { table: table.name.clone(), count: table.columns.len() });
+        return Err(SchemaError::TooManyColumns {
+            table: table.name.clone(),
+            count: table.columns.len(),
+        });
     }
     let mut seen = std::collections::HashSet::new();
     let names = table
@@ -273,10 +309,17 @@ pub fn validate_table(table: &TableSchema) -> Result<(), SchemaError> {
         .chain(table.measures.iter().map(|m| ("measure", &m.name)));
     for (what, name) in names {
         if !check_column_name(name) {
-            return Err(SchemaError::BadColumnName { what, table: table.name.clone(), name: name.clone() });
+            return Err(SchemaError::BadColumnName {
+                what,
+                table: table.name.clone(),
+                name: name.clone(),
+            });
         }
         if !seen.insert(name.to_lowercase()) {
-            return Err(SchemaError::DuplicateName { table: table.name.clone(), name: name.clone() });
+            return Err(SchemaError::DuplicateName {
+                table: table.name.clone(),
+                name: name.clone(),
+            });
         }
     }
     Ok(())
@@ -291,7 +334,11 @@ pub fn validate_dataset(ds: &DatasetSchema) -> Result<(), SchemaError> {
         return Err(SchemaError::NoTables);
     }
     if ds.tables.len() > MAX_TABLES {
-        return Err(SchemaError::TooMany { what: "tables", count: ds.tables.len(), max: MAX_TABLES });
+        return Err(SchemaError::TooMany {
+            what: "tables",
+            count: ds.tables.len(),
+            max: MAX_TABLES,
+        });
     }
     if ds.relationships.len() > MAX_RELATIONSHIPS {
         return Err(SchemaError::TooMany {
@@ -304,7 +351,9 @@ pub fn validate_dataset(ds: &DatasetSchema) -> Result<(), SchemaError> {
     for t in &ds.tables {
         validate_table(t)?;
         if !seen.insert(t.name.to_lowercase()) {
-            return Err(SchemaError::DuplicateTable { name: t.name.clone() });
+            return Err(SchemaError::DuplicateTable {
+                name: t.name.clone(),
+            });
         }
     }
     for r in &ds.relationships {
@@ -348,11 +397,23 @@ pub enum Value {
 /// A value the service would refuse or silently corrupt.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ValueError {
-    #[error("table '{table}' has {columns} columns but the row has {values} values: the mapping is out of step")]
-    Arity { table: String, columns: usize, values: usize },
+    #[error(
+        "table '{table}' has {columns} columns but the row has {values} values: the mapping is out of step"
+    )]
+    Arity {
+        table: String,
+        columns: usize,
+        values: usize,
+    },
     #[error("column '{column}' is {expected} but the value is {found}: fix the field mapping")]
-    TypeMismatch { column: String, expected: DataType, found: &'static str },
-    #[error("column '{column}': {value} is not a finite number Power BI can store; send it as null or fix the source")]
+    TypeMismatch {
+        column: String,
+        expected: DataType,
+        found: &'static str,
+    },
+    #[error(
+        "column '{column}': {value} is not a finite number Power BI can store; send it as null or fix the source"
+    )]
     NotFinite { column: String, value: f64 },
     #[error("column '{column}': {value} is Int64 min/max, which Power BI does not allow")]
     Int64Extreme { column: String, value: i64 },
@@ -361,8 +422,13 @@ pub enum ValueError {
          map the field as Double or round it at the source"
     )]
     DecimalScale { column: String, value: Decimal },
-    #[error("column '{column}': {value} is outside Power BI's date range 1900-9999; map the field to null or fix it")]
-    DateOutOfRange { column: String, value: NaiveDateTime },
+    #[error(
+        "column '{column}': {value} is outside Power BI's date range 1900-9999; map the field to null or fix it"
+    )]
+    DateOutOfRange {
+        column: String,
+        value: NaiveDateTime,
+    },
 }
 
 /// One row as JSON object text, plus the columns whose strings were cut to 4,000 characters.
@@ -391,7 +457,10 @@ impl RowEncoder {
                 (c.name.clone(), c.data_type, key)
             })
             .collect();
-        Self { table: table.name.clone(), columns }
+        Self {
+            table: table.name.clone(),
+            columns,
+        }
     }
 
     /// Encodes one row; `values` are in column order.
@@ -403,7 +472,12 @@ impl RowEncoder {
     }
 
     /// Appends one row object to `out`; on error `out` may hold a partial row (callers discard it).
-    pub fn encode_into(&self, values: &[Value], out: &mut String, truncated: &mut Vec<String>) -> Result<(), ValueError> {
+    pub fn encode_into(
+        &self,
+        values: &[Value],
+        out: &mut String,
+        truncated: &mut Vec<String>,
+    ) -> Result<(), ValueError> {
         if values.len() != self.columns.len() {
             return Err(ValueError::Arity {
                 table: self.table.clone(),
@@ -422,17 +496,27 @@ impl RowEncoder {
             }
             first = false;
             out.push_str(key);
-            let mismatch = |found| ValueError::TypeMismatch { column: name.clone(), expected: *ty, found };
+            let mismatch = |found| ValueError::TypeMismatch {
+                column: name.clone(),
+                expected: *ty,
+                found,
+            };
             match (ty, v) {
                 (DataType::Int64 | DataType::Double | DataType::Decimal, Value::Int64(i)) => {
                     if *i == i64::MIN || *i == i64::MAX {
-                        return Err(ValueError::Int64Extreme { column: name.clone(), value: *i });
+                        return Err(ValueError::Int64Extreme {
+                            column: name.clone(),
+                            value: *i,
+                        });
                     }
                     let _ = write!(out, "{i}");
                 }
                 (DataType::Double, Value::Double(f)) => {
                     if !f.is_finite() || *f == f64::MAX || *f == f64::MIN {
-                        return Err(ValueError::NotFinite { column: name.clone(), value: *f });
+                        return Err(ValueError::NotFinite {
+                            column: name.clone(),
+                            value: *f,
+                        });
                     }
                     // Debug prints the shortest round-trip form and switches to exponent notation for very large or
                     // small magnitudes; both are valid JSON numbers.
@@ -440,15 +524,23 @@ impl RowEncoder {
                 }
                 (DataType::Decimal, Value::Decimal(d)) => {
                     if d.normalize().scale() > 4 {
-                        return Err(ValueError::DecimalScale { column: name.clone(), value: *d });
+                        return Err(ValueError::DecimalScale {
+                            column: name.clone(),
+                            value: *d,
+                        });
                     }
                     // rust_decimal's Display never uses exponent notation, so its digits are a valid JSON number.
                     let _ = write!(out, "{d}");
                 }
-                (DataType::Boolean, Value::Boolean(b)) => out.push_str(if *b { "true" } else { "false" }),
+                (DataType::Boolean, Value::Boolean(b)) => {
+                    out.push_str(if *b { "true" } else { "false" })
+                }
                 (DataType::DateTime, Value::DateTime(dt)) => {
                     if !(1900..=9999).contains(&dt.year()) {
-                        return Err(ValueError::DateOutOfRange { column: name.clone(), value: *dt });
+                        return Err(ValueError::DateOutOfRange {
+                            column: name.clone(),
+                            value: *dt,
+                        });
                     }
                     write_datetime(out, dt);
                 }
@@ -572,7 +664,10 @@ mod tests {
     }
 
     fn dt(y: i32, m: u32, d: u32, h: u32, mi: u32, s: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, mi, s).unwrap()
+        NaiveDate::from_ymd_opt(y, m, d)
+            .unwrap()
+            .and_hms_opt(h, mi, s)
+            .unwrap()
     }
 
     #[test]
@@ -587,7 +682,10 @@ mod tests {
         });
         let ds = DatasetSchema {
             name: "SageIntacct".into(),
-            tables: vec![t, TableSchema::new("Account", vec![Column::new("AccountNo", DataType::String)])],
+            tables: vec![
+                t,
+                TableSchema::new("Account", vec![Column::new("AccountNo", DataType::String)]),
+            ],
             relationships: vec![Relationship {
                 name: "GL_Account".into(),
                 from_table: "GLEntry".into(),
@@ -598,10 +696,16 @@ mod tests {
             }],
         };
         let v = serde_json::to_value(&ds).unwrap();
-        assert_eq!(v["tables"][0]["columns"][0], serde_json::json!({"name":"RecordNo","dataType":"Int64"}));
+        assert_eq!(
+            v["tables"][0]["columns"][0],
+            serde_json::json!({"name":"RecordNo","dataType":"Int64"})
+        );
         assert_eq!(v["tables"][0]["measures"][0]["formatString"], "#,0.00");
         assert_eq!(v["relationships"][0]["fromTable"], "GLEntry");
-        assert_eq!(v["relationships"][0]["crossFilteringBehavior"], "OneDirection");
+        assert_eq!(
+            v["relationships"][0]["crossFilteringBehavior"],
+            "OneDirection"
+        );
         assert!(v["tables"][1].get("measures").is_none());
         let back: DatasetSchema = serde_json::from_value(v).unwrap();
         assert_eq!(back, ds);
@@ -610,20 +714,37 @@ mod tests {
 
     #[test]
     fn data_type_accepts_service_spellings() {
-        for (s, t) in [("int64", DataType::Int64), ("bool", DataType::Boolean), ("Datetime", DataType::DateTime)] {
-            assert_eq!(serde_json::from_value::<DataType>(serde_json::json!(s)).unwrap(), t);
+        for (s, t) in [
+            ("int64", DataType::Int64),
+            ("bool", DataType::Boolean),
+            ("Datetime", DataType::DateTime),
+        ] {
+            assert_eq!(
+                serde_json::from_value::<DataType>(serde_json::json!(s)).unwrap(),
+                t
+            );
         }
         assert!(serde_json::from_value::<DataType>(serde_json::json!("Money")).is_err());
     }
 
     #[test]
     fn table_name_rule_matches_swagger_character_class() {
-        for ok in ["Vendors", "GL Entry", "a#b-c@d^e_f~g", "Dépenses", "日本", "x\ty", "😀"] {
+        for ok in [
+            "Vendors",
+            "GL Entry",
+            "a#b-c@d^e_f~g",
+            "Dépenses",
+            "日本",
+            "x\ty",
+            "😀",
+        ] {
             check_table_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
-        for bad in ["", "a.b", "a/b", "a!", "a\"", "$x", "5%", "a&b", "it's", "(x)", "a*b", "a+b", "a,b", "a:b", "a;b",
-            "a<b", "a=b", "a>b", "a?b", "[x]", "a\\b", "a`b", "{x}", "a|b", "a\u{1}b"]
-        {
+        for bad in [
+            "", "a.b", "a/b", "a!", "a\"", "$x", "5%", "a&b", "it's", "(x)", "a*b", "a+b", "a,b",
+            "a:b", "a;b", "a<b", "a=b", "a>b", "a?b", "[x]", "a\\b", "a`b", "{x}", "a|b",
+            "a\u{1}b",
+        ] {
             assert!(check_table_name(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(check_table_name(&"x".repeat(100)).is_ok());
@@ -639,24 +760,59 @@ mod tests {
         t.columns.push(Column::new("memo", DataType::String));
         assert_eq!(
             validate_table(&t),
-            Err(SchemaError::DuplicateName { table: "GLEntry".into(), name: "memo".into() })
+            Err(SchemaError::DuplicateName {
+                table: "GLEntry".into(),
+                name: "memo".into()
+            })
         );
-        let t = TableSchema::new("T", (0..76).map(|i| Column::new(format!("c{i}"), DataType::Int64)).collect());
-        assert!(matches!(validate_table(&t), Err(SchemaError::TooManyColumns { count: 76, .. })));
+        let t = TableSchema::new(
+            "T",
+            (0..76)
+                .map(|i| Column::new(format!("c{i}"), DataType::Int64))
+                .collect(),
+        );
+        assert!(matches!(
+            validate_table(&t),
+            Err(SchemaError::TooManyColumns { count: 76, .. })
+        ));
         let t = TableSchema::new("T", vec![]);
-        assert!(matches!(validate_table(&t), Err(SchemaError::NoColumns { .. })));
+        assert!(matches!(
+            validate_table(&t),
+            Err(SchemaError::NoColumns { .. })
+        ));
         let t = TableSchema::new("T", vec![Column::new(" ", DataType::Int64)]);
-        assert!(matches!(validate_table(&t), Err(SchemaError::BadColumnName { .. })));
+        assert!(matches!(
+            validate_table(&t),
+            Err(SchemaError::BadColumnName { .. })
+        ));
         let t = TableSchema::new("Bad.Name", vec![Column::new("a", DataType::Int64)]);
         let e = validate_table(&t).unwrap_err();
         assert!(e.to_string().contains("'.'"), "{e}");
 
         let one = |n: &str| TableSchema::new(n, vec![Column::new("a", DataType::Int64)]);
-        let ds = DatasetSchema { name: "D".into(), tables: (0..76).map(|i| one(&format!("t{i}"))).collect(), relationships: vec![] };
-        assert!(matches!(validate_dataset(&ds), Err(SchemaError::TooMany { what: "tables", .. })));
-        let ds = DatasetSchema { name: "D".into(), tables: vec![one("A"), one("a")], relationships: vec![] };
-        assert!(matches!(validate_dataset(&ds), Err(SchemaError::DuplicateTable { .. })));
-        let ds = DatasetSchema { name: "".into(), tables: vec![one("A")], relationships: vec![] };
+        let ds = DatasetSchema {
+            name: "D".into(),
+            tables: (0..76).map(|i| one(&format!("t{i}"))).collect(),
+            relationships: vec![],
+        };
+        assert!(matches!(
+            validate_dataset(&ds),
+            Err(SchemaError::TooMany { what: "tables", .. })
+        ));
+        let ds = DatasetSchema {
+            name: "D".into(),
+            tables: vec![one("A"), one("a")],
+            relationships: vec![],
+        };
+        assert!(matches!(
+            validate_dataset(&ds),
+            Err(SchemaError::DuplicateTable { .. })
+        ));
+        let ds = DatasetSchema {
+            name: "".into(),
+            tables: vec![one("A")],
+            relationships: vec![],
+        };
         assert_eq!(validate_dataset(&ds), Err(SchemaError::EmptyDatasetName));
         let rel = |n: &str, to: &str| Relationship {
             name: n.into(),
@@ -666,14 +822,27 @@ mod tests {
             to_column: "a".into(),
             cross_filtering_behavior: None,
         };
-        let ds = DatasetSchema { name: "D".into(), tables: vec![one("A"), one("B")], relationships: vec![rel("r", "C")] };
-        assert!(matches!(validate_dataset(&ds), Err(SchemaError::DanglingRelationship { what: "table", .. })));
+        let ds = DatasetSchema {
+            name: "D".into(),
+            tables: vec![one("A"), one("B")],
+            relationships: vec![rel("r", "C")],
+        };
+        assert!(matches!(
+            validate_dataset(&ds),
+            Err(SchemaError::DanglingRelationship { what: "table", .. })
+        ));
         let ds = DatasetSchema {
             name: "D".into(),
             tables: vec![one("A"), one("B")],
             relationships: (0..76).map(|i| rel(&format!("r{i}"), "B")).collect(),
         };
-        assert!(matches!(validate_dataset(&ds), Err(SchemaError::TooMany { what: "relationships", .. })));
+        assert!(matches!(
+            validate_dataset(&ds),
+            Err(SchemaError::TooMany {
+                what: "relationships",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -704,11 +873,28 @@ mod tests {
     fn nulls_are_omitted_and_ints_fit_numeric_columns() {
         let row = encode_row(
             &table(),
-            &[Value::Null, Value::Int64(5), Value::Int64(7), Value::Null, Value::Null, Value::Null],
+            &[
+                Value::Null,
+                Value::Int64(5),
+                Value::Int64(7),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
         )
         .unwrap();
         assert_eq!(row.json, r#"{"Amount":5,"Rate":7}"#);
-        let all_null = encode_row(&table(), &[Value::Null, Value::Null, Value::Null, Value::Null, Value::Null, Value::Null]);
+        let all_null = encode_row(
+            &table(),
+            &[
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ],
+        );
         assert_eq!(all_null.unwrap().json, "{}");
     }
 
@@ -720,26 +906,65 @@ mod tests {
             vals[i] = v;
             encode_row(&t, &vals)
         };
-        assert!(matches!(row(0, Value::Int64(i64::MAX)), Err(ValueError::Int64Extreme { .. })));
-        assert!(matches!(row(0, Value::Int64(i64::MIN)), Err(ValueError::Int64Extreme { .. })));
-        for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MAX, f64::MIN] {
-            assert!(matches!(row(2, Value::Double(f)), Err(ValueError::NotFinite { .. })), "{f}");
+        assert!(matches!(
+            row(0, Value::Int64(i64::MAX)),
+            Err(ValueError::Int64Extreme { .. })
+        ));
+        assert!(matches!(
+            row(0, Value::Int64(i64::MIN)),
+            Err(ValueError::Int64Extreme { .. })
+        ));
+        for f in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            f64::MIN,
+        ] {
+            assert!(
+                matches!(row(2, Value::Double(f)), Err(ValueError::NotFinite { .. })),
+                "{f}"
+            );
         }
         assert!(matches!(
             row(1, Value::Decimal(Decimal::from_str("0.00001").unwrap())),
             Err(ValueError::DecimalScale { .. })
         ));
         // Trailing zeros beyond scale 4 are fine: the value is exact at scale 4.
-        assert_eq!(row(1, Value::Decimal(Decimal::from_str("1.500000").unwrap())).unwrap().json, r#"{"Amount":1.500000}"#);
-        assert!(matches!(row(4, Value::DateTime(dt(1899, 12, 31, 0, 0, 0))), Err(ValueError::DateOutOfRange { .. })));
+        assert_eq!(
+            row(1, Value::Decimal(Decimal::from_str("1.500000").unwrap()))
+                .unwrap()
+                .json,
+            r#"{"Amount":1.500000}"#
+        );
+        assert!(matches!(
+            row(4, Value::DateTime(dt(1899, 12, 31, 0, 0, 0))),
+            Err(ValueError::DateOutOfRange { .. })
+        ));
         let e = row(3, Value::String("yes".into())).unwrap_err();
-        assert_eq!(e.to_string(), "column 'Posted' is Boolean but the value is a String: fix the field mapping");
-        assert!(matches!(encode_row(&t, &[Value::Null]), Err(ValueError::Arity { columns: 6, values: 1, .. })));
+        assert_eq!(
+            e.to_string(),
+            "column 'Posted' is Boolean but the value is a String: fix the field mapping"
+        );
+        assert!(matches!(
+            encode_row(&t, &[Value::Null]),
+            Err(ValueError::Arity {
+                columns: 6,
+                values: 1,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn long_strings_are_cut_at_4000_utf16_units_and_reported() {
-        let t = TableSchema::new("T", vec![Column::new("s", DataType::String), Column::new("k", DataType::String)]);
+        let t = TableSchema::new(
+            "T",
+            vec![
+                Column::new("s", DataType::String),
+                Column::new("k", DataType::String),
+            ],
+        );
         // 3,999 ASCII + one astral char (2 units) = 4,001 units: the astral char must go whole.
         let s = format!("{}😀tail", "a".repeat(3_999));
         let row = encode_row(&t, &[Value::String(s), Value::String("short".into())]).unwrap();
@@ -750,14 +975,23 @@ mod tests {
         let s = "é".repeat(4_000);
         let row = encode_row(&t, &[Value::String(s.clone()), Value::Null]).unwrap();
         assert!(row.truncated.is_empty());
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&row.json).unwrap()["s"], s.as_str());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&row.json).unwrap()["s"],
+            s.as_str()
+        );
     }
 
     #[test]
     fn datetime_drops_subseconds_and_pads() {
-        let d = NaiveDate::from_ymd_opt(1900, 1, 2).unwrap().and_hms_milli_opt(3, 4, 5, 999).unwrap();
+        let d = NaiveDate::from_ymd_opt(1900, 1, 2)
+            .unwrap()
+            .and_hms_milli_opt(3, 4, 5, 999)
+            .unwrap();
         let t = TableSchema::new("T", vec![Column::new("d", DataType::DateTime)]);
-        assert_eq!(encode_row(&t, &[Value::DateTime(d)]).unwrap().json, r#"{"d":"1900-01-02T03:04:05Z"}"#);
+        assert_eq!(
+            encode_row(&t, &[Value::DateTime(d)]).unwrap().json,
+            r#"{"d":"1900-01-02T03:04:05Z"}"#
+        );
     }
 
     proptest::proptest! {

@@ -105,14 +105,19 @@ pub enum ClientCredential {
     Secret(SecretString),
     /// An RSA private key (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY` PEM) and its X.509 certificate (PEM); the
     /// certificate's public part must be uploaded to the app registration.
-    Certificate { private_key_pem: SecretString, certificate_pem: String },
+    Certificate {
+        private_key_pem: SecretString,
+        certificate_pem: String,
+    },
 }
 
 impl fmt::Debug for ClientCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClientCredential::Secret(_) => f.write_str("Secret([redacted])"),
-            ClientCredential::Certificate { .. } => f.write_str("Certificate { private_key_pem: [redacted], .. }"),
+            ClientCredential::Certificate { .. } => {
+                f.write_str("Certificate { private_key_pem: [redacted], .. }")
+            }
         }
     }
 }
@@ -137,7 +142,12 @@ pub struct PowerBiSettings {
 
 impl PowerBiSettings {
     /// Settings for a cloud's real endpoints with a 120 s request timeout.
-    pub fn new(cloud: Cloud, tenant_id: impl Into<String>, client_id: impl Into<String>, credential: ClientCredential) -> Self {
+    pub fn new(
+        cloud: Cloud,
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        credential: ClientCredential,
+    ) -> Self {
         Self {
             cloud,
             tenant_id: tenant_id.into(),
@@ -172,13 +182,19 @@ impl PowerBiSettings {
             None => Url::parse(self.cloud.api_host()).expect("static URL"),
         };
         let mut u = join(&base, &["v1.0", "myorg"])?;
-        u.path_segments_mut().map_err(|_| PowerBiError::Config("api_url cannot be a base URL".into()))?.push("");
+        u.path_segments_mut()
+            .map_err(|_| PowerBiError::Config("api_url cannot be a base URL".into()))?
+            .push("");
         Ok(u)
     }
 
     pub(crate) fn validate(&self) -> Result<(), PowerBiError> {
         let t = self.tenant_id.trim();
-        if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+        if t.is_empty()
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
             return Err(PowerBiError::Config(format!(
                 "tenant_id '{}' is not a tenant GUID or domain: copy the 'Directory (tenant) ID' from the app registration",
                 self.tenant_id
@@ -191,16 +207,21 @@ impl PowerBiSettings {
         }
         if self.client_id.trim().is_empty() {
             return Err(PowerBiError::Config(
-                "client_id is empty: copy the 'Application (client) ID' from the app registration".into(),
+                "client_id is empty: copy the 'Application (client) ID' from the app registration"
+                    .into(),
             ));
         }
         if let ClientCredential::Secret(s) = &self.credential
             && secrecy::ExposeSecret::expose_secret(s).is_empty()
         {
-            return Err(PowerBiError::Config("the client secret is empty: store it with `credentials set powerbi`".into()));
+            return Err(PowerBiError::Config(
+                "the client secret is empty: store it with `credentials set powerbi`".into(),
+            ));
         }
         if self.request_timeout.is_zero() {
-            return Err(PowerBiError::Config("request_timeout must be above zero".into()));
+            return Err(PowerBiError::Config(
+                "request_timeout must be above zero".into(),
+            ));
         }
         self.token_url()?;
         self.api_base()?;
@@ -213,7 +234,9 @@ fn join(base: &Url, segments: &[&str]) -> Result<Url, PowerBiError> {
     u.set_query(None);
     u.set_fragment(None);
     {
-        let mut p = u.path_segments_mut().map_err(|_| PowerBiError::Config(format!("{base} cannot be a base URL")))?;
+        let mut p = u
+            .path_segments_mut()
+            .map_err(|_| PowerBiError::Config(format!("{base} cannot be a base URL")))?;
         p.pop_if_empty();
         p.extend(segments);
     }
@@ -244,7 +267,9 @@ fn check_endpoint(what: &str, u: &Url, allow_loopback_http: bool) -> Result<(), 
                 Ok(())
             }
         }
-        other => Err(PowerBiError::Config(format!("{what} {u} has scheme '{other}': use https"))),
+        other => Err(PowerBiError::Config(format!(
+            "{what} {u} has scheme '{other}': use https"
+        ))),
     }
 }
 
@@ -253,25 +278,61 @@ mod tests {
     use super::*;
 
     fn settings() -> PowerBiSettings {
-        PowerBiSettings::new(Cloud::Public, "contoso.onmicrosoft.com", "app", ClientCredential::Secret("s".into()))
+        PowerBiSettings::new(
+            Cloud::Public,
+            "contoso.onmicrosoft.com",
+            "app",
+            ClientCredential::Secret("s".into()),
+        )
     }
 
     #[test]
     fn clouds_have_documented_hosts_and_scopes() {
         let cases = [
-            ("public", "https://login.microsoftonline.com", "https://analysis.windows.net/powerbi/api/.default", "https://api.powerbi.com"),
-            ("usgov", "https://login.microsoftonline.com", "https://analysis.usgovcloudapi.net/powerbi/api/.default", "https://api.powerbigov.us"),
-            ("usgovhigh", "https://login.microsoftonline.us", "https://high.analysis.usgovcloudapi.net/powerbi/api/.default", "https://api.high.powerbigov.us"),
-            ("usgovdod", "https://login.microsoftonline.us", "https://mil.analysis.usgovcloudapi.net/powerbi/api/.default", "https://api.mil.powerbigov.us"),
-            ("china", "https://login.chinacloudapi.cn", "https://analysis.chinacloudapi.cn/powerbi/api/.default", "https://api.powerbi.cn"),
+            (
+                "public",
+                "https://login.microsoftonline.com",
+                "https://analysis.windows.net/powerbi/api/.default",
+                "https://api.powerbi.com",
+            ),
+            (
+                "usgov",
+                "https://login.microsoftonline.com",
+                "https://analysis.usgovcloudapi.net/powerbi/api/.default",
+                "https://api.powerbigov.us",
+            ),
+            (
+                "usgovhigh",
+                "https://login.microsoftonline.us",
+                "https://high.analysis.usgovcloudapi.net/powerbi/api/.default",
+                "https://api.high.powerbigov.us",
+            ),
+            (
+                "usgovdod",
+                "https://login.microsoftonline.us",
+                "https://mil.analysis.usgovcloudapi.net/powerbi/api/.default",
+                "https://api.mil.powerbigov.us",
+            ),
+            (
+                "china",
+                "https://login.chinacloudapi.cn",
+                "https://analysis.chinacloudapi.cn/powerbi/api/.default",
+                "https://api.powerbi.cn",
+            ),
         ];
         for (name, auth, scope, api) in cases {
             let c: Cloud = name.parse().unwrap();
             assert_eq!(c.to_string(), name);
-            assert_eq!((c.authority_host(), c.scope().as_str(), c.api_host()), (auth, scope, api));
+            assert_eq!(
+                (c.authority_host(), c.scope().as_str(), c.api_host()),
+                (auth, scope, api)
+            );
             let mut s = settings();
             s.cloud = c;
-            assert_eq!(s.token_url().unwrap().as_str(), format!("{auth}/contoso.onmicrosoft.com/oauth2/v2.0/token"));
+            assert_eq!(
+                s.token_url().unwrap().as_str(),
+                format!("{auth}/contoso.onmicrosoft.com/oauth2/v2.0/token")
+            );
             assert_eq!(s.api_base().unwrap().as_str(), format!("{api}/v1.0/myorg/"));
         }
         assert!("germany".parse::<Cloud>().is_err());
@@ -281,17 +342,36 @@ mod tests {
     fn http_only_for_loopback_and_only_when_allowed() {
         let mut s = settings();
         s.api_url = Some(Url::parse("http://127.0.0.1:8080").unwrap());
-        assert!(s.validate().unwrap_err().to_string().contains("allow_loopback_http"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("allow_loopback_http")
+        );
         s.allow_loopback_http = true;
         s.validate().unwrap();
-        assert_eq!(s.api_base().unwrap().as_str(), "http://127.0.0.1:8080/v1.0/myorg/");
+        assert_eq!(
+            s.api_base().unwrap().as_str(),
+            "http://127.0.0.1:8080/v1.0/myorg/"
+        );
         s.authority_url = Some(Url::parse("http://[::1]:9/prefix/").unwrap());
-        assert_eq!(s.token_url().unwrap().as_str(), "http://[::1]:9/prefix/contoso.onmicrosoft.com/oauth2/v2.0/token");
+        assert_eq!(
+            s.token_url().unwrap().as_str(),
+            "http://[::1]:9/prefix/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
         s.api_url = Some(Url::parse("http://example.com").unwrap());
-        assert!(s.validate().unwrap_err().to_string().contains("must use https"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("must use https")
+        );
         s.api_url = Some(Url::parse("https://proxy.example.com/pbi").unwrap());
         s.validate().unwrap();
-        assert_eq!(s.api_base().unwrap().as_str(), "https://proxy.example.com/pbi/v1.0/myorg/");
+        assert_eq!(
+            s.api_base().unwrap().as_str(),
+            "https://proxy.example.com/pbi/v1.0/myorg/"
+        );
         s.api_url = Some(Url::parse("ftp://x").unwrap());
         assert!(s.validate().is_err());
     }
@@ -306,7 +386,12 @@ mod tests {
         let mut s = settings();
         s.client_id = " ".into();
         assert!(s.validate().is_err());
-        let s = PowerBiSettings::new(Cloud::Public, "t", "c", ClientCredential::Secret("hunter2".into()));
+        let s = PowerBiSettings::new(
+            Cloud::Public,
+            "t",
+            "c",
+            ClientCredential::Secret("hunter2".into()),
+        );
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

@@ -59,7 +59,10 @@ pub enum AssertionAlgorithm {
 
 enum Credential {
     Secret(SecretString),
-    Certificate { key: Box<rsa::RsaPrivateKey>, cert_sha256: [u8; 32] },
+    Certificate {
+        key: Box<rsa::RsaPrivateKey>,
+        cert_sha256: [u8; 32],
+    },
 }
 
 struct Cached {
@@ -136,7 +139,10 @@ impl TokenSource {
     ) -> Result<Self, TokenError> {
         let credential = match credential {
             ClientCredential::Secret(s) => Credential::Secret(s.clone()),
-            ClientCredential::Certificate { private_key_pem, certificate_pem } => Credential::Certificate {
+            ClientCredential::Certificate {
+                private_key_pem,
+                certificate_pem,
+            } => Credential::Certificate {
                 key: Box::new(parse_private_key(private_key_pem.expose_secret())?),
                 cert_sha256: certificate_sha256(certificate_pem)?,
             },
@@ -166,14 +172,20 @@ impl TokenSource {
         let (secret, lifetime) = self.fetch().await?;
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let token = AccessToken { secret, generation };
-        *cache = Some(Cached { token: token.clone(), refresh_at: Instant::now() + cache_duration(lifetime) });
+        *cache = Some(Cached {
+            token: token.clone(),
+            refresh_at: Instant::now() + cache_duration(lifetime),
+        });
         Ok(token)
     }
 
     /// Forgets `rejected` if it is still the cached token (the API answered TokenExpired/InvalidToken).
     pub async fn invalidate(&self, rejected: &AccessToken) {
         let mut cache = self.inner.cache.lock().await;
-        if cache.as_ref().is_some_and(|c| c.token.generation == rejected.generation) {
+        if cache
+            .as_ref()
+            .is_some_and(|c| c.token.generation == rejected.generation)
+        {
             *cache = None;
         }
     }
@@ -194,7 +206,10 @@ impl TokenSource {
         match &inner.credential {
             Credential::Secret(s) => form.push(("client_secret", s.expose_secret().to_string())),
             Credential::Certificate { key, cert_sha256 } => {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
                 let jwt = client_assertion(
                     key,
                     cert_sha256,
@@ -208,28 +223,55 @@ impl TokenSource {
                 form.push(("client_assertion", jwt));
             }
         }
-        let resp = inner.http.post(inner.token_url.clone()).form(&form).send().await;
+        let resp = inner
+            .http
+            .post(inner.token_url.clone())
+            .form(&form)
+            .send()
+            .await;
         drop(form); // holds the secret; gone as soon as the request is built and sent
         let resp = resp.map_err(|e| {
-            TokenError::local(TokenErrorKind::Transport, format!("{} could not be reached: {}", inner.token_url, source_chain(&e)))
+            TokenError::local(
+                TokenErrorKind::Transport,
+                format!(
+                    "{} could not be reached: {}",
+                    inner.token_url,
+                    source_chain(&e)
+                ),
+            )
         })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| {
-            TokenError::local(TokenErrorKind::Transport, format!("reading the token response failed: {}", source_chain(&e)))
+            TokenError::local(
+                TokenErrorKind::Transport,
+                format!("reading the token response failed: {}", source_chain(&e)),
+            )
         })?;
         if !(200..300).contains(&status) {
             return Err(TokenError::from_parts(status, &body));
         }
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
-            TokenError::local(TokenErrorKind::BadResponse, format!("the token response is not the expected JSON ({e})"))
+            TokenError::local(
+                TokenErrorKind::BadResponse,
+                format!("the token response is not the expected JSON ({e})"),
+            )
         })?;
-        let token = parsed.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
-            TokenError::local(TokenErrorKind::BadResponse, "the token response has no access_token")
-        })?;
+        let token = parsed
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                TokenError::local(
+                    TokenErrorKind::BadResponse,
+                    "the token response has no access_token",
+                )
+            })?;
         if let Some(t) = &parsed.token_type
             && !t.eq_ignore_ascii_case("bearer")
         {
-            return Err(TokenError::local(TokenErrorKind::BadResponse, format!("token_type is '{t}', expected Bearer")));
+            return Err(TokenError::local(
+                TokenErrorKind::BadResponse,
+                format!("token_type is '{t}', expected Bearer"),
+            ));
         }
         // Missing expires_in: assume a short life rather than caching forever.
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(300));
@@ -261,12 +303,24 @@ fn parse_private_key(pem: &str) -> Result<rsa::RsaPrivateKey, TokenError> {
 
 /// SHA-256 of the certificate's DER bytes (the `x5t#S256` thumbprint before base64url).
 pub fn certificate_sha256(certificate_pem: &str) -> Result<[u8; 32], TokenError> {
-    let bad = |why: &str| TokenError::local(TokenErrorKind::LocalCredential, format!("the certificate PEM is unusable: {why}"));
+    let bad = |why: &str| {
+        TokenError::local(
+            TokenErrorKind::LocalCredential,
+            format!("the certificate PEM is unusable: {why}"),
+        )
+    };
     // The file may hold a chain or a key too; the first CERTIFICATE block is the app's certificate.
-    let start = certificate_pem.find("-----BEGIN CERTIFICATE-----").ok_or_else(|| bad("no CERTIFICATE block"))?;
+    let start = certificate_pem
+        .find("-----BEGIN CERTIFICATE-----")
+        .ok_or_else(|| bad("no CERTIFICATE block"))?;
     let end_marker = "-----END CERTIFICATE-----";
-    let end = certificate_pem[start..].find(end_marker).ok_or_else(|| bad("no END CERTIFICATE line"))? + start + end_marker.len();
-    let (label, der) = pem_rfc7468::decode_vec(certificate_pem[start..end].as_bytes()).map_err(|e| bad(&e.to_string()))?;
+    let end = certificate_pem[start..]
+        .find(end_marker)
+        .ok_or_else(|| bad("no END CERTIFICATE line"))?
+        + start
+        + end_marker.len();
+    let (label, der) = pem_rfc7468::decode_vec(&certificate_pem.as_bytes()[start..end])
+        .map_err(|e| bad(&e.to_string()))?;
     if label != "CERTIFICATE" {
         return Err(bad("the block is not a CERTIFICATE"));
     }
@@ -299,7 +353,10 @@ pub fn client_assertion(
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let sig_err = |e: rsa::signature::Error| {
-        TokenError::local(TokenErrorKind::LocalCredential, format!("signing the client assertion failed: {e}"))
+        TokenError::local(
+            TokenErrorKind::LocalCredential,
+            format!("signing the client assertion failed: {e}"),
+        )
     };
     let signature = match alg {
         AssertionAlgorithm::Ps256 => rsa::pss::BlindedSigningKey::<Sha256>::new(key.clone())
@@ -311,7 +368,10 @@ pub fn client_assertion(
             .map_err(sig_err)?
             .to_vec(),
     };
-    Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
 }
 
 #[cfg(test)]
@@ -321,26 +381,44 @@ mod tests {
 
     #[test]
     fn cache_margin_is_300s_or_half_a_short_lifetime() {
-        assert_eq!(cache_duration(Duration::from_secs(3599)), Duration::from_secs(3299));
-        assert_eq!(cache_duration(Duration::from_secs(600)), Duration::from_secs(300));
-        assert_eq!(cache_duration(Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(
+            cache_duration(Duration::from_secs(3599)),
+            Duration::from_secs(3299)
+        );
+        assert_eq!(
+            cache_duration(Duration::from_secs(600)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            cache_duration(Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
         assert_eq!(cache_duration(Duration::ZERO), Duration::ZERO);
     }
 
     #[test]
     fn expires_in_accepts_number_or_string() {
-        for body in [r#"{"access_token":"x","expires_in":3599}"#, r#"{"access_token":"x","expires_in":"3599"}"#] {
+        for body in [
+            r#"{"access_token":"x","expires_in":3599}"#,
+            r#"{"access_token":"x","expires_in":"3599"}"#,
+        ] {
             let r: TokenResponse = serde_json::from_str(body).unwrap();
             assert_eq!(r.expires_in, Some(3599));
         }
         let r: TokenResponse = serde_json::from_str(r#"{"access_token":"x"}"#).unwrap();
         assert_eq!(r.expires_in, None);
-        assert!(serde_json::from_str::<TokenResponse>(r#"{"access_token":"x","expires_in":"soon"}"#).is_err());
+        assert!(
+            serde_json::from_str::<TokenResponse>(r#"{"access_token":"x","expires_in":"soon"}"#)
+                .is_err()
+        );
     }
 
     #[test]
     fn access_token_debug_is_redacted() {
-        let t = AccessToken { secret: SecretString::from("eyJ.secret.token"), generation: 3 };
+        let t = AccessToken {
+            secret: SecretString::from("eyJ.secret.token"),
+            generation: 3,
+        };
         assert!(!format!("{t:?}").contains("secret.token"));
     }
 
@@ -350,35 +428,59 @@ mod tests {
         let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
         let public = rsa::RsaPublicKey::from(&key);
         let der = b"not really a certificate, but the thumbprint only hashes the DER bytes";
-        let cert_pem = pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap();
+        let cert_pem =
+            pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap();
         let thumb = certificate_sha256(&format!("junk before\n{cert_pem}")).unwrap();
         assert_eq!(thumb, <[u8; 32]>::from(Sha256::digest(der)));
         let url = "https://login.microsoftonline.com/t/oauth2/v2.0/token";
         for alg in [AssertionAlgorithm::Ps256, AssertionAlgorithm::Rs256] {
-            let jwt = client_assertion(&key, &thumb, "app-id", url, 1_700_000_000, "jti-1", alg).unwrap();
+            let jwt =
+                client_assertion(&key, &thumb, "app-id", url, 1_700_000_000, "jti-1", alg).unwrap();
             let parts: Vec<&str> = jwt.split('.').collect();
             assert_eq!(parts.len(), 3);
-            let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-            let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+            let header: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+            let claims: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
             assert_eq!(header["x5t#S256"], URL_SAFE_NO_PAD.encode(thumb));
             assert_eq!(header["typ"], "JWT");
             assert_eq!(claims["aud"], url);
-            assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("app-id"), Some("app-id")));
-            assert_eq!(claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap(), 600);
+            assert_eq!(
+                (claims["iss"].as_str(), claims["sub"].as_str()),
+                (Some("app-id"), Some("app-id"))
+            );
+            assert_eq!(
+                claims["exp"].as_u64().unwrap() - claims["nbf"].as_u64().unwrap(),
+                600
+            );
             let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
             let input = format!("{}.{}", parts[0], parts[1]);
             match alg {
                 AssertionAlgorithm::Ps256 => {
                     assert_eq!(header["alg"], "PS256");
                     let vk = rsa::pss::VerifyingKey::<Sha256>::new(public.clone());
-                    vk.verify(input.as_bytes(), &rsa::pss::Signature::try_from(sig.as_slice()).unwrap()).unwrap();
+                    vk.verify(
+                        input.as_bytes(),
+                        &rsa::pss::Signature::try_from(sig.as_slice()).unwrap(),
+                    )
+                    .unwrap();
                     let tampered = format!("{input}x");
-                    assert!(vk.verify(tampered.as_bytes(), &rsa::pss::Signature::try_from(sig.as_slice()).unwrap()).is_err());
+                    assert!(
+                        vk.verify(
+                            tampered.as_bytes(),
+                            &rsa::pss::Signature::try_from(sig.as_slice()).unwrap()
+                        )
+                        .is_err()
+                    );
                 }
                 AssertionAlgorithm::Rs256 => {
                     assert_eq!(header["alg"], "RS256");
                     let vk = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(public.clone());
-                    vk.verify(input.as_bytes(), &rsa::pkcs1v15::Signature::try_from(sig.as_slice()).unwrap()).unwrap();
+                    vk.verify(
+                        input.as_bytes(),
+                        &rsa::pkcs1v15::Signature::try_from(sig.as_slice()).unwrap(),
+                    )
+                    .unwrap();
                 }
             }
         }
@@ -389,7 +491,13 @@ mod tests {
         let p1 = key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap();
         assert_eq!(parse_private_key(&p8).unwrap(), key);
         assert_eq!(parse_private_key(&p1).unwrap(), key);
-        assert_eq!(parse_private_key("nope").unwrap_err().kind, TokenErrorKind::LocalCredential);
-        assert!(certificate_sha256("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----").is_err());
+        assert_eq!(
+            parse_private_key("nope").unwrap_err().kind,
+            TokenErrorKind::LocalCredential
+        );
+        assert!(
+            certificate_sha256("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----")
+                .is_err()
+        );
     }
 }

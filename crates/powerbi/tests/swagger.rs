@@ -9,20 +9,27 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use ml_powerbi::client::body;
 use ml_powerbi::schema::CrossFilteringBehavior;
-use ml_powerbi::{Batcher, Column, DataType, DatasetSchema, Measure, Relationship, RowEncoder, TableSchema, Value};
+use ml_powerbi::{
+    Batcher, Column, DataType, DatasetSchema, Measure, Relationship, RowEncoder, TableSchema, Value,
+};
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
 
 fn swagger() -> Option<Json> {
-    let dir = std::env::var_os("ML_REFERENCE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
-    });
+    let dir = std::env::var_os("ML_REFERENCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference")
+        });
     let path = dir.join("powerbi-swagger.json");
     match std::fs::read(&path) {
         Ok(bytes) => Some(serde_json::from_slice(&bytes).expect("the swagger is JSON")),
         Err(_) => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("reference schema not found at {} (CI=true: this must not be skipped)", path.display());
+                panic!(
+                    "reference schema not found at {} (CI=true: this must not be skipped)",
+                    path.display()
+                );
             }
             eprintln!("skipped: reference schema not found ({})", path.display());
             None
@@ -32,17 +39,32 @@ fn swagger() -> Option<Json> {
 
 /// A draft-4 validator for one definition, with the whole swagger as the root document.
 fn validator(swagger: &Json, definition: &str) -> jsonschema::Validator {
-    assert!(swagger["definitions"].get(definition).is_some(), "swagger has no definition {definition}");
+    assert!(
+        swagger["definitions"].get(definition).is_some(),
+        "swagger has no definition {definition}"
+    );
     let mut root = swagger.clone();
-    root.as_object_mut().unwrap().insert("$ref".into(), Json::String(format!("#/definitions/{definition}")));
-    jsonschema::draft4::options().should_validate_formats(false).build(&root).unwrap_or_else(|e| panic!("{definition}: {e}"))
+    root.as_object_mut().unwrap().insert(
+        "$ref".into(),
+        Json::String(format!("#/definitions/{definition}")),
+    );
+    jsonschema::draft4::options()
+        .should_validate_formats(false)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("{definition}: {e}"))
 }
 
 fn assert_valid(swagger: &Json, definition: &str, body: &[u8]) {
     let v = validator(swagger, definition);
     let instance: Json = serde_json::from_slice(body).unwrap();
-    let errors: Vec<String> = v.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{definition} body invalid: {errors:?}\n{instance}");
+    let errors: Vec<String> = v
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{definition} body invalid: {errors:?}\n{instance}"
+    );
 }
 
 fn schema() -> DatasetSchema {
@@ -71,7 +93,10 @@ fn schema() -> DatasetSchema {
     gl.description = Some("General ledger".into());
     DatasetSchema {
         name: "Sage Intacct".into(),
-        tables: vec![gl, TableSchema::new("Account", vec![Column::new("AccountNo", DataType::String)])],
+        tables: vec![
+            gl,
+            TableSchema::new("Account", vec![Column::new("AccountNo", DataType::String)]),
+        ],
         relationships: vec![Relationship {
             name: "GL_Account".into(),
             from_table: "GL Entry #1".into(),
@@ -120,8 +145,17 @@ fn post_rows_bodies_match_the_swagger() {
                 Value::Decimal(Decimal::new(123_456 + i, 2)),
                 Value::Double(i as f64 / 3.0),
                 Value::Boolean(i % 2 == 0),
-                Value::DateTime(NaiveDate::from_ymd_opt(2024, 1, 1 + i as u32).unwrap().and_hms_opt(12, 0, 0).unwrap()),
-                if i == 3 { Value::Null } else { Value::String(format!("memo \"{i}\" é")) },
+                Value::DateTime(
+                    NaiveDate::from_ymd_opt(2024, 1, 1 + i as u32)
+                        .unwrap()
+                        .and_hms_opt(12, 0, 0)
+                        .unwrap(),
+                ),
+                if i == 3 {
+                    Value::Null
+                } else {
+                    Value::String(format!("memo \"{i}\" é"))
+                },
                 Value::String("1000".into()),
             ])
             .unwrap();
@@ -137,5 +171,9 @@ fn post_rows_bodies_match_the_swagger() {
 #[test]
 fn execute_queries_body_matches_the_swagger() {
     let Some(swagger) = swagger() else { return };
-    assert_valid(&swagger, "DatasetExecuteQueriesRequest", &body::execute_queries("EVALUATE ROW(\"n\", COUNTROWS('GL Entry #1'))"));
+    assert_valid(
+        &swagger,
+        "DatasetExecuteQueriesRequest",
+        &body::execute_queries("EVALUATE ROW(\"n\", COUNTROWS('GL Entry #1'))"),
+    );
 }

@@ -5,7 +5,9 @@
 //! - `POST /admin/records/{object}` (JSON object of fields) → `{"recordno": N}`
 //! - `PUT /admin/records/{object}/{recordno}` (JSON object of fields) → 204, or 404
 //! - `DELETE /admin/records/{object}/{recordno}` → 204 (writes an AUDITHISTORY delete event), or 404
-//! - `POST /admin/faults` (a [`crate::FaultPlan`] as JSON) → 204
+//! - `POST /admin/faults` (a [`crate::FaultPlan`] as JSON) → 204, e.g.
+//!   `{"seed": 1, "rules": [{"trigger": {"when": "on_request", "n": 3}, "fault": {"kind": "http503_html"}},
+//!   {"trigger": {"when": "probability", "p": 0.05}, "fault": {"kind": "slow", "millis": 2000}}]}`
 //! - `POST /admin/clock/advance` (`{"seconds": N}`) → `{"now": "MM/DD/YYYY HH:MM:SS"}`
 
 use std::collections::BTreeMap;

@@ -31,8 +31,8 @@ impl SimClock {
     /// Current simulated local time, truncated to whole seconds like Intacct's timestamps.
     pub fn now(&self) -> NaiveDateTime {
         let adv = *self.advanced.lock().expect("clock lock");
-        let t = self.start
-            + chrono::Duration::from_std(self.real_start.elapsed() + adv).unwrap_or_default();
+        let real = self.real_start.map(|s| s.elapsed()).unwrap_or_default();
+        let t = self.start + chrono::Duration::from_std(real + adv).unwrap_or_default();
         t.with_nanosecond_zero()
     }
 

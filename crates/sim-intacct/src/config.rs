@@ -185,7 +185,10 @@ impl std::fmt::Debug for SimConfig {
             .field("user_id", &self.user_id)
             .field("user_password", &"<redacted>")
             .field("senders", &self.senders.keys().collect::<Vec<_>>())
-            .field("unauthorized_senders", &self.unauthorized_senders.keys().collect::<Vec<_>>())
+            .field(
+                "unauthorized_senders",
+                &self.unauthorized_senders.keys().collect::<Vec<_>>(),
+            )
             .field("gateway_unknown_companies", &self.gateway_unknown_companies)
             .field("denied_objects", &self.denied_objects)
             .field("audit_history_readable", &self.audit_history_readable)

@@ -73,6 +73,8 @@ enum Call {
 
 #[derive(Clone, Debug)]
 struct QueryCall {
+    /// `xml` (default), `json` or `csv`; the last two answer with bare data, no envelope.
+    returnformat: String,
     object: String,
     select: Vec<String>,
     filter: Option<Element>,
@@ -274,7 +276,7 @@ fn parse_call(f: &FunctionCall) -> Result<Call, XmlError> {
                     ));
                 }
             }
-            let (mut ci, mut sp) = (false, false);
+            let (mut ci, mut sp, mut rf) = (false, false, "xml".to_string());
             if let Some(opts) = el.child("options") {
                 check_sequence(
                     opts,
@@ -290,6 +292,9 @@ fn parse_call(f: &FunctionCall) -> Result<Call, XmlError> {
                 if let Some(c) = opts.child("showprivate") {
                     sp = check_bool(c)?;
                 }
+                if let Some(c) = opts.child("returnformat") {
+                    rf = c.text.trim().to_ascii_lowercase();
+                }
             }
             Ok(Call::Query(QueryCall {
                 object: text_of(el, "object")?.unwrap_or_default(),
@@ -298,6 +303,7 @@ fn parse_call(f: &FunctionCall) -> Result<Call, XmlError> {
                 order,
                 caseinsensitive: ci,
                 showprivate: sp,
+                returnformat: rf,
                 pagesize: int_facet(el, "pagesize", 1, Some(2000), 100)? as usize,
                 offset: int_facet(el, "offset", 0, None, 0)? as usize,
             }))
@@ -470,9 +476,6 @@ pub async fn gateway(AxState(state): AxState<Arc<State>>, body: bytes::Bytes) ->
     if let Some(resp) = transport_fault(fault.as_ref()) {
         return resp;
     }
-    if let Some(d) = fault.as_ref().and_then(Fault::extra_delay) {
-        pause(d).await;
-    }
 
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return xml_response(
@@ -536,9 +539,13 @@ pub async fn gateway(AxState(state): AxState<Arc<State>>, body: bytes::Bytes) ->
         );
     };
     pause(state.cfg.latency.per_request).await;
+    // A slow answer keeps its concurrency slot busy, as a slow gateway would.
+    if let Some(d) = fault.as_ref().and_then(Fault::extra_delay) {
+        pause(d).await;
+    }
 
     let pretty = req.control.includewhitespace;
-    let (body, work) = execute(&state, &req, calls, &echo, pretty, fault.as_ref());
+    let (body, work, content_type) = execute(&state, &req, calls, &echo, pretty, fault.as_ref());
     let lat = &state.cfg.latency;
     pause(lat.per_function * work.functions as u32 + lat.per_record * work.records as u32).await;
     drop(_slot);
@@ -552,7 +559,12 @@ pub async fn gateway(AxState(state): AxState<Arc<State>>, body: bytes::Bytes) ->
             }
             xml_response(StatusCode::OK, body[..cut_at].to_string())
         }
-        _ => xml_response(StatusCode::OK, body),
+        _ => {
+            let mut r = xml_response(StatusCode::OK, body);
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r
+        }
     }
 }
 
@@ -690,6 +702,8 @@ struct Outcome {
     errors: Vec<ErrorItem>,
     data: Option<DataWriter>,
     records: usize,
+    /// A bare body (content type, text) for `returnformat` json/csv.
+    bare: Option<(&'static str, String)>,
 }
 
 impl Outcome {
@@ -699,6 +713,7 @@ impl Outcome {
             errors,
             data: None,
             records: 0,
+            bare: None,
         }
     }
     fn data(records: usize, f: impl FnOnce(&mut Xml) + 'static) -> Self {
@@ -707,6 +722,7 @@ impl Outcome {
             errors: vec![],
             data: Some(Box::new(f)),
             records,
+            bare: None,
         }
     }
 }
@@ -729,7 +745,7 @@ fn execute(
     echo: &ControlEcho,
     pretty: bool,
     fault: Option<&Fault>,
-) -> (String, Work) {
+) -> (String, Work, &'static str) {
     let cfg = &state.cfg;
     let mut work = Work::default();
     // Sender credentials: a control-level failure, nothing runs.
@@ -749,7 +765,7 @@ fn execute(
             "Incorrect Intacct XML Partner ID or password.",
             "",
         );
-        return (control_failure(pretty, echo, &[e]), work);
+        return (control_failure(pretty, echo, &[e]), work, XML_CT);
     }
     if let Some(Fault::ControlError) = fault {
         let e = ErrorItem::new(
@@ -761,7 +777,7 @@ fn execute(
             ),
             "Please Try Again Later",
         );
-        return (control_failure(pretty, echo, &[e]), work);
+        return (control_failure(pretty, echo, &[e]), work, XML_CT);
     }
     if let Some(p) = &c.policyid {
         let e = ErrorItem::new(
@@ -770,7 +786,7 @@ fn execute(
             &format!("{p} is not a valid transport policy."),
             "",
         );
-        return (control_failure(pretty, echo, &[e]), work);
+        return (control_failure(pretty, echo, &[e]), work, XML_CT);
     }
     // One operation is what every client sends; several are answered in order.
     let mut body_ops = Vec::new();
@@ -797,12 +813,15 @@ fn execute(
             let name = f.body.name.clone();
             state.with_stats(|s| *s.requests_by_function.entry(name.clone()).or_insert(0) += 1);
             let out = match fault {
-                Some(Fault::FunctionError) => Outcome::fail(vec![ErrorItem::new(
-                    "BL01001973",
-                    "",
-                    &format!("There was an error processing the request. {}", sid(state)),
-                    "",
-                )]),
+                Some(Fault::FunctionError) => Outcome::fail(vec![
+                    ErrorItem::new(
+                        "BL01001973",
+                        "",
+                        &format!("There was an error processing the request. {}", sid(state)),
+                        "",
+                    ),
+                    ErrorItem::new("BL01001973", "", "Could not complete the function.", ""),
+                ]),
                 Some(Fault::ServiceOffline) => Outcome::fail(vec![ErrorItem::new(
                     "XL03000008",
                     "",
@@ -822,6 +841,17 @@ fn execute(
             "The entire transaction in this operation has been rolled back due to an error.",
             "",
         );
+        // json/csv: a lone successful query answers with the bare data (errors keep the envelope).
+        if req.operations.len() == 1
+            && outcomes.len() == 1
+            && outcomes[0].2.ok
+            && outcomes[0].2.bare.is_some()
+        {
+            let (_, _, out) = outcomes.pop().expect("one");
+            state.with_stats(|s| s.records_returned += out.records as u64);
+            let (ct, body) = out.bare.expect("checked");
+            return (body, work, ct);
+        }
         let mut results = Vec::new();
         for (cid, name, out) in outcomes {
             let (status, mut errors, data) = if op.transaction && any_failed {
@@ -854,6 +884,7 @@ fn execute(
         return (
             operation_response(pretty, echo, &auth, &errors, &results),
             work,
+            XML_CT,
         );
     }
     let mut out = String::new();
@@ -868,7 +899,40 @@ fn execute(
         }
     }
     out.push_str("</response>");
-    (out, work)
+    (out, work, XML_CT)
+}
+
+const XML_CT: &str = "text/xml; encoding=\"UTF-8\"";
+
+/// `returnformat` json: an array of objects whose values are all strings.
+fn bare_json(rows: &[Vec<(String, String)>]) -> String {
+    let arr: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect()
+        })
+        .collect();
+    serde_json::to_string(&arr).unwrap_or_else(|_| "[]".into())
+}
+
+/// `returnformat` csv: a header row, then one row per record (RFC 4180 quoting).
+fn bare_csv(rows: &[Vec<(String, String)>], header: &[String]) -> String {
+    let q = |v: &str| {
+        if v.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", v.replace('"', "\"\""))
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = header.iter().map(|h| q(h)).collect::<Vec<_>>().join(",");
+    out.push_str("\r\n");
+    for r in rows {
+        out.push_str(&r.iter().map(|(_, v)| q(v)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    out
 }
 
 type AuthFailure = Box<(AuthEcho, Vec<ErrorItem>)>;
@@ -1061,16 +1125,25 @@ fn resolve_fields(def: &ObjectDef, list: &str) -> Result<Vec<usize>, String> {
 }
 
 fn invalid_fields(state: &State, def: &ObjectDef, bad: &str) -> Outcome {
-    Outcome::fail(vec![ErrorItem::new(
-        &format!("Invalid fields list {bad}"),
-        "",
-        &format!(
-            "Invalid field(s) {bad} for object {} {}",
-            def.name,
-            sid(state)
+    Outcome::fail(vec![
+        ErrorItem::new(
+            &format!("Invalid fields list {bad}"),
+            "",
+            &format!(
+                "Invalid field(s) {bad} for object {} {}",
+                def.name,
+                sid(state)
+            ),
+            "Check the field names with the lookup function.",
         ),
-        "Check the field names with the lookup function.",
-    )])
+        // Real failures often add a generic follow-up error after the cause.
+        ErrorItem::new(
+            "BL01001973",
+            "",
+            &format!("Could not read {} records.", def.name.to_ascii_lowercase()),
+            "",
+        ),
+    ])
 }
 
 /// Rows visible to the principal: at the top level, entity-private rows only with showprivate.
@@ -1293,10 +1366,17 @@ fn page_of(state: &Arc<State>, mut set: ResultSet) -> Outcome {
         let mut rs = state.results.lock().expect("results lock");
         rs.0.insert(id.clone(), set);
         rs.1.push_back(id.clone());
-        // Bounded memory: the oldest result sets expire first.
-        while rs.1.len() > 256 {
-            if let Some(old) = rs.1.pop_front() {
-                rs.0.remove(&old);
+        // Bounded memory: the oldest result sets expire first (at most 64 sets and 16M keys, 128 MB).
+        loop {
+            let keys: usize = rs.0.values().map(|s| s.keys.len()).sum();
+            if rs.1.len() <= 64 && keys <= 16_000_000 {
+                break;
+            }
+            match rs.1.pop_front() {
+                Some(old) => {
+                    rs.0.remove(&old);
+                }
+                None => break,
             }
         }
         id
@@ -1479,7 +1559,22 @@ fn run_query(state: &Arc<State>, p: &Principal, q: QueryCall) -> Outcome {
     let remaining = total.saturating_sub(q.offset + count);
     let offset = q.offset;
     let tag = def.name;
-    Outcome::data(count, move |x| {
+    let bare = match q.returnformat.as_str() {
+        "json" => Some(("application/json", bare_json(&rows))),
+        "csv" => {
+            let header: Vec<String> = plain
+                .iter()
+                .map(|i| def.fields[*i].id.to_string())
+                .chain(
+                    aggs.iter()
+                        .map(|(a, i)| format!("{a}.{}", def.fields[*i].id)),
+                )
+                .collect();
+            Some(("text/csv", bare_csv(&rows, &header)))
+        }
+        _ => None,
+    };
+    let mut out = Outcome::data(count, move |x| {
         let (c, t, o, r) = (
             count.to_string(),
             total.to_string(),
@@ -1506,7 +1601,9 @@ fn run_query(state: &Arc<State>, p: &Principal, q: QueryCall) -> Outcome {
             }
             x.close("data");
         }
-    })
+    });
+    out.bare = bare;
+    out
 }
 
 /// `query` aggregates, grouped by the selected plain fields; elements named `COUNT.FIELD` etc.

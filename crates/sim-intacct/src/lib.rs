@@ -18,6 +18,16 @@
 //! - [`server`]: axum router, authentication and sessions, concurrency cap (HTTP 429), latency, stats.
 //! - [`admin`]: HTTP admin endpoints (`/admin/...`, `/stats`) used by `ml-connector sim intacct`.
 
+//! # Fidelity notes
+//!
+//! Where the reference marks a behaviour as unconfirmed, the simulator picks one and says so here:
+//! readByQuery shows entity-private rows at the top level (query needs `showprivate`); an unknown
+//! `resultId` fails with errorno "Invalid resultId"; a wrong sender password is a control failure
+//! XL03000006 "Incorrect Intacct XML Partner ID or password."; the injected control error uses
+//! XL03000010 with correction "Please Try Again Later", the off-line text XL03000008; GW-0010 comes
+//! with HTTP 429 and no Retry-After; write functions (create/update/delete) are answered with a
+//! function failure (the connector only reads).
+
 pub mod admin;
 pub mod clock;
 pub mod config;
@@ -97,6 +107,7 @@ impl Simulator {
     }
 
     /// Inserts a record; RECORDNO is assigned, WHENCREATED/WHENMODIFIED set from the sim clock.
+    /// Unknown field names are ignored; an unknown object inserts nothing and returns 0.
     pub fn insert(&self, object: &str, fields: BTreeMap<String, String>) -> u64 {
         self.state.insert(object, fields)
     }
@@ -109,6 +120,12 @@ impl Simulator {
     /// Deletes a record and writes an AUDITHISTORY delete event. False if not found.
     pub fn delete(&self, object: &str, recordno: u64) -> bool {
         self.state.delete(object, recordno)
+    }
+
+    /// Deletes a record and re-inserts its values under a new RECORDNO (APBILL re-creation from
+    /// Purchasing). Returns the new RECORDNO, or None if the record does not exist.
+    pub fn recreate(&self, object: &str, recordno: u64) -> Option<u64> {
+        self.state.recreate(object, recordno)
     }
 
     /// All current records of an object, every field, as Intacct renders them (RECORDNO order).

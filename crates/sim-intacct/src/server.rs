@@ -77,7 +77,11 @@ impl State {
             user_id: cfg.user_id.clone(),
         };
         State {
-            clock: SimClock::new(cfg.clock_start, cfg.utc_offset_minutes, cfg.clock_follows_real_time),
+            clock: SimClock::new(
+                cfg.clock_start,
+                cfg.utc_offset_minutes,
+                cfg.clock_follows_real_time,
+            ),
             store: RwLock::new(Store::new(generator)),
             cfg,
             endpoint,
@@ -135,6 +139,25 @@ impl State {
             }
         }
         true
+    }
+
+    /// Deletes a record (with its AUDITHISTORY event) and inserts the same values under a new RECORDNO,
+    /// as Intacct does to an AP bill whose Purchasing source document was edited.
+    pub fn recreate(&self, object: &str, recordno: u64) -> Option<u64> {
+        let def = object_def(object)?;
+        let mut fields = {
+            let store = self.store.read().expect("store lock");
+            store.get(def, recordno)?.to_map()
+        };
+        if !self.delete(object, recordno) {
+            return None;
+        }
+        fields.remove(def.key_field);
+        fields.remove("WHENMODIFIED");
+        if def.field_index("MODULEKEY").is_some() {
+            fields.insert("MODULEKEY".into(), "9.PO".into());
+        }
+        Some(self.insert(object, fields))
     }
 
     pub fn records(&self, object: &str) -> Vec<BTreeMap<String, String>> {

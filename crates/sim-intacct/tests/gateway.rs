@@ -12,8 +12,16 @@ use ml_sim_intacct::{
     UNAUTHORIZED_SENDER_PASSWORD,
 };
 
+/// A tiny company on a clock that moves only when the test says so.
+fn tiny_cfg() -> SimConfig {
+    SimConfig {
+        clock_follows_real_time: false,
+        ..SimConfig::tiny()
+    }
+}
+
 async fn tiny() -> Simulator {
-    Simulator::start(SimConfig::tiny())
+    Simulator::start(tiny_cfg())
         .await
         .expect("simulator starts")
 }
@@ -593,6 +601,11 @@ async fn function_errors_permissions_and_transactions() {
             .unwrap()
             .starts_with("Invalid fields list")
     );
+    assert_eq!(
+        count_tag(&results[1], "error"),
+        2,
+        "cause first, generic follow-up second"
+    );
     assert_eq!(first(&results[2], "errorno").as_deref(), Some("PL04000005"));
     assert!(
         first(&results[2], "description2")
@@ -879,6 +892,25 @@ async fn admin_writes_move_whenmodified_and_record_deletes() {
     assert_eq!(attr(&doc, "data", "count").as_deref(), Some("1"), "{doc}");
     assert_eq!(first(&doc, "ACCESSTIME"), Some(sim.now()));
 
+    // APBILL re-created from Purchasing: new RECORDNO, delete event for the old one.
+    let old_bill = sim.records("APBILL")[0].clone();
+    let old_no: u64 = old_bill["RECORDNO"].parse().unwrap();
+    let new_no = sim.recreate("APBILL", old_no).unwrap();
+    assert_ne!(new_no, old_no);
+    let bills = sim.records("APBILL");
+    assert!(!bills.iter().any(|r| r["RECORDNO"] == old_no.to_string()));
+    let new_bill = bills
+        .iter()
+        .find(|r| r["RECORDNO"] == new_no.to_string())
+        .unwrap();
+    assert_eq!(new_bill["RECORDID"], old_bill["RECORDID"]);
+    assert_eq!(new_bill["MODULEKEY"], "9.PO");
+    assert!(
+        sim.records("AUDITHISTORY")
+            .iter()
+            .any(|r| r["OBJECTTYPE"] == "apbill" && r["OBJECTKEY"] == format!("{old_no}--REC"))
+    );
+
     let list: Vec<serde_json::Value> = http
         .get(format!("{base}/admin/records/VENDOR"))
         .send()
@@ -897,6 +929,16 @@ async fn admin_writes_move_whenmodified_and_record_deletes() {
         .await
         .unwrap();
     assert_eq!(stats["requests_by_function"]["query"], 1);
+    let plan = serde_json::json!({"seed": 1, "rules": [{"trigger": {"when": "on_request", "n": 1}, "fault": {"kind": "http502_html"}}]});
+    let resp = http
+        .post(format!("{base}/admin/faults"))
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let (status, _) = post(&sim.endpoint(), envelope(&login(), &get_api_session())).await;
+    assert_eq!(status, 502);
     let resp = http
         .post(format!("{base}/admin/clock/advance"))
         .json(&serde_json::json!({"seconds": 60}))
@@ -1020,5 +1062,77 @@ async fn entity_scoping_showprivate_and_key_reads() {
     assert_eq!(count_tag(&results[0], "VENDOR"), 2);
     assert_eq!(first(&results[1], "RECORDNO").as_deref(), Some("3"));
     assert_eq!(first(&results[1], "VENDORID").as_deref(), Some("V00003"));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn query_returnformat_json_and_csv_are_bare_data() {
+    let sim = tiny().await;
+    let f = |fmt: &str| {
+        format!(
+            "<function controlid=\"q\"><query><object>CLASS</object><select><field>RECORDNO</field><field>NAME</field></select>\
+<options><showprivate>true</showprivate><returnformat>{fmt}</returnformat></options></query></function>"
+        )
+    };
+    let resp = reqwest::Client::new()
+        .post(sim.endpoint())
+        .body(envelope(&login(), &f("json")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let rows: Vec<BTreeMap<String, String>> = resp.json().await.unwrap();
+    let expected: Vec<BTreeMap<String, String>> = sim
+        .records("CLASS")
+        .into_iter()
+        .map(|r| {
+            [
+                ("RECORDNO".to_string(), r["RECORDNO"].clone()),
+                ("NAME".to_string(), r["NAME"].clone()),
+            ]
+            .into()
+        })
+        .collect();
+    assert_eq!(rows, expected);
+    let (status, csv) = post(&sim.endpoint(), envelope(&login(), &f("csv"))).await;
+    assert_eq!(status, 200);
+    assert!(csv.starts_with("RECORDNO,NAME\r\n1,Services\r\n"), "{csv}");
+    // An error keeps the XML envelope.
+    let (_, doc) = post(
+        &sim.endpoint(),
+        envelope(&login(), &f("json").replace("CLASS", "BADOBJECT")),
+    )
+    .await;
+    assert_eq!(first(&doc, "errorno").as_deref(), Some("Query Failed"));
+    sim.shutdown().await;
+}
+
+/// Latency knobs and the slow fault, measured on tokio's paused clock (no real waiting).
+#[tokio::test(start_paused = true)]
+async fn latency_knobs_and_slow_fault_delay_answers() {
+    let mut cfg = tiny_cfg();
+    cfg.latency = Latency {
+        per_request: Duration::from_secs(2),
+        per_function: Duration::from_secs(3),
+        per_record: Duration::from_secs(1),
+    };
+    let sim = Simulator::start(cfg).await.unwrap();
+    let body = envelope(&login(), &read_by_query("f", "VENDOR", "RECORDNO", "", 5));
+    let t = tokio::time::Instant::now();
+    let (status, doc) = post(&sim.endpoint(), body.clone()).await;
+    assert_eq!(status, 200, "{doc}");
+    let el = t.elapsed();
+    assert!(el >= Duration::from_secs(2 + 3 + 5), "{el:?}");
+    assert!(el < Duration::from_secs(60), "{el:?}");
+
+    sim.set_faults(FaultPlan::on_request(1, Fault::Slow { millis: 120_000 }));
+    let t = tokio::time::Instant::now();
+    let (status, _) = post(&sim.endpoint(), body).await;
+    assert_eq!(status, 200);
+    assert!(
+        t.elapsed() >= Duration::from_secs(120 + 10),
+        "{:?}",
+        t.elapsed()
+    );
     sim.shutdown().await;
 }

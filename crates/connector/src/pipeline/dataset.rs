@@ -10,7 +10,9 @@ use ml_powerbi::Retention;
 use ml_store::DatasetState;
 use sha2::{Digest, Sha256};
 
+use super::load::mark_dirty;
 use super::{Connection, PipelineError};
+use ml_store::RunId;
 use crate::config::{self, SchemaDrift};
 use crate::plan::StreamPlan;
 
@@ -27,7 +29,7 @@ fn schema_hash(schema: &DatasetSchema) -> String {
     hex::encode(Sha256::digest(json.as_bytes()))
 }
 
-pub async fn ensure(conn: &Connection, plans: &[&StreamPlan]) -> Result<Target, PipelineError> {
+pub async fn ensure(conn: &Connection, run: RunId, plans: &[&StreamPlan]) -> Result<Target, PipelineError> {
     let cfg = &conn.config.powerbi;
     let name = conn.config.name.as_str();
     let group = conn.powerbi.find_workspace(&cfg.workspace).await?;
@@ -45,7 +47,7 @@ pub async fn ensure(conn: &Connection, plans: &[&StreamPlan]) -> Result<Target, 
         && datasets.iter().any(|d| d.id == state.dataset_id)
     {
         let previous: Option<DatasetSchema> = serde_json::from_str(&state.schema_json).ok();
-        reconcile_tables(conn, &group.id, &state.dataset_id, plans, previous.as_ref()).await?;
+        reconcile_tables(conn, run, &group.id, &state.dataset_id, plans, previous.as_ref()).await?;
         if state.schema_hash != schema_hash(&wanted) {
             save(conn, &group.id, &state.dataset_id, &wanted).await?;
         }
@@ -63,7 +65,7 @@ pub async fn ensure(conn: &Connection, plans: &[&StreamPlan]) -> Result<Target, 
                 cfg.dataset, cfg.workspace
             )));
         }
-        reconcile_tables(conn, &group.id, &existing.id, plans, None).await?;
+        reconcile_tables(conn, run, &group.id, &existing.id, plans, None).await?;
         save(conn, &group.id, &existing.id, &wanted).await?;
         return Ok(Target {
             group_id: group.id,
@@ -80,7 +82,7 @@ pub async fn ensure(conn: &Connection, plans: &[&StreamPlan]) -> Result<Target, 
     save(conn, &group.id, &created.id, &wanted).await?;
     for p in plans {
         // The new dataset is empty: every stream's table must be rebuilt from the mirror.
-        conn.store.mark_dirty(name, &p.object).await?;
+        mark_dirty(conn, &p.object, run, "the dataset was created").await?;
     }
     Ok(Target {
         group_id: group.id,
@@ -108,6 +110,7 @@ async fn save(conn: &Connection, group: &str, dataset: &str, schema: &DatasetSch
 /// allows schema changes, tables the dataset lacks are added, mappings onto foreign tables are checked.
 async fn reconcile_tables(
     conn: &Connection,
+    run: RunId,
     group: &str,
     dataset: &str,
     plans: &[&StreamPlan],
@@ -157,9 +160,9 @@ async fn reconcile_tables(
                 if drift.is_empty() { "column types".to_string() } else { drift.join(", ") }
             )));
         }
-        conn.powerbi.put_table(group, dataset, &wanted).await?;
         // Rows stored under the old schema may not survive a change (reference §3.4): rebuild the table.
-        conn.store.mark_dirty(&conn.config.name, &plan.object).await?;
+        mark_dirty(conn, &plan.object, run, "its schema changed").await?;
+        conn.powerbi.put_table(group, dataset, &wanted).await?;
         if !drift.is_empty() {
             tracing::info!(table = %plan.table, columns = ?drift, "added columns for new Intacct fields");
         }

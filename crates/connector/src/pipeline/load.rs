@@ -73,6 +73,27 @@ pub async fn load(
     }
 }
 
+/// Marks a replace table as needing a rebuild, durably and with the reason in the audit trail, before
+/// anything makes the Power BI table differ from the mirror (deleting its rows, changing its schema).
+pub async fn mark_dirty(conn: &Connection, stream: &str, run: RunId, why: &str) -> Result<(), PipelineError> {
+    conn.store
+        .mark_reloaded(
+            &conn.config.name,
+            stream,
+            run,
+            0,
+            &[Delivery {
+                run,
+                batch_id: format!("rebuild-{}", uuid::Uuid::new_v4()),
+                request_id: None,
+                outcome: DeliveryOutcome::Failed,
+                error: Some(format!("table to be rebuilt from the mirror: {why}")),
+            }],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Cuts rows into batches within the dataset's row and byte limits, remembering which ids each holds.
 pub fn cut_batches<'a>(
     rows: impl Iterator<Item = (i64, &'a str)>,
@@ -312,7 +333,7 @@ async fn rebuild(
     let in_flight = conn.pusher.limits().max_in_flight;
     let mut last_error = String::new();
     for attempt in 1..=MAX_REBUILDS {
-        conn.store.mark_dirty(name, &stream.object).await?;
+        mark_dirty(conn, &stream.object, run, "rebuild started").await?;
         conn.powerbi
             .delete_rows(&target.group_id, &target.dataset_id, &plan.table)
             .await?;

@@ -19,7 +19,7 @@ use quick_xml::events::{BytesStart, Event};
 use thiserror::Error;
 
 use super::values::{bracketed, parse_session_time};
-use super::{ErrorDetail, Record};
+use super::{ErrorDetail, Record, RecordBuilder};
 
 /// Elements nested deeper than this are refused: protects the recursive field reader.
 const MAX_DEPTH: usize = 64;
@@ -194,7 +194,10 @@ pub fn decode_response_streaming<R: BufRead>(
     on_record: &mut dyn FnMut(usize, Record),
 ) -> Result<Response, DecodeError> {
     let mut src = src;
-    peek(src.fill_buf().map_err(|e| DecodeError::Malformed(e.to_string()))?)?;
+    peek(
+        src.fill_buf()
+            .map_err(|e| DecodeError::Malformed(e.to_string()))?,
+    )?;
     let mut reader = Reader::from_reader(src);
     configure(&mut reader);
     Parser::new(BufferedSource(reader), Some(on_record)).document()
@@ -294,11 +297,14 @@ struct Parser<'s, S: Source> {
     attrs_raw: String,
     /// Text collected while `collect` is set (reused buffer).
     text: String,
-    collect: bool,
+    collect: Collect,
     depth: usize,
     sink: Option<&'s mut dyn FnMut(usize, Record)>,
     result_index: usize,
-    fields_hint: usize,
+    /// Builds the record being read.
+    rb: RecordBuilder,
+    /// Dotted name of the field being read (reused buffer).
+    path: String,
 }
 
 fn map_xml_error(e: XmlError) -> DecodeError {
@@ -325,11 +331,12 @@ impl<'s, S: Source> Parser<'s, S> {
             name: String::new(),
             attrs_raw: String::new(),
             text: String::new(),
-            collect: false,
+            collect: Collect::Nothing,
             depth: 0,
             sink,
             result_index: 0,
-            fields_hint: 0,
+            rb: RecordBuilder::default(),
+            path: String::new(),
         }
     }
 
@@ -337,10 +344,7 @@ impl<'s, S: Source> Parser<'s, S> {
     fn next(&mut self) -> Result<Ev, DecodeError> {
         loop {
             self.buf.clear();
-            let ev = self
-                .reader
-                .read(&mut self.buf)
-                .map_err(map_xml_error)?;
+            let ev = self.reader.read(&mut self.buf).map_err(map_xml_error)?;
             match ev {
                 Event::Start(e) => {
                     self.depth += 1;
@@ -359,14 +363,18 @@ impl<'s, S: Source> Parser<'s, S> {
                     return Ok(Ev::End);
                 }
                 Event::Text(t) => {
-                    if self.collect {
-                        self.text.push_str(&t.xml10_content());
+                    match self.collect {
+                        Collect::Nothing => {}
+                        Collect::Text => self.text.push_str(&t.xml10_content()),
+                        Collect::Value => self.rb.values.push_str(&t.xml10_content()),
                     }
                     return Ok(Ev::Text);
                 }
                 Event::CData(t) => {
-                    if self.collect {
-                        self.text.push_str(&t.xml10_content());
+                    match self.collect {
+                        Collect::Nothing => {}
+                        Collect::Text => self.text.push_str(&t.xml10_content()),
+                        Collect::Value => self.rb.values.push_str(&t.xml10_content()),
                     }
                     return Ok(Ev::Text);
                 }
@@ -392,8 +400,10 @@ impl<'s, S: Source> Parser<'s, S> {
                             }
                         },
                     };
-                    if self.collect {
-                        self.text.push(resolved);
+                    match self.collect {
+                        Collect::Nothing => {}
+                        Collect::Text => self.text.push(resolved),
+                        Collect::Value => self.rb.values.push(resolved),
                     }
                     return Ok(Ev::Text);
                 }
@@ -443,7 +453,7 @@ impl<'s, S: Source> Parser<'s, S> {
     /// The text of the element whose start was just read (text of nested elements included).
     fn read_text(&mut self) -> Result<String, DecodeError> {
         self.text.clear();
-        self.collect = true;
+        self.collect = Collect::Text;
         let mut d = 0usize;
         let r = loop {
             match self.next() {
@@ -454,7 +464,7 @@ impl<'s, S: Source> Parser<'s, S> {
                 Err(e) => break Err(e),
             }
         };
-        self.collect = false;
+        self.collect = Collect::Nothing;
         r.map(|()| self.text.clone())
     }
 
@@ -517,11 +527,7 @@ impl<'s, S: Source> Parser<'s, S> {
         // the rest, so read to the end to notice trailing garbage.
         loop {
             self.buf.clear();
-            match self
-                .reader
-                .read(&mut self.buf)
-                .map_err(map_xml_error)?
-            {
+            match self.reader.read(&mut self.buf).map_err(map_xml_error)? {
                 Event::Eof => break,
                 Event::Text(_) | Event::Comment(_) | Event::PI(_) => {}
                 _ => {
@@ -708,11 +714,7 @@ impl<'s, S: Source> Parser<'s, S> {
         loop {
             match self.next()? {
                 Ev::Start => {
-                    // Records of a page share their shape: size the next like the last one,
-                    // so the field vector is allocated once per record.
-                    let mut rec = Record::with_capacity(self.fields_hint);
-                    self.record_fields(&mut rec)?;
-                    self.fields_hint = rec.fields().len();
+                    let rec = self.record()?;
                     self.emit(r, rec);
                 }
                 Ev::Empty => self.emit(r, Record::default()),
@@ -722,49 +724,65 @@ impl<'s, S: Source> Parser<'s, S> {
         }
     }
 
-    /// Reads the fields of the record element just opened, up to its end tag.
-    fn record_fields(&mut self, rec: &mut Record) -> Result<(), DecodeError> {
+    /// Reads the record element just opened, up to its end tag.
+    fn record(&mut self) -> Result<Record, DecodeError> {
+        self.rb.start();
         loop {
             match self.next()? {
                 Ev::Start => {
-                    let name = self.name.clone();
-                    self.field(rec, name)?;
+                    self.path.clear();
+                    self.path.push_str(&self.name);
+                    self.field()?;
                 }
-                Ev::Empty => rec.push(self.name.clone(), String::new()),
-                Ev::End => return Ok(()),
+                Ev::Empty => self.rb.push(&self.name, ""),
+                Ev::End => return Ok(self.rb.finish()),
                 Ev::Text => {}
             }
         }
     }
 
-    /// Reads one field; child elements become `NAME.CHILD` fields instead of a value.
-    fn field(&mut self, rec: &mut Record, name: String) -> Result<(), DecodeError> {
-        self.text.clear();
-        self.collect = true;
+    /// Reads one field named `self.path`, its text going straight into the record's value
+    /// buffer; child elements become `PATH.CHILD` fields instead of a value.
+    fn field(&mut self) -> Result<(), DecodeError> {
+        let mark = self.rb.values.len();
+        self.collect = Collect::Value;
         let mut nested = false;
         loop {
             match self.next() {
                 Ok(Ev::Text) => {}
                 Ok(Ev::Start) => {
-                    nested = true;
-                    let child = format!("{name}.{}", self.name);
-                    self.field(rec, child)?;
-                    self.text.clear();
-                    self.collect = true;
+                    if !nested {
+                        // whitespace before the first child is not a value
+                        self.rb.values.truncate(mark);
+                        nested = true;
+                    }
+                    let len = self.path.len();
+                    self.path.push('.');
+                    self.path.push_str(&self.name);
+                    self.field()?;
+                    self.path.truncate(len);
                 }
                 Ok(Ev::Empty) => {
-                    nested = true;
-                    rec.push(format!("{name}.{}", self.name), String::new());
+                    if !nested {
+                        self.rb.values.truncate(mark);
+                        nested = true;
+                        self.collect = Collect::Nothing;
+                    }
+                    let len = self.path.len();
+                    self.path.push('.');
+                    self.path.push_str(&self.name);
+                    self.rb.end_field(&self.path);
+                    self.path.truncate(len);
                 }
                 Ok(Ev::End) => {
-                    self.collect = false;
+                    self.collect = Collect::Nothing;
                     if !nested {
-                        rec.push(name, self.text.clone());
+                        self.rb.end_field(&self.path);
                     }
                     return Ok(());
                 }
                 Err(e) => {
-                    self.collect = false;
+                    self.collect = Collect::Nothing;
                     return Err(e);
                 }
             }
@@ -811,8 +829,7 @@ impl<'s, S: Source> Parser<'s, S> {
                 Ev::Start if self.is("Relationships") => loop {
                     match self.next()? {
                         Ev::Start => {
-                            let mut rec = Record::default();
-                            self.record_fields(&mut rec)?;
+                            let rec = self.record()?;
                             d.relationships.push(rec);
                         }
                         Ev::End => break,
@@ -858,10 +875,24 @@ impl<'s, S: Source> Parser<'s, S> {
 }
 
 fn set_tag(name: &mut String, attrs: &mut String, e: &BytesStart<'_>) {
+    let n = e.name().0;
     name.clear();
-    name.push_str(e.name().0);
+    name.push_str(n);
     attrs.clear();
-    attrs.push_str(e.attributes_raw());
+    // Only `<data>` and lookup's `<Type>` have attributes we read; skip the copy elsewhere.
+    if n.len() == 4 && (n.eq_ignore_ascii_case("data") || n.eq_ignore_ascii_case("type")) {
+        attrs.push_str(e.attributes_raw());
+    }
+}
+
+/// Where text events go.
+#[derive(Clone, Copy)]
+enum Collect {
+    Nothing,
+    /// Into the scratch `text` (envelope leaves, error texts).
+    Text,
+    /// Straight into the value buffer of the record being built.
+    Value,
 }
 
 fn html_error() -> DecodeError {

@@ -6,6 +6,9 @@
 //! and streams records without building a tree of the whole document; [`values`] holds the
 //! small text formats (Intacct timestamps, `[Support ID: ...]` suffixes).
 
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
 pub mod decode;
 pub mod encode;
 pub mod values;
@@ -25,49 +28,162 @@ pub use encode::{
 /// `MM/DD/YYYY HH:MM:SS`, booleans `true`/`false`); an empty or self-closed element gives `""`.
 /// A field absent from the document is absent here. Nested elements are flattened with dotted
 /// names (`PARENT.CHILD`), which is also how `query` names related-object fields.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Stored compactly because decoding speed and memory are dominated by allocations: the values
+/// of a record share one string, and the field names are shared (one `Arc`) by all records of a
+/// page that have the same shape. [`Record::fields`] builds the `(String, String)` view on first
+/// use only; [`Record::get`] and [`Record::iter`] never allocate.
+#[derive(Clone, Default)]
 pub struct Record {
-    fields: Vec<(String, String)>,
+    names: Arc<[Box<str>]>,
+    values: String,
+    ends: Vec<usize>,
+    pairs: OnceLock<Vec<(String, String)>>,
 }
 
 impl Record {
-    /// Builds a record from pairs (tests, simulators of our own callers).
+    /// Builds a record from pairs (tests, callers that synthesise records).
     pub fn from_fields(fields: Vec<(String, String)>) -> Self {
-        Self { fields }
-    }
-
-    pub(crate) fn with_capacity(n: usize) -> Self {
-        Self {
-            fields: Vec::with_capacity(n),
+        let mut b = RecordBuilder::default();
+        b.start();
+        for (k, v) in &fields {
+            b.push(k, v);
         }
+        b.finish()
     }
 
     /// The value of `name`: exact match first, then ASCII case-insensitive (field tags are
     /// normally upper case, but `readByQuery` has been seen to vary).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
+        let i = self
+            .names
             .iter()
-            .find(|(k, _)| k == name)
-            .or_else(|| {
-                self.fields
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            })
-            .map(|(_, v)| v.as_str())
+            .position(|k| &**k == name)
+            .or_else(|| self.names.iter().position(|k| k.eq_ignore_ascii_case(name)))?;
+        Some(self.value(i))
     }
 
-    /// All pairs in document order.
+    fn value(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.values[start..self.ends[i]]
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// `(field, value)` pairs in document order, without allocating.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        (0..self.len()).map(|i| (&*self.names[i], self.value(i)))
+    }
+
+    /// All pairs in document order as owned strings (built on first call, then cached).
     pub fn fields(&self) -> &[(String, String)] {
-        &self.fields
+        self.pairs.get_or_init(|| {
+            self.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
     }
 
     /// Consumes the record into its pairs.
     pub fn into_fields(self) -> Vec<(String, String)> {
-        self.fields
+        match self.pairs.into_inner() {
+            Some(p) => p,
+            None => (0..self.ends.len())
+                .map(|i| {
+                    let start = if i == 0 { 0 } else { self.ends[i - 1] };
+                    (
+                        self.names[i].to_string(),
+                        self.values[start..self.ends[i]].to_owned(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Record {}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// Builds records while the decoder reads them, reusing the previous record's name table when
+/// the shape repeats (it nearly always does within a page).
+#[derive(Default)]
+pub(crate) struct RecordBuilder {
+    prev_names: Arc<[Box<str>]>,
+    names: Vec<Box<str>>,
+    matching: bool,
+    count: usize,
+    values: String,
+    ends: Vec<usize>,
+    value_hint: usize,
+}
+
+impl RecordBuilder {
+    pub(crate) fn start(&mut self) {
+        self.values = String::with_capacity(self.value_hint);
+        self.ends = Vec::with_capacity(self.prev_names.len());
+        self.names.clear();
+        self.matching = true;
+        self.count = 0;
     }
 
-    pub(crate) fn push(&mut self, name: String, value: String) {
-        self.fields.push((name, value));
+    pub(crate) fn push(&mut self, name: &str, value: &str) {
+        self.values.push_str(value);
+        self.end_field(name);
+    }
+
+    /// Ends the field whose value was appended to `values` since the previous field ended.
+    pub(crate) fn end_field(&mut self, name: &str) {
+        let i = self.count;
+        if self.matching {
+            if self.prev_names.get(i).is_none_or(|p| &**p != name) {
+                self.matching = false;
+                self.names.extend(self.prev_names[..i].iter().cloned());
+                self.names.push(name.into());
+            }
+        } else {
+            self.names.push(name.into());
+        }
+        self.ends.push(self.values.len());
+        self.count += 1;
+    }
+
+    pub(crate) fn finish(&mut self) -> Record {
+        let names = if self.matching && self.count == self.prev_names.len() {
+            self.prev_names.clone()
+        } else {
+            let n: Arc<[Box<str>]> = if self.matching {
+                self.prev_names[..self.count].into()
+            } else {
+                std::mem::take(&mut self.names).into()
+            };
+            self.prev_names = n.clone();
+            n
+        };
+        self.value_hint = self.values.len();
+        Record {
+            names,
+            values: std::mem::take(&mut self.values),
+            ends: std::mem::take(&mut self.ends),
+            pairs: OnceLock::new(),
+        }
     }
 }
 

@@ -303,10 +303,10 @@ fn context(shared: &Shared, group: &str, what: &str) -> String {
     )
 }
 
-fn dataset_json(shared: &Shared, group: &str, d: &Dataset) -> serde_json::Map<String, Value> {
+fn dataset_json(shared: &Shared, group: &str, d: &Dataset) -> Value {
     let portal = &shared.cfg.cloud.portal_host;
     let push = matches!(d.kind, DatasetKind::Push { .. });
-    let v = json!({
+    json!({
         "id": d.id,
         "name": d.name,
         "webUrl": format!("{portal}/groups/{group}/datasets/{}", d.id),
@@ -323,15 +323,7 @@ fn dataset_json(shared: &Shared, group: &str, d: &Dataset) -> serde_json::Map<St
         "upstreamDatasets": [],
         "users": [],
         "queryScaleOutSettings": {"autoSyncReadOnlyReplicas": true, "maxReadOnlyReplicas": 0},
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => unreachable!("json! object literal"),
-    }
-}
-
-fn table_json(t: &Table) -> Value {
-    t.raw.clone()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -463,7 +455,7 @@ async fn get_datasets(
     let value: Vec<Value> = ws
         .datasets
         .iter()
-        .map(|d| Value::Object(dataset_json(&shared, &ws.id, d)))
+        .map(|d| dataset_json(&shared, &ws.id, d))
         .collect();
     let body = json!({"@odata.context": context(&shared, &ws.id, "datasets"), "value": value});
     drop(world);
@@ -484,17 +476,10 @@ async fn get_dataset(
     let Some(d) = ws.dataset(&dataset) else {
         return dataset_not_found(&dataset);
     };
-    let mut m = serde_json::Map::new();
-    m.insert(
-        "@odata.context".into(),
-        Value::String(context(&shared, &ws.id, "datasets/$entity")),
-    );
-    m.extend(dataset_json(&shared, &ws.id, d));
+    let mut m = dataset_json(&shared, &ws.id, d);
+    m["@odata.context"] = Value::String(context(&shared, &ws.id, "datasets/$entity"));
     drop(world);
-    finish(
-        reset_after,
-        odata(StatusCode::OK, Value::Object(m).to_string()),
-    )
+    finish(reset_after, odata(StatusCode::OK, m.to_string()))
 }
 
 #[derive(serde::Deserialize)]
@@ -657,7 +642,7 @@ async fn get_tables(
             &format!("Dataset {} is not Push API dataset.", d.id),
         );
     }
-    let value: Vec<Value> = d.tables.iter().map(table_json).collect();
+    let value: Vec<Value> = d.tables.iter().map(|t| t.raw.clone()).collect();
     let body = json!({"@odata.context": context(&shared, &ws_id, &format!("datasets('{}')/tables", d.id)), "value": value});
     drop(world);
     finish(reset_after, odata(StatusCode::OK, body.to_string()))
