@@ -265,7 +265,9 @@ const ENTRIES: &[Entry] = &[
 ];
 
 pub fn entry(object: &str) -> Option<&'static Entry> {
-    ENTRIES.iter().find(|e| e.object.eq_ignore_ascii_case(object))
+    ENTRIES
+        .iter()
+        .find(|e| e.object.eq_ignore_ascii_case(object))
 }
 
 pub fn all() -> &'static [Entry] {
@@ -278,8 +280,15 @@ pub fn default_table_name(object: &str) -> String {
     if let Some(e) = entry(object) {
         return e.table.to_string();
     }
-    let cleaned: String = object.chars().filter(|c| !forbidden_table_char(*c)).collect();
-    if cleaned.is_empty() { "Table".into() } else { cleaned }
+    let cleaned: String = object
+        .chars()
+        .filter(|c| !forbidden_table_char(*c))
+        .collect();
+    if cleaned.is_empty() {
+        "Table".into()
+    } else {
+        cleaned
+    }
 }
 
 /// The ASCII characters the swagger's table-name pattern excludes.
@@ -315,7 +324,11 @@ mod tests {
         for e in all() {
             assert!(!e.table.chars().any(forbidden_table_char), "{}", e.table);
             assert!(seen.insert(e.table), "duplicate table {}", e.table);
-            assert!(e.fields.iter().any(|(f, _)| *f == "WHENMODIFIED"), "{} lacks WHENMODIFIED", e.object);
+            assert!(
+                e.fields.iter().any(|(f, _)| *f == "WHENMODIFIED"),
+                "{} lacks WHENMODIFIED",
+                e.object
+            );
         }
     }
 

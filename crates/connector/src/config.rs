@@ -243,7 +243,12 @@ impl Ctx<'_> {
             + 1
     }
 
-    fn invalid<T>(&self, spanned: &Spanned<T>, key: &str, message: impl Into<String>) -> ConfigError {
+    fn invalid<T>(
+        &self,
+        spanned: &Spanned<T>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line: self.line_of(spanned.span().start),
@@ -252,16 +257,29 @@ impl Ctx<'_> {
         }
     }
 
-    fn duration(&self, value: &Option<Spanned<String>>, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         match value {
             None => Ok(default),
             Some(v) => humantime::parse_duration(v.get_ref().trim()).map_err(|e| {
-                self.invalid(v, key, format!("expected a duration such as \"30s\", \"15m\" or \"2h\" ({e})"))
+                self.invalid(
+                    v,
+                    key,
+                    format!("expected a duration such as \"30s\", \"15m\" or \"2h\" ({e})"),
+                )
             }),
         }
     }
 
-    fn url(&self, value: &Option<Spanned<String>>, key: &str) -> Result<Option<url::Url>, ConfigError> {
+    fn url(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+    ) -> Result<Option<url::Url>, ConfigError> {
         match value {
             None => Ok(None),
             Some(v) => url::Url::parse(v.get_ref())
@@ -291,7 +309,11 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| {
-                text[..s.start.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+                text[..s.start.min(text.len())]
+                    .bytes()
+                    .filter(|b| *b == b'\n')
+                    .count()
+                    + 1
             });
             ConfigError::Syntax {
                 path: path.to_path_buf(),
@@ -311,12 +333,18 @@ impl Config {
         let mut connections = Vec::new();
         for c in raw.connection {
             let connection = convert_connection(&ctx, c)?;
-            if connections.iter().any(|o: &ConnectionConfig| o.name == connection.name) {
+            if connections
+                .iter()
+                .any(|o: &ConnectionConfig| o.name == connection.name)
+            {
                 return Err(ConfigError::Invalid {
                     path: path.to_path_buf(),
                     line: 0,
                     key: "connection.name".into(),
-                    message: format!("the name {:?} is used twice; each connection needs its own", connection.name),
+                    message: format!(
+                        "the name {:?} is used twice; each connection needs its own",
+                        connection.name
+                    ),
                 });
             }
             connections.push(connection);
@@ -332,17 +360,27 @@ impl Config {
 
     pub fn connection(&self, name: Option<&str>) -> Result<&ConnectionConfig, String> {
         match name {
-            Some(n) => self.connections.iter().find(|c| c.name == n).ok_or_else(|| {
-                format!(
-                    "no connection named {n:?} in {}; known: {}",
-                    self.path.display(),
-                    self.connections.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
-                )
-            }),
+            Some(n) => self
+                .connections
+                .iter()
+                .find(|c| c.name == n)
+                .ok_or_else(|| {
+                    format!(
+                        "no connection named {n:?} in {}; known: {}",
+                        self.path.display(),
+                        self.connections
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }),
             None => match self.connections.as_slice() {
                 [one] => Ok(one),
                 [] => Err(format!("{} defines no [[connection]]", self.path.display())),
-                _ => Err("several connections are configured: choose one with --connection NAME".into()),
+                _ => Err(
+                    "several connections are configured: choose one with --connection NAME".into(),
+                ),
             },
         }
     }
@@ -350,13 +388,24 @@ impl Config {
 
 fn convert_connection(ctx: &Ctx, c: RawConnection) -> Result<ConnectionConfig, ConfigError> {
     let name = ctx.non_empty(&c.name, "connection.name")?;
-    if !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
-        return Err(ctx.invalid(&c.name, "connection.name", "use letters, digits, '-' and '_' only"));
+    if !name
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+    {
+        return Err(ctx.invalid(
+            &c.name,
+            "connection.name",
+            "use letters, digits, '-' and '_' only",
+        ));
     }
     let time_zone = match &c.time_zone {
         None => chrono_tz::UTC,
         Some(tz) => chrono_tz::Tz::from_str(tz.get_ref()).map_err(|_| {
-            ctx.invalid(tz, "connection.time_zone", "expected an IANA time zone such as \"America/Chicago\" or \"UTC\"")
+            ctx.invalid(
+                tz,
+                "connection.time_zone",
+                "expected an IANA time zone such as \"America/Chicago\" or \"UTC\"",
+            )
         })?,
     };
     let schedule = match &c.schedule {
@@ -377,13 +426,16 @@ fn convert_connection(ctx: &Ctx, c: RawConnection) -> Result<ConnectionConfig, C
         }
     };
     let i = c.intacct;
-    let positive = |v: &Option<Spanned<i64>>, key: &str, default: i64, max: i64| -> Result<i64, ConfigError> {
-        match v {
-            None => Ok(default),
-            Some(s) if (1..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
-            Some(s) => Err(ctx.invalid(s, key, format!("expected a whole number from 1 to {max}"))),
-        }
-    };
+    let positive =
+        |v: &Option<Spanned<i64>>, key: &str, default: i64, max: i64| -> Result<i64, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) if (1..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
+                Some(s) => {
+                    Err(ctx.invalid(s, key, format!("expected a whole number from 1 to {max}")))
+                }
+            }
+        };
     let intacct = IntacctSection {
         sender_id: ctx.non_empty(&i.sender_id, "intacct.sender_id")?,
         company_id: ctx.non_empty(&i.company_id, "intacct.company_id")?,
@@ -391,10 +443,23 @@ fn convert_connection(ctx: &Ctx, c: RawConnection) -> Result<ConnectionConfig, C
         entity: i.entity.filter(|e| !e.trim().is_empty()),
         endpoint: ctx.url(&i.endpoint, "intacct.endpoint")?,
         allow_loopback_http: i.allow_loopback_http,
-        max_concurrent_requests: positive(&i.max_concurrent_requests, "intacct.max_concurrent_requests", 2, 64)? as usize,
+        max_concurrent_requests: positive(
+            &i.max_concurrent_requests,
+            "intacct.max_concurrent_requests",
+            2,
+            64,
+        )? as usize,
         page_size: positive(&i.page_size, "intacct.page_size", 2000, 2000)? as u32,
-        request_timeout: ctx.duration(&i.request_timeout, "intacct.request_timeout", Duration::from_secs(300))?,
-        session_max_age: ctx.duration(&i.session_max_age, "intacct.session_max_age", Duration::from_secs(50 * 60))?,
+        request_timeout: ctx.duration(
+            &i.request_timeout,
+            "intacct.request_timeout",
+            Duration::from_secs(300),
+        )?,
+        session_max_age: ctx.duration(
+            &i.session_max_age,
+            "intacct.session_max_age",
+            Duration::from_secs(50 * 60),
+        )?,
     };
     let p = c.powerbi;
     let cloud = match &p.cloud {
@@ -402,7 +467,11 @@ fn convert_connection(ctx: &Ctx, c: RawConnection) -> Result<ConnectionConfig, C
         Some(v) => {
             let s = v.get_ref().to_ascii_lowercase();
             if !["public", "usgov", "usgovhigh", "usgovdod", "china"].contains(&s.as_str()) {
-                return Err(ctx.invalid(v, "powerbi.cloud", "expected one of public, usgov, usgovhigh, usgovdod, china"));
+                return Err(ctx.invalid(
+                    v,
+                    "powerbi.cloud",
+                    "expected one of public, usgov, usgovhigh, usgovdod, china",
+                ));
             }
             s
         }
@@ -426,22 +495,35 @@ fn convert_connection(ctx: &Ctx, c: RawConnection) -> Result<ConnectionConfig, C
         tenant_id: ctx.non_empty(&p.tenant_id, "powerbi.tenant_id")?,
         client_id: ctx.non_empty(&p.client_id, "powerbi.client_id")?,
         workspace: ctx.non_empty(&p.workspace, "powerbi.workspace")?,
-        dataset: p.dataset.filter(|d| !d.trim().is_empty()).unwrap_or_else(|| "Sage Intacct".into()),
+        dataset: p
+            .dataset
+            .filter(|d| !d.trim().is_empty())
+            .unwrap_or_else(|| "Sage Intacct".into()),
         retention,
         authority_url: ctx.url(&p.authority_url, "powerbi.authority_url")?,
         api_url: ctx.url(&p.api_url, "powerbi.api_url")?,
         allow_loopback_http: p.allow_loopback_http,
-        request_timeout: ctx.duration(&p.request_timeout, "powerbi.request_timeout", Duration::from_secs(120))?,
+        request_timeout: ctx.duration(
+            &p.request_timeout,
+            "powerbi.request_timeout",
+            Duration::from_secs(120),
+        )?,
     };
     let mut streams = Vec::new();
     for s in c.stream {
         let stream = convert_stream(ctx, s)?;
-        if streams.iter().any(|o: &StreamConfig| o.table == stream.table) {
+        if streams
+            .iter()
+            .any(|o: &StreamConfig| o.table == stream.table)
+        {
             return Err(ConfigError::Invalid {
                 path: ctx.path.to_path_buf(),
                 line: 0,
                 key: "connection.stream.table".into(),
-                message: format!("two streams of connection {name:?} write to table {:?}", stream.table),
+                message: format!(
+                    "two streams of connection {name:?} write to table {:?}",
+                    stream.table
+                ),
             });
         }
         streams.push(stream);
@@ -456,7 +538,9 @@ fn convert_connection(ctx: &Ctx, c: RawConnection) -> Result<ConnectionConfig, C
 }
 
 fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> {
-    let object = ctx.non_empty(&s.object, "stream.object")?.to_ascii_uppercase();
+    let object = ctx
+        .non_empty(&s.object, "stream.object")?
+        .to_ascii_uppercase();
     let entry = catalogue::entry(&object);
     let kind = match entry {
         Some(e) => e.kind,
@@ -466,7 +550,11 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
         Some(t) => {
             let name = ctx.non_empty(t, "stream.table")?;
             if let Some(bad) = name.chars().find(|c| catalogue::forbidden_table_char(*c)) {
-                return Err(ctx.invalid(t, "stream.table", format!("Power BI table names cannot contain {bad:?}")));
+                return Err(ctx.invalid(
+                    t,
+                    "stream.table",
+                    format!("Power BI table names cannot contain {bad:?}"),
+                ));
             }
             name
         }
@@ -492,7 +580,13 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
         Some(v) => match v.get_ref().as_str() {
             "add_column" => SchemaDrift::AddColumn,
             "block" => SchemaDrift::Block,
-            _ => return Err(ctx.invalid(v, "stream.schema_drift", "expected \"add_column\" or \"block\"")),
+            _ => {
+                return Err(ctx.invalid(
+                    v,
+                    "stream.schema_drift",
+                    "expected \"add_column\" or \"block\"",
+                ));
+            }
         },
     };
     let deletes = match &s.deletes {
@@ -514,13 +608,25 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
     let periods = match &s.periods {
         None => 12,
         Some(p) if (1..=120).contains(p.get_ref()) => *p.get_ref() as u32,
-        Some(p) => return Err(ctx.invalid(p, "stream.periods", "expected a number of months from 1 to 120")),
+        Some(p) => {
+            return Err(ctx.invalid(
+                p,
+                "stream.periods",
+                "expected a number of months from 1 to 120",
+            ));
+        }
     };
     let periods_through = match &s.periods_through {
         None => None,
         Some(v) => Some(
             chrono::NaiveDate::parse_from_str(&format!("{}-01", v.get_ref().trim()), "%Y-%m-%d")
-                .map_err(|_| ctx.invalid(v, "stream.periods_through", "expected a month such as \"2026-10\""))?,
+                .map_err(|_| {
+                    ctx.invalid(
+                        v,
+                        "stream.periods_through",
+                        "expected a month such as \"2026-10\"",
+                    )
+                })?,
         ),
     };
     Ok(StreamConfig {
@@ -528,9 +634,21 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
         kind,
         table,
         mode,
-        fields: s.fields.iter().map(|f| f.trim().to_ascii_uppercase()).collect(),
-        custom_fields: s.custom_fields.iter().map(|f| f.trim().to_ascii_uppercase()).collect(),
-        lookback: ctx.duration(&s.lookback, "stream.lookback", Duration::from_secs(2 * 3600))?,
+        fields: s
+            .fields
+            .iter()
+            .map(|f| f.trim().to_ascii_uppercase())
+            .collect(),
+        custom_fields: s
+            .custom_fields
+            .iter()
+            .map(|f| f.trim().to_ascii_uppercase())
+            .collect(),
+        lookback: ctx.duration(
+            &s.lookback,
+            "stream.lookback",
+            Duration::from_secs(2 * 3600),
+        )?,
         schema_drift,
         deletes,
         column_map: s.columns,
@@ -615,21 +733,37 @@ mod tests {
         assert_eq!(conn.streams.len(), 7);
         assert_eq!(conn.streams[0].table, "Vendors");
         assert_eq!(conn.streams[0].lookback, Duration::from_secs(7200));
-        assert_eq!(conn.schedule.as_ref().unwrap().time_zone, chrono_tz::America::Chicago);
+        assert_eq!(
+            conn.schedule.as_ref().unwrap().time_zone,
+            chrono_tz::America::Chicago
+        );
         assert_eq!(c.data_dir, PathBuf::from("/tmp/.ml-connector"));
     }
 
     #[test]
     fn errors_name_the_line_and_key() {
-        let text = EXAMPLE.replace("time_zone = \"America/Chicago\"", "time_zone = \"Mars/Olympus\"");
+        let text = EXAMPLE.replace(
+            "time_zone = \"America/Chicago\"",
+            "time_zone = \"Mars/Olympus\"",
+        );
         let err = parse(&text).unwrap_err().to_string();
-        let line = EXAMPLE.lines().position(|l| l.starts_with("time_zone")).unwrap() + 1;
-        assert!(err.contains(&format!("/tmp/ml.toml:{line}: `connection.time_zone`")), "{err}");
+        let line = EXAMPLE
+            .lines()
+            .position(|l| l.starts_with("time_zone"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.contains(&format!("/tmp/ml.toml:{line}: `connection.time_zone`")),
+            "{err}"
+        );
         assert!(err.contains("IANA"), "{err}");
 
         let text = EXAMPLE.replace("mode = \"replace\"", "mode = \"upsert\"");
         let err = parse(&text).unwrap_err().to_string();
-        assert!(err.contains("`stream.mode`") && err.contains("\"append\""), "{err}");
+        assert!(
+            err.contains("`stream.mode`") && err.contains("\"append\""),
+            "{err}"
+        );
 
         let text = EXAMPLE.replace("schedule = \"0 2 * * *\"", "schedule = \"every night\"");
         assert!(parse(&text).unwrap_err().to_string().contains("cron"));
@@ -637,10 +771,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_secrets_are_refused() {
-        let text = EXAMPLE.replace("user_id = \"ws_powerbi\"", "user_id = \"ws\"\npassword = \"hunter2\"");
+        let text = EXAMPLE.replace(
+            "user_id = \"ws_powerbi\"",
+            "user_id = \"ws\"\npassword = \"hunter2\"",
+        );
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("password") && err.contains("line"), "{err}");
-        assert!(!err.contains("hunter2"), "the value must not be echoed: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "the value must not be echoed: {err}"
+        );
     }
 
     #[test]

@@ -24,14 +24,19 @@ pub enum ContextError {
     #[error(transparent)]
     Crypto(#[from] ml_store::crypto::CryptoError),
     #[error(transparent)]
-    Intacct(#[from] ml_intacct::IntacctError),
+    Intacct(Box<ml_intacct::IntacctError>),
     #[error(transparent)]
-    PowerBi(#[from] ml_powerbi::PowerBiError),
+    PowerBi(Box<ml_powerbi::PowerBiError>),
     #[error(
         "no {system} credentials are stored for connection {connection:?}: run `ml-connector credentials set {system} --connection {connection}`"
     )]
-    MissingCredentials { system: &'static str, connection: String },
-    #[error("the stored {system} credentials of connection {connection:?} are unreadable ({why}); store them again with `ml-connector credentials set {system}`")]
+    MissingCredentials {
+        system: &'static str,
+        connection: String,
+    },
+    #[error(
+        "the stored {system} credentials of connection {connection:?} are unreadable ({why}); store them again with `ml-connector credentials set {system}`"
+    )]
     BadCredentials {
         system: &'static str,
         connection: String,
@@ -39,6 +44,18 @@ pub enum ContextError {
     },
     #[error("{0}")]
     Usage(String),
+}
+
+impl From<ml_intacct::IntacctError> for ContextError {
+    fn from(e: ml_intacct::IntacctError) -> Self {
+        ContextError::Intacct(Box::new(e))
+    }
+}
+
+impl From<ml_powerbi::PowerBiError> for ContextError {
+    fn from(e: ml_powerbi::PowerBiError) -> Self {
+        ContextError::PowerBi(Box::new(e))
+    }
 }
 
 /// What `credentials set intacct` seals: both passwords.
@@ -52,8 +69,13 @@ pub struct IntacctSecrets {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PowerBiSecrets {
-    ClientSecret { client_secret: String },
-    Certificate { certificate_pem: String, private_key_pem: String },
+    ClientSecret {
+        client_secret: String,
+    },
+    Certificate {
+        certificate_pem: String,
+        private_key_pem: String,
+    },
 }
 
 pub struct App {
@@ -79,7 +101,10 @@ impl App {
     pub async fn open(config_path: &Path) -> Result<App, ContextError> {
         let config = Config::load(config_path)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            ContextError::Usage(format!("cannot create the data directory {}: {e}", config.data_dir.display()))
+            ContextError::Usage(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
         })?;
         let store = ml_store::open(&store_location(&config)).await?;
         Ok(App { config, store })
@@ -91,7 +116,11 @@ impl App {
     }
 
     pub async fn connection(&self, name: Option<&str>) -> Result<Connection, ContextError> {
-        let cfg = self.config.connection(name).map_err(ContextError::Usage)?.clone();
+        let cfg = self
+            .config
+            .connection(name)
+            .map_err(ContextError::Usage)?
+            .clone();
         let key = self.master_key()?;
         connect(cfg, self.store.clone(), &key).await
     }
@@ -108,7 +137,9 @@ pub async fn seal_json<T: Serialize>(
     let plain = SecretString::from(serde_json::to_string(secrets).expect("secrets serialise"));
     let sealed = crypto::seal(key, &crypto::credential_name(connection, system), &plain)?;
     store.ensure_connection(connection).await?;
-    store.put_credential(connection, system, sealed, public).await?;
+    store
+        .put_credential(connection, system, sealed, public)
+        .await?;
     Ok(())
 }
 
@@ -125,7 +156,11 @@ async fn unseal<T: for<'de> Deserialize<'de>>(
             system,
             connection: connection.to_string(),
         })?;
-    let plain = crypto::open(key, &crypto::credential_name(connection, system), &stored.sealed)?;
+    let plain = crypto::open(
+        key,
+        &crypto::credential_name(connection, system),
+        &stored.sealed,
+    )?;
     serde_json::from_str(plain.expose_secret()).map_err(|e| ContextError::BadCredentials {
         system,
         connection: connection.to_string(),
@@ -154,14 +189,19 @@ pub fn intacct_settings(cfg: &ConnectionConfig, secrets: IntacctSecrets) -> Inta
     s
 }
 
-pub fn powerbi_settings(cfg: &ConnectionConfig, secrets: PowerBiSecrets) -> Result<PowerBiSettings, ContextError> {
+pub fn powerbi_settings(
+    cfg: &ConnectionConfig,
+    secrets: PowerBiSecrets,
+) -> Result<PowerBiSettings, ContextError> {
     let p = &cfg.powerbi;
     let cloud: Cloud = p
         .cloud
         .parse()
         .map_err(|_| ContextError::Usage(format!("unknown Power BI cloud {:?}", p.cloud)))?;
     let credential = match secrets {
-        PowerBiSecrets::ClientSecret { client_secret } => ClientCredential::Secret(SecretString::from(client_secret)),
+        PowerBiSecrets::ClientSecret { client_secret } => {
+            ClientCredential::Secret(SecretString::from(client_secret))
+        }
         PowerBiSecrets::Certificate {
             certificate_pem,
             private_key_pem,
@@ -178,18 +218,30 @@ pub fn powerbi_settings(cfg: &ConnectionConfig, secrets: PowerBiSecrets) -> Resu
     Ok(s)
 }
 
-pub async fn intacct_client(cfg: &ConnectionConfig, store: &dyn Store, key: &MasterKey) -> Result<IntacctClient, ContextError> {
+pub async fn intacct_client(
+    cfg: &ConnectionConfig,
+    store: &dyn Store,
+    key: &MasterKey,
+) -> Result<IntacctClient, ContextError> {
     let secrets: IntacctSecrets = unseal(store, key, &cfg.name, "intacct").await?;
     Ok(IntacctClient::new(intacct_settings(cfg, secrets))?)
 }
 
-pub async fn powerbi_client(cfg: &ConnectionConfig, store: &dyn Store, key: &MasterKey) -> Result<PowerBiClient, ContextError> {
+pub async fn powerbi_client(
+    cfg: &ConnectionConfig,
+    store: &dyn Store,
+    key: &MasterKey,
+) -> Result<PowerBiClient, ContextError> {
     let secrets: PowerBiSecrets = unseal(store, key, &cfg.name, "powerbi").await?;
     Ok(PowerBiClient::new(powerbi_settings(cfg, secrets)?)?)
 }
 
 /// Builds a connection's clients from its sealed credentials.
-pub async fn connect(cfg: ConnectionConfig, store: Arc<dyn Store>, key: &MasterKey) -> Result<Connection, ContextError> {
+pub async fn connect(
+    cfg: ConnectionConfig,
+    store: Arc<dyn Store>,
+    key: &MasterKey,
+) -> Result<Connection, ContextError> {
     let intacct = intacct_client(&cfg, store.as_ref(), key).await?;
     let powerbi = powerbi_client(&cfg, store.as_ref(), key).await?;
     let pusher = Arc::new(Pusher::new(powerbi.clone(), PushLimits::default()));

@@ -18,7 +18,8 @@ use ml_sim_powerbi as sim_powerbi;
 use ml_store::crypto::MasterKey;
 
 use crate::config::{
-    ConnectionConfig, DeleteDetection, IntacctSection, Mode, PowerBiSection, Retention, SchemaDrift, StreamConfig,
+    ConnectionConfig, DeleteDetection, IntacctSection, Mode, PowerBiSection, Retention,
+    SchemaDrift, StreamConfig,
 };
 use crate::context::{self, IntacctSecrets, PowerBiSecrets};
 use crate::pipeline::{Connection, Events, RunEvent, RunOptions, RunReport};
@@ -31,7 +32,11 @@ pub fn demo_streams(balances_through: Option<chrono::NaiveDate>) -> Vec<StreamCo
             object: e.object.to_string(),
             kind: e.kind,
             table: e.table.to_string(),
-            mode: if e.object == "APPYMT" { Mode::Append } else { Mode::Replace },
+            mode: if e.object == "APPYMT" {
+                Mode::Append
+            } else {
+                Mode::Replace
+            },
             fields: Vec::new(),
             custom_fields: Vec::new(),
             lookback: Duration::from_secs(2 * 3600),
@@ -84,7 +89,11 @@ pub fn demo_connection(
 }
 
 /// Seals the simulators' credentials like `credentials set` does, then builds the connection from them.
-pub async fn connect_demo(cfg: ConnectionConfig, store: Arc<dyn ml_store::Store>, key: &MasterKey) -> Result<Connection> {
+pub async fn connect_demo(
+    cfg: ConnectionConfig,
+    store: Arc<dyn ml_store::Store>,
+    key: &MasterKey,
+) -> Result<Connection> {
     context::seal_json(
         store.as_ref(),
         key,
@@ -121,7 +130,9 @@ pub async fn run(data_dir: Option<PathBuf>, vendors: usize) -> Result<()> {
         }
     };
     std::fs::create_dir_all(&dir)?;
-    println!("ml-connector demo: a simulated Sage Intacct company and Power BI workspace, in this process.\n");
+    println!(
+        "ml-connector demo: a simulated Sage Intacct company and Power BI workspace, in this process.\n"
+    );
 
     let mut icfg = sim_intacct::SimConfig::default();
     icfg.size.vendors = vendors as u64;
@@ -149,7 +160,10 @@ pub async fn run(data_dir: Option<PathBuf>, vendors: usize) -> Result<()> {
         let sim = intacct.clone();
         Events::new(move |e| match e {
             RunEvent::StreamStarted { stream, .. } => {
-                per_stream.lock().expect("lock").push((stream.clone(), sim.stats().http_requests));
+                per_stream
+                    .lock()
+                    .expect("lock")
+                    .push((stream.clone(), sim.stats().http_requests));
             }
             RunEvent::StreamFinished { stream, .. } => {
                 let mut v = per_stream.lock().expect("lock");
@@ -157,8 +171,15 @@ pub async fn run(data_dir: Option<PathBuf>, vendors: usize) -> Result<()> {
                     entry.1 = sim.stats().http_requests - entry.1;
                 }
             }
-            RunEvent::Waiting { stream, reason, wait } => {
-                println!("  {stream}: waiting {:.0}s for {reason}", wait.as_secs_f64());
+            RunEvent::Waiting {
+                stream,
+                reason,
+                wait,
+            } => {
+                println!(
+                    "  {stream}: waiting {:.0}s for {reason}",
+                    wait.as_secs_f64()
+                );
             }
             _ => {}
         })
@@ -175,7 +196,12 @@ pub async fn run(data_dir: Option<PathBuf>, vendors: usize) -> Result<()> {
             &events,
         )
         .await?;
-    print_summary(&report, &per_stream.lock().expect("lock"), started.elapsed(), true);
+    print_summary(
+        &report,
+        &per_stream.lock().expect("lock"),
+        started.elapsed(),
+        true,
+    );
     per_stream.lock().expect("lock").clear();
 
     println!("\n2. Changes in Intacct");
@@ -195,7 +221,12 @@ pub async fn run(data_dir: Option<PathBuf>, vendors: usize) -> Result<()> {
             &events,
         )
         .await?;
-    print_summary(&report2, &per_stream.lock().expect("lock"), started.elapsed(), false);
+    print_summary(
+        &report2,
+        &per_stream.lock().expect("lock"),
+        started.elapsed(),
+        false,
+    );
 
     println!("\n4. What arrived in Power BI (table Vendors)");
     let rows = powerbi
@@ -215,27 +246,40 @@ pub async fn run(data_dir: Option<PathBuf>, vendors: usize) -> Result<()> {
         }
     }
 
-    println!("\n5. The audit trail of run {} (changed records only)", report2.run);
-    let entries = store
-        .audit_search(&ml_store::AuditFilter {
-            connection: Some("demo".into()),
-            run: Some(ml_store::RunId(report2.run)),
-            limit: Some(200),
-            ..Default::default()
-        })
-        .await?;
-    for e in entries
-        .iter()
-        .filter(|e| e.action != ml_store::AuditAction::Unchanged)
-        .take(20)
-    {
+    println!(
+        "\n5. The audit trail of run {} (changed records only)",
+        report2.run
+    );
+    let mut entries = Vec::new();
+    for action in [
+        ml_store::AuditAction::Inserted,
+        ml_store::AuditAction::Updated,
+        ml_store::AuditAction::Deleted,
+    ] {
+        entries.extend(
+            store
+                .audit_search(&ml_store::AuditFilter {
+                    connection: Some("demo".into()),
+                    run: Some(ml_store::RunId(report2.run)),
+                    action: Some(action),
+                    limit: Some(20),
+                    ..Default::default()
+                })
+                .await?,
+        );
+    }
+    entries.sort_by_key(|e| e.id);
+    for e in &entries {
         println!(
-            "   #{:<6} {:<10} {:<9} key {:<8} {}",
-            e.id,
+            "   seq {:<7} {:<8} {:<9} RECORDNO {:<6} {}",
+            e.seq,
             e.stream.as_deref().unwrap_or(""),
             e.action.as_str(),
             e.record_key.as_deref().unwrap_or("-"),
-            e.batch_id.as_deref().map(|b| format!("batch {b}")).unwrap_or_default()
+            e.row_json
+                .as_deref()
+                .map(|r| r.chars().take(90).collect::<String>())
+                .unwrap_or_default()
         );
     }
     let verdict = store.audit_verify("demo").await?;
@@ -278,7 +322,11 @@ fn make_changes(sim: &sim_intacct::Simulator) -> Changes {
     sim.advance_clock(Duration::from_secs(3600));
     let mut described = Vec::new();
     let mut vendor_keys = Vec::new();
-    for (id, name) in [("V-DEMO-1", "Northwind Paper Co"), ("V-DEMO-2", "Contoso Freight"), ("V-DEMO-3", "Fabrikam Legal LLP")] {
+    for (id, name) in [
+        ("V-DEMO-1", "Northwind Paper Co"),
+        ("V-DEMO-2", "Contoso Freight"),
+        ("V-DEMO-3", "Fabrikam Legal LLP"),
+    ] {
         let fields: BTreeMap<String, String> = [
             ("VENDORID", id),
             ("NAME", name),
@@ -294,22 +342,43 @@ fn make_changes(sim: &sim_intacct::Simulator) -> Changes {
     }
     let existing = sim.records("VENDOR");
     for rec in existing.iter().take(2) {
-        let recordno: u64 = rec.get("RECORDNO").and_then(|r| r.parse().ok()).unwrap_or(0);
+        let recordno: u64 = rec
+            .get("RECORDNO")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
         let name = format!("{} (renamed)", rec.get("NAME").cloned().unwrap_or_default());
-        sim.update("VENDOR", recordno, [("NAME".to_string(), name.clone())].into_iter().collect());
+        sim.update(
+            "VENDOR",
+            recordno,
+            [("NAME".to_string(), name.clone())].into_iter().collect(),
+        );
         vendor_keys.push(recordno);
         described.push(format!("renamed vendor RECORDNO {recordno} to {name:?}"));
     }
     if let Some(rec) = existing.get(2) {
-        let recordno: u64 = rec.get("RECORDNO").and_then(|r| r.parse().ok()).unwrap_or(0);
+        let recordno: u64 = rec
+            .get("RECORDNO")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
         sim.delete("VENDOR", recordno);
         vendor_keys.push(recordno);
         described.push(format!("deleted vendor RECORDNO {recordno}"));
     }
     if let Some(bill) = sim.records("APBILL").first() {
-        let recordno: u64 = bill.get("RECORDNO").and_then(|r| r.parse().ok()).unwrap_or(0);
-        sim.update("APBILL", recordno, [("TOTALPAID".to_string(), "0.00".to_string())].into_iter().collect());
-        described.push(format!("changed bill RECORDNO {recordno}: TOTALPAID = 0.00"));
+        let recordno: u64 = bill
+            .get("RECORDNO")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        sim.update(
+            "APBILL",
+            recordno,
+            [("TOTALPAID".to_string(), "0.00".to_string())]
+                .into_iter()
+                .collect(),
+        );
+        described.push(format!(
+            "changed bill RECORDNO {recordno}: TOTALPAID = 0.00"
+        ));
     }
     Changes {
         described,
@@ -327,7 +396,11 @@ fn print_summary(report: &RunReport, requests: &[(String, u64)], elapsed: Durati
         "table", "read", "new", "changed", "deleted", "pushed", "in table", "requests"
     );
     for s in &report.streams {
-        let req = requests.iter().find(|(n, _)| *n == s.object).map(|(_, r)| *r).unwrap_or(0);
+        let req = requests
+            .iter()
+            .find(|(n, _)| *n == s.object)
+            .map(|(_, r)| *r)
+            .unwrap_or(0);
         match &s.error {
             None => println!(
                 "   {:<14} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
@@ -341,7 +414,11 @@ fn print_summary(report: &RunReport, requests: &[(String, u64)], elapsed: Durati
         report.run,
         report.status.as_str(),
         elapsed.as_secs_f64(),
-        if full { " (full)" } else { " (incremental: only what changed)" }
+        if full {
+            " (full)"
+        } else {
+            " (incremental: only what changed)"
+        }
     );
 }
 
@@ -354,7 +431,10 @@ pub async fn serve_intacct(port: u16, vendors: usize, seed: u64) -> Result<()> {
     cfg.size.vendors = vendors as u64;
     cfg.seed = seed;
     let sim = sim_intacct::Simulator::start_on(listener, cfg).await;
-    println!("Intacct simulator listening: endpoint = \"{}\"", sim.endpoint());
+    println!(
+        "Intacct simulator listening: endpoint = \"{}\"",
+        sim.endpoint()
+    );
     println!(
         "sender_id = \"{}\", company_id = \"{}\", user_id = \"{}\" (passwords: sender \"{}\", user \"{}\")",
         sim_intacct::DEFAULT_SENDER_ID,
@@ -363,7 +443,9 @@ pub async fn serve_intacct(port: u16, vendors: usize, seed: u64) -> Result<()> {
         sim_intacct::DEFAULT_SENDER_PASSWORD,
         sim_intacct::DEFAULT_USER_PASSWORD
     );
-    println!("admin: GET/POST /admin/records/{{object}}, POST /admin/faults, GET /stats. Ctrl-C stops.");
+    println!(
+        "admin: GET/POST /admin/records/{{object}}, POST /admin/faults, GET /stats. Ctrl-C stops."
+    );
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())
@@ -375,7 +457,10 @@ pub async fn serve_powerbi(port: u16) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let sim = sim_powerbi::Simulator::start_on(listener, sim_powerbi::SimConfig::default()).await;
-    println!("Power BI simulator listening: authority_url = api_url = \"{}\"", sim.api_url());
+    println!(
+        "Power BI simulator listening: authority_url = api_url = \"{}\"",
+        sim.api_url()
+    );
     println!(
         "tenant_id = \"{}\", client_id = \"{}\", workspace = \"{}\" (client secret \"{}\")",
         sim_powerbi::DEFAULT_TENANT_ID,
@@ -383,7 +468,9 @@ pub async fn serve_powerbi(port: u16) -> Result<()> {
         sim_powerbi::DEFAULT_WORKSPACE,
         sim_powerbi::DEFAULT_CLIENT_SECRET
     );
-    println!("admin: GET /admin/rows/{{workspace}}/{{dataset}}/{{table}}, POST /admin/faults, GET /stats. Ctrl-C stops.");
+    println!(
+        "admin: GET /admin/rows/{{workspace}}/{{dataset}}/{{table}}, POST /admin/faults, GET /stats. Ctrl-C stops."
+    );
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())

@@ -30,7 +30,9 @@ pub enum PlanError {
         "stream {object}: field {field} is not in the object's definition in this company; check the spelling, or ask the Intacct admin whether the field exists (custom fields need their integration name)"
     )]
     UnknownField { object: String, field: String },
-    #[error("stream {object}: {count} columns, but a Power BI table holds at most 75; list fewer fields")]
+    #[error(
+        "stream {object}: {count} columns, but a Power BI table holds at most 75; list fewer fields"
+    )]
     TooManyColumns { object: String, count: usize },
     #[error(
         "stream {object}: the column mapping names Power BI column {column:?}, which table {table:?} does not have (it has: {existing})"
@@ -45,7 +47,10 @@ pub enum PlanError {
 
 /// Plans one stream. `lookup` is the company's definition of the object (None when it could not be read:
 /// the catalogue's fields and types are used then).
-pub fn plan_stream(stream: &StreamConfig, lookup: Option<&FieldTypes>) -> Result<StreamPlan, PlanError> {
+pub fn plan_stream(
+    stream: &StreamConfig,
+    lookup: Option<&FieldTypes>,
+) -> Result<StreamPlan, PlanError> {
     let entry = catalogue::entry(&stream.object);
     let mut wanted: Vec<(String, Option<DataType>)> = Vec::new();
     let all_fields = stream.fields.iter().any(|f| f == "*");
@@ -61,7 +66,11 @@ pub fn plan_stream(stream: &StreamConfig, lookup: Option<&FieldTypes>) -> Result
             }
         }
     }
-    let required_extra = stream.fields.iter().filter(|f| *f != "*").chain(stream.custom_fields.iter());
+    let required_extra = stream
+        .fields
+        .iter()
+        .filter(|f| *f != "*")
+        .chain(stream.custom_fields.iter());
     for f in required_extra {
         if let Some(l) = lookup
             && !l.contains_key(f)
@@ -156,7 +165,12 @@ impl StreamPlan {
                     object: self.object.clone(),
                     table: existing.name.clone(),
                     column: c.column.clone(),
-                    existing: existing.columns.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "),
+                    existing: existing
+                        .columns
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
         }
@@ -173,7 +187,9 @@ mod tests {
     fn stream(object: &str) -> StreamConfig {
         StreamConfig {
             object: object.into(),
-            kind: catalogue::entry(object).map(|e| e.kind).unwrap_or(StreamKind::Dimension),
+            kind: catalogue::entry(object)
+                .map(|e| e.kind)
+                .unwrap_or(StreamKind::Dimension),
             table: catalogue::default_table_name(object),
             mode: Mode::Replace,
             fields: vec![],
@@ -189,7 +205,10 @@ mod tests {
     }
 
     fn lookup(fields: &[(&str, &str)]) -> FieldTypes {
-        fields.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        fields
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -203,7 +222,10 @@ mod tests {
             ("VENDOR_TIER", "ENUM"),
         ]);
         let p = plan_stream(&stream("VENDOR"), Some(&l)).unwrap();
-        assert_eq!(p.select, vec!["RECORDNO", "VENDORID", "NAME", "TOTALDUE", "WHENMODIFIED"]);
+        assert_eq!(
+            p.select,
+            vec!["RECORDNO", "VENDORID", "NAME", "TOTALDUE", "WHENMODIFIED"]
+        );
         assert_eq!(p.columns[3].data_type, DataType::Decimal);
 
         let mut s = stream("VENDOR");
@@ -212,18 +234,30 @@ mod tests {
         assert_eq!(p.select.last().unwrap(), "VENDOR_TIER");
 
         s.custom_fields = vec!["NOPE".into()];
-        assert!(matches!(plan_stream(&s, Some(&l)), Err(PlanError::UnknownField { .. })));
+        assert!(matches!(
+            plan_stream(&s, Some(&l)),
+            Err(PlanError::UnknownField { .. })
+        ));
     }
 
     #[test]
     fn a_column_mapping_sends_only_mapped_fields_and_checks_them() {
         let mut s = stream("VENDOR");
-        s.column_map = [("VENDORID".to_string(), "Vendor Id".to_string()), ("NAME".to_string(), "Vendor".to_string())]
-            .into_iter()
-            .collect();
+        s.column_map = [
+            ("VENDORID".to_string(), "Vendor Id".to_string()),
+            ("NAME".to_string(), "Vendor".to_string()),
+        ]
+        .into_iter()
+        .collect();
         let p = plan_stream(&s, None).unwrap();
         assert!(p.select.contains(&"RECORDNO".to_string()));
-        assert_eq!(p.columns.iter().map(|c| c.column.as_str()).collect::<Vec<_>>(), vec!["Vendor Id", "Vendor"]);
+        assert_eq!(
+            p.columns
+                .iter()
+                .map(|c| c.column.as_str())
+                .collect::<Vec<_>>(),
+            vec!["Vendor Id", "Vendor"]
+        );
         let existing = TableSchema {
             name: "Vendors".into(),
             columns: vec![Column::new("Vendor Id", DataType::String)],
@@ -231,6 +265,9 @@ mod tests {
             is_hidden: None,
             description: None,
         };
-        assert!(matches!(p.check_against_existing(&existing), Err(PlanError::UnknownColumn { .. })));
+        assert!(matches!(
+            p.check_against_existing(&existing),
+            Err(PlanError::UnknownColumn { .. })
+        ));
     }
 }

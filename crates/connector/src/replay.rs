@@ -34,9 +34,15 @@ pub async fn replay(
 ) -> Result<ReplayReport, PipelineError> {
     let name = conn.config.name.as_str();
     let state = conn.store.dataset(name).await?.ok_or_else(|| {
-        PipelineError::Other(format!("connection {name} has no dataset yet: nothing was ever pushed"))
+        PipelineError::Other(format!(
+            "connection {name} has no dataset yet: nothing was ever pushed"
+        ))
     })?;
-    let detail = conn.store.get_run(ml_store::RunId(run)).await?.ok_or_else(|| PipelineError::Other(format!("there is no run {run}")))?;
+    let detail = conn
+        .store
+        .get_run(ml_store::RunId(run))
+        .await?
+        .ok_or_else(|| PipelineError::Other(format!("there is no run {run}")))?;
     let mut report = ReplayReport::default();
     for stream in &conn.config.streams {
         if let Some(o) = only
@@ -61,7 +67,16 @@ pub async fn replay(
                     .delete_rows(&target.group_id, &target.dataset_id, &target.table)
                     .await?;
             }
-            collect(conn, run, &stream.object, stream.mode, false, Some(&target), events).await?;
+            collect(
+                conn,
+                run,
+                &stream.object,
+                stream.mode,
+                false,
+                Some(&target),
+                events,
+            )
+            .await?;
         }
         report.tables.push(ReplayedTable {
             table: stream.table.clone(),
@@ -97,13 +112,22 @@ async fn collect(
             Mode::Replace => {
                 let page = conn
                     .store
-                    .rows_as_of_run(name, stream, ml_store::RunId(run), after_key.as_deref(), PAGE)
+                    .rows_as_of_run(
+                        name,
+                        stream,
+                        ml_store::RunId(run),
+                        after_key.as_deref(),
+                        PAGE,
+                    )
                     .await?;
                 after_key = page.last().map(|r| r.key.clone());
                 page.into_iter().map(|r| r.row_json).collect()
             }
             Mode::Append => {
-                let page = conn.store.rows_pushed_by_run(ml_store::RunId(run), stream, after_id, PAGE).await?;
+                let page = conn
+                    .store
+                    .rows_pushed_by_run(ml_store::RunId(run), stream, after_id, PAGE)
+                    .await?;
                 after_id = page.last().map(|r| r.id).unwrap_or(after_id);
                 page.into_iter().map(|r| r.row_json).collect()
             }
@@ -112,7 +136,10 @@ async fn collect(
             return Ok(total);
         }
         if !count_only && let Some(t) = target {
-            let batches = cut_batches(rows.iter().enumerate().map(|(i, r)| (i as i64, r.as_str())), &limits)?;
+            let batches = cut_batches(
+                rows.iter().enumerate().map(|(i, r)| (i as i64, r.as_str())),
+                &limits,
+            )?;
             let mut before = total;
             let mut sends = futures::stream::iter(batches.into_iter().map(|(_, batch)| {
                 let rows_before = before;

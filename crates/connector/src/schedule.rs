@@ -67,7 +67,11 @@ pub fn previous_at_or_before(schedule: &Schedule, now: DateTime<Utc>) -> Option<
 
 /// Whether a scheduled run was missed: a scheduled time passed after the last run started (or there
 /// never was a run and a time has passed since the connection was first seen).
-pub fn missed_run(schedule: &Schedule, last_run_started: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+pub fn missed_run(
+    schedule: &Schedule,
+    last_run_started: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
     match (previous_at_or_before(schedule, now), last_run_started) {
         (Some(prev), Some(last)) => prev > last,
         (Some(_), None) => true,
@@ -133,10 +137,19 @@ mod tests {
     fn times_are_computed_in_the_connection_time_zone() {
         let s = schedule("0 2 * * *", "America/Chicago");
         // 02:00 in Chicago in November (CST, UTC-6) is 08:00 UTC.
-        assert_eq!(next_after(&s, utc("2026-11-24T07:00:00Z")), Some(utc("2026-11-24T08:00:00Z")));
-        assert_eq!(next_after(&s, utc("2026-11-24T08:00:00Z")), Some(utc("2026-11-25T08:00:00Z")));
+        assert_eq!(
+            next_after(&s, utc("2026-11-24T07:00:00Z")),
+            Some(utc("2026-11-24T08:00:00Z"))
+        );
+        assert_eq!(
+            next_after(&s, utc("2026-11-24T08:00:00Z")),
+            Some(utc("2026-11-25T08:00:00Z"))
+        );
         // In July (CDT, UTC-5) the same schedule is 07:00 UTC.
-        assert_eq!(next_after(&s, utc("2026-07-01T00:00:00Z")), Some(utc("2026-07-01T07:00:00Z")));
+        assert_eq!(
+            next_after(&s, utc("2026-07-01T00:00:00Z")),
+            Some(utc("2026-07-01T07:00:00Z"))
+        );
     }
 
     #[test]
@@ -152,7 +165,8 @@ mod tests {
     async fn drive_runs_at_each_scheduled_time_and_catches_up_once() {
         let s = schedule("*/15 * * * *", "UTC");
         let clock = TokioClock::starting_at(utc("2026-11-24T10:07:00Z"));
-        let runs: Arc<Mutex<Vec<(String, DateTime<Utc>)>>> = Arc::default();
+        type Log = Arc<Mutex<Vec<(String, DateTime<Utc>)>>>;
+        let runs: Log = Arc::default();
         let stop = CancellationToken::new();
         let seen = runs.clone();
         let clock_ref = &clock;
@@ -177,7 +191,10 @@ mod tests {
         };
         tokio::join!(drive_fut, stopper);
         let runs = runs.lock().unwrap().clone();
-        let got: Vec<(String, String)> = runs.iter().map(|(w, t)| (w.clone(), t.format("%H:%M").to_string())).collect();
+        let got: Vec<(String, String)> = runs
+            .iter()
+            .map(|(w, t)| (w.clone(), t.format("%H:%M").to_string()))
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -94,7 +94,9 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<()> {
         });
     }
     if tasks.is_empty() {
-        anyhow::bail!("no connection has a `schedule`; add one (e.g. schedule = \"0 2 * * *\") or use `ml-connector sync`");
+        anyhow::bail!(
+            "no connection has a `schedule`; add one (e.g. schedule = \"0 2 * * *\") or use `ml-connector sync`"
+        );
     }
     while tasks.join_next().await.is_some() {}
     Ok(())
@@ -103,7 +105,8 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<()> {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -101,7 +101,9 @@ pub fn convert(text: &str, data_type: DataType, time: &TimeContext) -> Result<Va
             })
             .map(Value::Int64)
             .map_err(|_| "whole number"),
-        DataType::Decimal => Decimal::from_str(t).map(Value::Decimal).map_err(|_| "decimal number"),
+        DataType::Decimal => Decimal::from_str(t)
+            .map(Value::Decimal)
+            .map_err(|_| "decimal number"),
         DataType::Double => t
             .parse::<f64>()
             .ok()
@@ -115,7 +117,8 @@ pub fn convert(text: &str, data_type: DataType, time: &TimeContext) -> Result<Va
         },
         DataType::DateTime => {
             let has_time = t.contains(':');
-            let local = parse_intacct_datetime(t).ok_or("date (MM/DD/YYYY) or timestamp (MM/DD/YYYY HH:MM:SS)")?;
+            let local = parse_intacct_datetime(t)
+                .ok_or("date (MM/DD/YYYY) or timestamp (MM/DD/YYYY HH:MM:SS)")?;
             if has_time {
                 // Timestamps are the user's wall clock: send them to Power BI in UTC.
                 let utc = time
@@ -173,7 +176,11 @@ pub fn transform<'a>(
         values.push(v);
     }
     let when_modified = get("WHENMODIFIED").and_then(parse_intacct_datetime);
-    let source_hash = source_hash(columns.iter().map(|c| (c.field.as_str(), get(&c.field).unwrap_or(""))));
+    let source_hash = source_hash(
+        columns
+            .iter()
+            .map(|c| (c.field.as_str(), get(&c.field).unwrap_or(""))),
+    );
     Ok(TypedRecord {
         key,
         when_modified,
@@ -197,10 +204,16 @@ mod tests {
     #[test]
     fn values_are_typed_exactly() {
         let tc = TimeContext::default();
-        assert_eq!(convert("1234.5678", DataType::Decimal, &tc), Ok(Value::Decimal(Decimal::from_str("1234.5678").unwrap())));
+        assert_eq!(
+            convert("1234.5678", DataType::Decimal, &tc),
+            Ok(Value::Decimal(Decimal::from_str("1234.5678").unwrap()))
+        );
         assert_eq!(convert("12.00", DataType::Int64, &tc), Ok(Value::Int64(12)));
         assert_eq!(convert("", DataType::Int64, &tc), Ok(Value::Null));
-        assert_eq!(convert("true", DataType::Boolean, &tc), Ok(Value::Boolean(true)));
+        assert_eq!(
+            convert("true", DataType::Boolean, &tc),
+            Ok(Value::Boolean(true))
+        );
         assert!(convert("12,000.00", DataType::Decimal, &tc).is_err());
         assert!(convert("NaN", DataType::Double, &tc).is_err());
         assert!(convert("31/12/2024", DataType::DateTime, &tc).is_err());
@@ -212,16 +225,34 @@ mod tests {
             user_offset: FixedOffset::west_opt(6 * 3600).unwrap(),
         };
         let ts = convert("07/24/2017 15:19:46", DataType::DateTime, &tc).unwrap();
-        assert_eq!(ts, Value::DateTime(NaiveDateTime::parse_from_str("2017-07-24 21:19:46", "%Y-%m-%d %H:%M:%S").unwrap()));
+        assert_eq!(
+            ts,
+            Value::DateTime(
+                NaiveDateTime::parse_from_str("2017-07-24 21:19:46", "%Y-%m-%d %H:%M:%S").unwrap()
+            )
+        );
         let d = convert("07/24/2017", DataType::DateTime, &tc).unwrap();
-        assert_eq!(d, Value::DateTime(NaiveDate::from_ymd_opt(2017, 7, 24).unwrap().and_time(NaiveTime::MIN)));
+        assert_eq!(
+            d,
+            Value::DateTime(
+                NaiveDate::from_ymd_opt(2017, 7, 24)
+                    .unwrap()
+                    .and_time(NaiveTime::MIN)
+            )
+        );
     }
 
     #[test]
     fn gmt_offsets_in_every_form() {
         assert_eq!(parse_gmt_offset("-8"), FixedOffset::west_opt(8 * 3600));
-        assert_eq!(parse_gmt_offset("+05:30"), FixedOffset::east_opt(5 * 3600 + 1800));
-        assert_eq!(parse_gmt_offset("5.5"), FixedOffset::east_opt(5 * 3600 + 1800));
+        assert_eq!(
+            parse_gmt_offset("+05:30"),
+            FixedOffset::east_opt(5 * 3600 + 1800)
+        );
+        assert_eq!(
+            parse_gmt_offset("5.5"),
+            FixedOffset::east_opt(5 * 3600 + 1800)
+        );
         assert_eq!(parse_gmt_offset("-0700"), FixedOffset::west_opt(7 * 3600));
         assert_eq!(parse_gmt_offset(""), FixedOffset::east_opt(0));
         assert_eq!(parse_gmt_offset("PST"), None);
@@ -229,7 +260,10 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_record_and_field() {
-        let cols = [col("RECORDNO", DataType::Int64), col("TOTALDUE", DataType::Decimal)];
+        let cols = [
+            col("RECORDNO", DataType::Int64),
+            col("TOTALDUE", DataType::Decimal),
+        ];
         let rec = [("RECORDNO", "7"), ("TOTALDUE", "abc")];
         let get = |f: &str| rec.iter().find(|(k, _)| *k == f).map(|(_, v)| *v);
         let err = transform("7".into(), get, &cols, &TimeContext::default()).unwrap_err();

@@ -40,7 +40,9 @@ pub struct TableCheck {
 
 impl TableCheck {
     pub fn matches(&self) -> bool {
-        self.error.is_none() && self.powerbi_rows == self.expected_rows && self.sums.iter().all(ColumnSum::matches)
+        self.error.is_none()
+            && self.powerbi_rows == self.expected_rows
+            && self.sums.iter().all(ColumnSum::matches)
     }
 }
 
@@ -56,7 +58,11 @@ impl fmt::Display for TableCheck {
             self.table, self.powerbi_rows, self.expected_rows
         )?;
         for s in self.sums.iter().filter(|s| !s.matches()) {
-            write!(f, "; SUM({}) Power BI {} / expected {}", s.column, s.powerbi, s.expected)?;
+            write!(
+                f,
+                "; SUM({}) Power BI {} / expected {}",
+                s.column, s.powerbi, s.expected
+            )?;
         }
         if !self.sums.is_empty() && self.sums.iter().all(ColumnSum::matches) {
             write!(f, "; {} column sums equal", self.sums.len())?;
@@ -79,15 +85,18 @@ impl VerifyReport {
 pub async fn verify(conn: &Connection) -> Result<VerifyReport, PipelineError> {
     let name = conn.config.name.as_str();
     let state = conn.store.dataset(name).await?.ok_or_else(|| {
-        PipelineError::Other(format!("connection {name} has not synced yet: run `ml-connector sync` first"))
+        PipelineError::Other(format!(
+            "connection {name} has not synced yet: run `ml-connector sync` first"
+        ))
     })?;
     let target = Target {
         group_id: state.group_id.clone(),
         dataset_id: state.dataset_id.clone(),
         recreated: false,
     };
-    let schema: DatasetSchema = serde_json::from_str(&state.schema_json)
-        .map_err(|e| PipelineError::Other(format!("the recorded dataset schema is unreadable: {e}")))?;
+    let schema: DatasetSchema = serde_json::from_str(&state.schema_json).map_err(|e| {
+        PipelineError::Other(format!("the recorded dataset schema is unreadable: {e}"))
+    })?;
     let mut report = VerifyReport::default();
     for stream in &conn.config.streams {
         let Some(table) = schema.tables.iter().find(|t| t.name == stream.table) else {
@@ -114,7 +123,12 @@ pub async fn verify(conn: &Connection) -> Result<VerifyReport, PipelineError> {
             let numeric: Vec<&str> = table
                 .columns
                 .iter()
-                .filter(|c| matches!(c.data_type, DataType::Int64 | DataType::Decimal | DataType::Double))
+                .filter(|c| {
+                    matches!(
+                        c.data_type,
+                        DataType::Int64 | DataType::Decimal | DataType::Double
+                    )
+                })
                 .map(|c| c.name.as_str())
                 .collect();
             let expected = mirror_sums(conn, &stream.object, &numeric).await?;
@@ -124,8 +138,16 @@ pub async fn verify(conn: &Connection) -> Result<VerifyReport, PipelineError> {
                     table.name.replace('\'', "''"),
                     column.replace(']', "]]")
                 );
-                let r = conn.powerbi.execute_query(&target.group_id, &target.dataset_id, &dax).await?;
-                let powerbi = r.rows.first().and_then(|row| row.get("[s]")).and_then(|v| v.as_f64()).unwrap_or(0.0);
+                let r = conn
+                    .powerbi
+                    .execute_query(&target.group_id, &target.dataset_id, &dax)
+                    .await?;
+                let powerbi = r
+                    .rows
+                    .first()
+                    .and_then(|row| row.get("[s]"))
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0);
                 check.sums.push(ColumnSum {
                     column: column.to_string(),
                     powerbi,
@@ -139,7 +161,11 @@ pub async fn verify(conn: &Connection) -> Result<VerifyReport, PipelineError> {
 }
 
 /// Exact sums of numeric columns over the mirror's rows, paged so memory stays flat.
-async fn mirror_sums(conn: &Connection, stream: &str, columns: &[&str]) -> Result<Vec<Decimal>, PipelineError> {
+async fn mirror_sums(
+    conn: &Connection,
+    stream: &str,
+    columns: &[&str],
+) -> Result<Vec<Decimal>, PipelineError> {
     let mut sums = vec![Decimal::ZERO; columns.len()];
     let mut after: Option<String> = None;
     loop {
@@ -151,7 +177,9 @@ async fn mirror_sums(conn: &Connection, stream: &str, columns: &[&str]) -> Resul
         after = Some(last.key.clone());
         for row in &page {
             let v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&row.row_json)
-                .map_err(|e| PipelineError::Other(format!("mirror row {} is not JSON: {e}", row.key)))?;
+                .map_err(|e| {
+                    PipelineError::Other(format!("mirror row {} is not JSON: {e}", row.key))
+                })?;
             for (i, c) in columns.iter().enumerate() {
                 if let Some(n) = v.get(*c).filter(|n| n.is_number()) {
                     sums[i] += Decimal::from_str(&n.to_string())

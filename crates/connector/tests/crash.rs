@@ -60,7 +60,10 @@ allow_loopback_http = true
             ml_connector::config::Mode::Replace => "replace",
             ml_connector::config::Mode::Append => "append",
         };
-        text.push_str(&format!("\n[[connection.stream]]\nobject = \"{}\"\nmode = \"{mode}\"\nlookback = \"0s\"\n", s.object));
+        text.push_str(&format!(
+            "\n[[connection.stream]]\nobject = \"{}\"\nmode = \"{mode}\"\nlookback = \"0s\"\n",
+            s.object
+        ));
     }
     std::fs::write(path, text).unwrap();
 }
@@ -69,7 +72,14 @@ allow_loopback_http = true
 /// the end by itself, and its exit status then.
 fn sync(config: &Path, kill_after: Option<usize>) -> (bool, Option<i32>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ml-connector"))
-        .args(["--config", config.to_str().unwrap(), "--log-format", "json", "sync", "--quiet"])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "sync",
+            "--quiet",
+        ])
         .env("ML_CONNECTOR_LOG", "debug")
         .env_remove("ML_CONNECTOR_MASTER_KEY")
         .stdout(Stdio::null())
@@ -107,7 +117,10 @@ fn sync(config: &Path, kill_after: Option<usize>) -> (bool, Option<i32>) {
 }
 
 fn fields(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,8 +132,12 @@ async fn a_sync_killed_at_any_moment_converges_without_loss_or_doubles() {
     std::fs::create_dir_all(&state).unwrap();
     let key = ml_store::crypto::MasterKey::create_file(&state.join("master.key")).unwrap();
     {
-        let store = ml_store::open(&ml_store::StoreLocation::Sqlite(state.join("state.sqlite"))).await.unwrap();
-        ml_connector::demo::connect_demo(w.cfg.clone(), store.clone(), &key).await.unwrap();
+        let store = ml_store::open(&ml_store::StoreLocation::Sqlite(state.join("state.sqlite")))
+            .await
+            .unwrap();
+        ml_connector::demo::connect_demo(w.cfg.clone(), store.clone(), &key)
+            .await
+            .unwrap();
         store.close().await;
     }
     let offset = {
@@ -136,22 +153,38 @@ async fn a_sync_killed_at_any_moment_converges_without_loss_or_doubles() {
         for i in 0..rng.random_range(0..4) {
             w.intacct.insert(
                 "VENDOR",
-                fields(&[("VENDORID", format!("V-{seed}-{i}")), ("NAME", format!("Vendor {seed}/{i}")), ("STATUS", "active".into())]),
+                fields(&[
+                    ("VENDORID", format!("V-{seed}-{i}")),
+                    ("NAME", format!("Vendor {seed}/{i}")),
+                    ("STATUS", "active".into()),
+                ]),
             );
         }
         let vendors = w.intacct.records("VENDOR");
         if vendors.len() > 5 && rng.random_bool(0.5) {
-            let k: u64 = vendors[rng.random_range(0..vendors.len())]["RECORDNO"].parse().unwrap();
-            w.intacct.update("VENDOR", k, fields(&[("NAME", format!("Renamed in {seed}"))]));
+            let k: u64 = vendors[rng.random_range(0..vendors.len())]["RECORDNO"]
+                .parse()
+                .unwrap();
+            w.intacct.update(
+                "VENDOR",
+                k,
+                fields(&[("NAME", format!("Renamed in {seed}"))]),
+            );
         }
         if vendors.len() > 5 && rng.random_bool(0.3) {
-            let k: u64 = vendors[rng.random_range(0..vendors.len())]["RECORDNO"].parse().unwrap();
+            let k: u64 = vendors[rng.random_range(0..vendors.len())]["RECORDNO"]
+                .parse()
+                .unwrap();
             w.intacct.delete("VENDOR", k);
         }
         if rng.random_bool(0.5) {
             w.intacct.insert(
                 "APPYMT",
-                fields(&[("VENDORID", "V-1".into()), ("STATE", "C".into()), ("TOTALENTERED", format!("{seed}.50"))]),
+                fields(&[
+                    ("VENDORID", "V-1".into()),
+                    ("STATE", "C".into()),
+                    ("TOTALENTERED", format!("{seed}.50")),
+                ]),
             );
         }
 
@@ -164,9 +197,17 @@ async fn a_sync_killed_at_any_moment_converges_without_loss_or_doubles() {
             kills += 1;
         }
         let config2 = w.dir.path().join("ml-connector.toml");
-        let (finished, code) = tokio::task::spawn_blocking(move || sync(&config2, None)).await.unwrap();
-        assert!(finished && code == Some(0), "seed {seed}: the sync after the crash did not succeed (exit {code:?})");
+        let (finished, code) = tokio::task::spawn_blocking(move || sync(&config2, None))
+            .await
+            .unwrap();
+        assert!(
+            finished && code == Some(0),
+            "seed {seed}: the sync after the crash did not succeed (exit {code:?})"
+        );
         w.assert_tables_equal_source(offset);
     }
-    assert!(kills >= SEEDS / 2, "only {kills} of {SEEDS} syncs were killed mid-way: the kill points are too late");
+    assert!(
+        kills >= SEEDS / 2,
+        "only {kills} of {SEEDS} syncs were killed mid-way: the kill points are too late"
+    );
 }

@@ -17,12 +17,19 @@ fn opts() -> RunOptions {
 }
 
 async fn user_offset(conn: &ml_connector::pipeline::Connection) -> chrono::FixedOffset {
-    let f = conn.intacct.user_formatting().await.expect("user formatting");
+    let f = conn
+        .intacct
+        .user_formatting()
+        .await
+        .expect("user formatting");
     parse_gmt_offset(&f.gmt_offset).expect("offset")
 }
 
 fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -39,20 +46,44 @@ async fn full_then_incremental_sync_keeps_every_table_equal_to_intacct() {
 
     // Changes in Intacct: inserts, updates, deletes, and a bill changed.
     w.intacct.advance_clock(Duration::from_secs(3600));
-    let new_vendor = w.intacct.insert("VENDOR", fields(&[("VENDORID", "V-NEW"), ("NAME", "New & Co <Ltd>"), ("STATUS", "active")]));
+    let new_vendor = w.intacct.insert(
+        "VENDOR",
+        fields(&[
+            ("VENDORID", "V-NEW"),
+            ("NAME", "New & Co <Ltd>"),
+            ("STATUS", "active"),
+        ]),
+    );
     let vendors = w.intacct.records("VENDOR");
     let first: u64 = vendors[0]["RECORDNO"].parse().unwrap();
     let second: u64 = vendors[1]["RECORDNO"].parse().unwrap();
-    assert!(w.intacct.update("VENDOR", first, fields(&[("NAME", "Renamed Vendor")])));
+    assert!(
+        w.intacct
+            .update("VENDOR", first, fields(&[("NAME", "Renamed Vendor")]))
+    );
     assert!(w.intacct.delete("VENDOR", second));
     let bill: u64 = w.intacct.records("APBILL")[0]["RECORDNO"].parse().unwrap();
-    assert!(w.intacct.update("APBILL", bill, fields(&[("TOTALPAID", "0.00")])));
+    assert!(
+        w.intacct
+            .update("APBILL", bill, fields(&[("TOTALPAID", "0.00")]))
+    );
 
-    let report = conn.run(&opts(), &Events::default()).await.expect("incremental run");
+    let report = conn
+        .run(&opts(), &Events::default())
+        .await
+        .expect("incremental run");
     assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
-    let v = report.streams.iter().find(|s| s.object == "VENDOR").unwrap();
+    let v = report
+        .streams
+        .iter()
+        .find(|s| s.object == "VENDOR")
+        .unwrap();
     assert_eq!((v.inserted, v.updated, v.deleted), (1, 1, 1), "{v:#?}");
-    let b = report.streams.iter().find(|s| s.object == "APBILL").unwrap();
+    let b = report
+        .streams
+        .iter()
+        .find(|s| s.object == "APBILL")
+        .unwrap();
     assert_eq!(b.updated, 1, "{b:#?}");
     let unchanged_pushes: u64 = report
         .streams
@@ -60,10 +91,16 @@ async fn full_then_incremental_sync_keeps_every_table_equal_to_intacct() {
         .filter(|s| !["VENDOR", "APBILL", "GLACCOUNTBALANCE"].contains(&s.object.as_str()))
         .map(|s| s.pushed)
         .sum();
-    assert_eq!(unchanged_pushes, 0, "unchanged streams must not be pushed again");
+    assert_eq!(
+        unchanged_pushes, 0,
+        "unchanged streams must not be pushed again"
+    );
     w.assert_tables_equal_source(offset);
     let rows = w.table("Vendors");
-    assert!(rows.iter().any(|r| r["RECORDNO"].as_u64() == Some(new_vendor) && r["NAME"] == "New & Co <Ltd>"));
+    assert!(
+        rows.iter()
+            .any(|r| r["RECORDNO"].as_u64() == Some(new_vendor) && r["NAME"] == "New & Co <Ltd>")
+    );
 
     // The audit trail has the changes and verifies.
     let entries = w
@@ -77,7 +114,12 @@ async fn full_then_incremental_sync_keeps_every_table_equal_to_intacct() {
         })
         .await
         .unwrap();
-    assert!(entries.iter().any(|e| e.action == ml_store::AuditAction::Deleted), "{entries:#?}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == ml_store::AuditAction::Deleted),
+        "{entries:#?}"
+    );
     assert!(w.store.audit_verify("demo").await.unwrap().ok);
 
     // verify agrees, then catches a row injected behind the connector's back.
@@ -86,7 +128,12 @@ async fn full_then_incremental_sync_keeps_every_table_equal_to_intacct() {
     let mut row = serde_json::Map::new();
     row.insert("RECORDNO".into(), serde_json::json!(999_999));
     row.insert("TOTALDUE".into(), serde_json::json!(10));
-    assert!(w.powerbi.inject_row(ml_sim_powerbi::DEFAULT_WORKSPACE, common::DATASET, "Vendors", row));
+    assert!(w.powerbi.inject_row(
+        ml_sim_powerbi::DEFAULT_WORKSPACE,
+        common::DATASET,
+        "Vendors",
+        row
+    ));
     let v = ml_connector::verify::verify(&conn).await.unwrap();
     let vendors = v.tables.iter().find(|t| t.table == "Vendors").unwrap();
     assert!(!vendors.matches(), "{vendors}");
@@ -105,16 +152,31 @@ async fn one_streams_intacct_failure_leaves_the_others_complete() {
     let err = class.error.as_deref().unwrap();
     assert!(err.contains("PL04000005"), "{err}");
     assert!(err.to_lowercase().contains("permission"), "{err}");
-    assert!(w.table("Classes").is_empty(), "nothing of a failed stream is pushed");
+    assert!(
+        w.table("Classes").is_empty(),
+        "nothing of a failed stream is pushed"
+    );
     for s in report.streams.iter().filter(|s| s.object != "CLASS") {
         assert!(s.error.is_none(), "{}: {:?}", s.object, s.error);
     }
     assert!(!w.table("Vendors").is_empty());
 
     // `runs show` reads it from the store; the audit trail has it too.
-    let detail = w.store.get_run(ml_store::RunId(report.run)).await.unwrap().unwrap();
+    let detail = w
+        .store
+        .get_run(ml_store::RunId(report.run))
+        .await
+        .unwrap()
+        .unwrap();
     let stored = detail.streams.iter().find(|s| s.stream == "CLASS").unwrap();
-    assert!(stored.result.error.as_deref().unwrap().contains("PL04000005"));
+    assert!(
+        stored
+            .result
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("PL04000005")
+    );
     let entries = w
         .store
         .audit_search(&ml_store::AuditFilter {
@@ -126,7 +188,9 @@ async fn one_streams_intacct_failure_leaves_the_others_complete() {
         .await
         .unwrap();
     assert!(
-        entries.iter().any(|e| e.error.as_deref().is_some_and(|t| t.contains("PL04000005"))),
+        entries
+            .iter()
+            .any(|e| e.error.as_deref().is_some_and(|t| t.contains("PL04000005"))),
         "{entries:#?}"
     );
 }
@@ -141,16 +205,26 @@ async fn replay_of_an_older_run_restores_its_tables() {
     w.intacct.advance_clock(Duration::from_secs(3600));
     let vendors = w.intacct.records("VENDOR");
     let k: u64 = vendors[3]["RECORDNO"].parse().unwrap();
-    w.intacct.update("VENDOR", k, fields(&[("NAME", "Changed later")]));
-    w.intacct.delete("VENDOR", vendors[4]["RECORDNO"].parse().unwrap());
+    w.intacct
+        .update("VENDOR", k, fields(&[("NAME", "Changed later")]));
+    w.intacct
+        .delete("VENDOR", vendors[4]["RECORDNO"].parse().unwrap());
     conn.run(&opts(), &Events::default()).await.unwrap();
-    assert_ne!(sorted(w.table("Vendors")), sorted(vendors_after_first.clone()));
+    assert_ne!(
+        sorted(w.table("Vendors")),
+        sorted(vendors_after_first.clone())
+    );
 
-    let dry = ml_connector::replay::replay(&conn, first.run, Some("VENDOR"), true, &Events::default())
-        .await
-        .unwrap();
+    let dry =
+        ml_connector::replay::replay(&conn, first.run, Some("VENDOR"), true, &Events::default())
+            .await
+            .unwrap();
     assert_eq!(dry.tables[0].rows as usize, vendors_after_first.len());
-    assert_ne!(sorted(w.table("Vendors")), sorted(vendors_after_first.clone()), "a dry run pushes nothing");
+    assert_ne!(
+        sorted(w.table("Vendors")),
+        sorted(vendors_after_first.clone()),
+        "a dry run pushes nothing"
+    );
 
     ml_connector::replay::replay(&conn, first.run, Some("VENDOR"), false, &Events::default())
         .await
@@ -159,7 +233,10 @@ async fn replay_of_an_older_run_restores_its_tables() {
 }
 
 fn sorted(mut rows: Vec<serde_json::Map<String, serde_json::Value>>) -> Vec<String> {
-    let mut out: Vec<String> = rows.drain(..).map(|r| serde_json::Value::Object(r).to_string()).collect();
+    let mut out: Vec<String> = rows
+        .drain(..)
+        .map(|r| serde_json::Value::Object(r).to_string())
+        .collect();
     out.sort();
     out
 }

@@ -314,7 +314,7 @@ impl IntacctClient {
     }
 
     /// Slides the cached session's expiry from an authenticated response.
-    async fn touch(&self, generation: u64, resp: &Response) {
+    fn touch(&self, generation: u64, resp: &Response) {
         let Some(op) = resp.operation.as_ref() else {
             return;
         };
@@ -322,7 +322,11 @@ impl IntacctClient {
             return;
         }
         let slot = self.inner.sessions.slot(&self.inner.key);
-        let mut guard = slot.lock().await;
+        // If the slot is busy, a login is under way and will replace this session anyway:
+        // do not make the caller wait for it just to slide an expiry.
+        let Ok(mut guard) = slot.try_lock() else {
+            return;
+        };
         if let Some(s) = guard.as_mut().filter(|s| s.generation == generation) {
             let st = &self.inner.settings;
             s.deadline = deadline_from(
@@ -347,7 +351,7 @@ impl IntacctClient {
             let body = || self.build(Auth::Session(s.id.expose_secret()), functions);
             match self.inner.transport.exchange(&s.endpoint, what, body).await {
                 Ok(resp) => {
-                    self.touch(s.generation, &resp).await;
+                    self.touch(s.generation, &resp);
                     return Ok(resp);
                 }
                 Err(e) if e.is_invalid_session() && !relogged => {

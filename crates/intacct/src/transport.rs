@@ -18,6 +18,10 @@ use crate::error::{ErrorKind, ErrorLevel, IntacctError};
 use crate::protocol::{Response, decode_response};
 use crate::settings::RetryPolicy;
 
+/// Largest response body accepted. A 2,000-record page of a wide object is a few MB; 256 MB
+/// means something is wrong, and refusing it keeps memory bounded.
+const MAX_BODY_BYTES: usize = 256_000_000;
+
 /// The only way to reach the network: every request, logins included, takes a permit first.
 pub(crate) struct Transport {
     http: reqwest::Client,
@@ -46,7 +50,11 @@ impl Transport {
     }
 
     /// One POST under a concurrency permit; the permit is released before any backoff sleep.
-    async fn post(&self, url: &Url, body: String) -> Result<(u16, Bytes), IntacctError> {
+    async fn post(
+        &self,
+        url: &Url,
+        body: String,
+    ) -> Result<(u16, Option<Duration>, Bytes), IntacctError> {
         let _permit = self
             .limit
             .acquire()
@@ -61,8 +69,34 @@ impl Transport {
             .await
             .map_err(request_error)?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.map_err(request_error)?;
-        Ok((status, bytes))
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // Read in chunks with a cap: a runaway body must not take the process's memory.
+        let mut resp = resp;
+        let mut body = Vec::with_capacity(
+            resp.content_length()
+                .unwrap_or(0)
+                .min(MAX_BODY_BYTES as u64) as usize,
+        );
+        while let Some(chunk) = resp.chunk().await.map_err(request_error)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(IntacctError::new(
+                    ErrorKind::BadResponse,
+                    ErrorLevel::Transport,
+                    format!(
+                        "the response exceeds {} MB; select fewer fields or use a smaller page_size",
+                        MAX_BODY_BYTES / 1_000_000
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let bytes = Bytes::from(body);
+        Ok((status, retry_after, bytes))
     }
 
     /// Sends the body built by `body` (rebuilt per attempt) until it gets a usable envelope, a
@@ -77,8 +111,12 @@ impl Transport {
         let mut attempt = 1u32;
         loop {
             let t0 = Instant::now();
+            let mut retry_after = None;
             let outcome = match self.post(url, body()?).await {
-                Ok((status, bytes)) => classify_exchange(status, &bytes),
+                Ok((status, after, bytes)) => {
+                    retry_after = after;
+                    classify_exchange(status, &bytes)
+                }
                 Err(e) => Err(e),
             };
             match outcome {
@@ -92,7 +130,12 @@ impl Transport {
                     return Ok(r);
                 }
                 Err(e) => {
-                    let delay = self.retry.delay(attempt);
+                    // Intacct is not known to send Retry-After (§8.4, unconfirmed); honour it
+                    // when present, within the policy's cap.
+                    let delay = self
+                        .retry
+                        .delay(attempt)
+                        .max(retry_after.unwrap_or_default().min(self.retry.max_delay));
                     let may_retry = e.retryable
                         && attempt < self.retry.max_attempts
                         && started.elapsed() + delay <= self.retry.max_elapsed;
@@ -142,7 +185,15 @@ pub fn classify_exchange(status: u16, body: &[u8]) -> Result<Response, IntacctEr
             if http.is_none() {
                 err.http_status = None;
             }
-            if (400..500).contains(&status) && status != 429 && status != 408 {
+            if (300..400).contains(&status) {
+                // Redirects are not followed (credentials must not move to another host).
+                err.kind = ErrorKind::EndpointRefused;
+                err.level = ErrorLevel::Http;
+                err.retryable = false;
+                err.context = Some(format!(
+                    "the gateway answered HTTP {status} (a redirect), which is not followed; check the endpoint URL"
+                ));
+            } else if (400..500).contains(&status) && status != 429 && status != 408 {
                 // A 4xx with a non-XML body is a request we should not repeat.
                 err.kind = ErrorKind::Other;
                 err.level = ErrorLevel::Http;

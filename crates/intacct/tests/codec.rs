@@ -317,6 +317,12 @@ fn html_and_plain_text_and_truncation_are_typed_and_retryable() {
     assert!(e.retryable && e.http_status == Some(503));
     let e = classify_exchange(404, b"not found").unwrap_err();
     assert!(!e.retryable);
+    let e = classify_exchange(302, b"").unwrap_err();
+    assert_eq!(
+        (e.kind.clone(), e.retryable),
+        (ErrorKind::EndpointRefused, false),
+        "{e}"
+    );
 }
 
 #[test]

@@ -751,6 +751,5 @@ async fn the_next_page_is_fetched_while_the_consumer_holds_the_current_one() {
             .unwrap()
     };
     assert!(k(&second, 0) != k(&first, 0) && k(&second, 0) != k(&first, 1));
-    drop(s);
     sim.shutdown().await;
 }

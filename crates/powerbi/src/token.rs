@@ -27,6 +27,8 @@ use crate::settings::ClientCredential;
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// Lifetime of a client-assertion JWT (Microsoft asks for 5–10 minutes).
 const ASSERTION_LIFETIME_SECS: u64 = 600;
+/// Pause before the single retry of a token request that Entra answered as temporarily unavailable.
+const UNAVAILABLE_PAUSE: Duration = Duration::from_secs(2);
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A bearer token; Debug and Display never show it.
@@ -169,7 +171,16 @@ impl TokenSource {
         {
             return Ok(c.token.clone());
         }
-        let (secret, lifetime) = self.fetch().await?;
+        let (secret, lifetime) = match self.fetch().await {
+            // Entra 5xx/429/"temporarily_unavailable": one more try after a pause (other callers keep waiting on
+            // the lock, so this stays a single request stream).
+            Err(e) if e.kind == TokenErrorKind::Unavailable => {
+                tracing::warn!(error = %e, "Entra ID unavailable; retrying the token request once");
+                tokio::time::sleep(UNAVAILABLE_PAUSE).await;
+                self.fetch().await?
+            }
+            other => other?,
+        };
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let token = AccessToken { secret, generation };
         *cache = Some(Cached {

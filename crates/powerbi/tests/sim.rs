@@ -905,3 +905,102 @@ async fn reads_retry_throttling_but_dataset_creation_is_never_resent() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn tables_of_one_dataset_share_its_budget() {
+    let limits = sim::SimLimits {
+        posts_per_minute: 10,
+        minute: Duration::from_secs(1),
+        rows_per_post: 500,
+        ..sim::SimLimits::default()
+    };
+    let s = sim::Simulator::start(sim_with_limits(limits))
+        .await
+        .unwrap();
+    let c = client(&s);
+    let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
+    let (a, b) = (table("A"), table("B"));
+    let ds = c
+        .create_push_dataset(
+            &g.id,
+            &DatasetSchema {
+                name: "Shared".into(),
+                tables: vec![a.clone(), b.clone()],
+                relationships: vec![],
+            },
+            Retention::None,
+        )
+        .await
+        .unwrap();
+    let p = Pusher::new(
+        c.clone(),
+        PushLimits {
+            posts_per_window: 10,
+            window: Duration::from_secs(1),
+            ..PushLimits::default()
+        },
+    );
+    let ta = TableTarget {
+        group_id: g.id.clone(),
+        dataset_id: ds.id.clone(),
+        table: "A".into(),
+    };
+    let tb = TableTarget {
+        group_id: g.id.clone(),
+        dataset_id: ds.id.clone(),
+        table: "B".into(),
+    };
+    let (ba, ea) = batches(&a, 6_000, 500);
+    let (bb, eb) = batches(&b, 6_000, 500);
+    // Two independent callers (e.g. two streams), one Pusher: 24 POSTs against a 10-per-second budget.
+    let (ra, rb) = tokio::join!(push_all(&p, &ta, ba, 4), push_all(&p, &tb, bb, 4));
+    assert!(
+        ra.iter()
+            .chain(&rb)
+            .all(|r| matches!(r.outcome, BatchOutcome::Accepted)),
+        "{ra:?} {rb:?}"
+    );
+    let stats = s.stats();
+    assert_eq!(stats.throttled_429, 0, "{stats:?}");
+    assert!(stats.max_posts_in_minute_window[&ds.id] <= 10, "{stats:?}");
+    assert!(stats.peak_in_flight_posts[&ds.id] <= 5, "{stats:?}");
+    assert_eq!(
+        sorted(s.table_rows(sim::DEFAULT_WORKSPACE, "Shared", "A").unwrap()),
+        ea
+    );
+    assert_eq!(
+        sorted(s.table_rows(sim::DEFAULT_WORKSPACE, "Shared", "B").unwrap()),
+        eb
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn token_endpoint_outage_is_retried_once() {
+    let s = sim::Simulator::start(sim::SimConfig::default())
+        .await
+        .unwrap();
+    s.set_faults(sim::FaultPlan::none().with(
+        Some(sim::Operation::Token),
+        sim::Trigger::Nth { requests: vec![1] },
+        sim::FaultKind::Status { status: 503 },
+    ));
+    let c = client(&s);
+    c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
+    assert_eq!(s.stats().requests_by_operation["token"], 2);
+    assert_eq!(s.stats().tokens_issued, 1);
+    // Two outages in a row surface as a typed, retryable error.
+    s.set_faults(sim::FaultPlan::none().with(
+        Some(sim::Operation::Token),
+        sim::Trigger::Always,
+        sim::FaultKind::Status { status: 503 },
+    ));
+    let c = client(&s);
+    let e = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap_err();
+    let PowerBiError::Token(te) = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(te.kind, TokenErrorKind::Unavailable, "{e}");
+    assert!(e.is_retryable());
+    s.shutdown().await;
+}

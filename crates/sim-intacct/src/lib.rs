@@ -4,6 +4,19 @@
 //! `ml-intacct`, so a bug mirrored in the product's encoder and decoder cannot pass unnoticed), serves a
 //! seeded, reproducible synthetic company, and can inject every failure the real gateway is known for.
 //!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ml_sim_intacct::{Fault, FaultPlan, SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig::tiny()).await?; // 127.0.0.1:0
+//! let gateway_url = sim.endpoint(); // http://127.0.0.1:PORT/ia/xml/xmlgw.phtml
+//! let recordno = sim.insert("VENDOR", [("VENDORID".into(), "V9".into())].into());
+//! sim.set_faults(FaultPlan::on_request(2, Fault::Http503Html)); // the 2nd request from now
+//! sim.advance_clock(std::time::Duration::from_secs(3 * 3600)); // sessions expire, no sleeping
+//! # let _ = (gateway_url, recordno);
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //!
 //! - [`config`]: `SimConfig`, company size, credentials, latency knobs and the DEFAULT_* constants.
@@ -13,11 +26,13 @@
 //! - [`xml_in`]: request parsing into a small element tree (DOCTYPE rejected) and envelope validation.
 //! - [`xml_out`]: response documents: the three error placements, gateway errors, result data.
 //! - [`query_eval`]: readByQuery query strings, `query` filter trees, typed comparisons, ordering.
-//! - [`functions`]: the gateway functions (readByQuery, readMore, query, read, readByName, lookup, ...).
+//! - [`functions`]: the request pipeline (`pipeline`: faults, gateway errors, concurrency slot, sender
+//!   check, authentication and sessions), schema checks of function bodies (`parse`) and the read
+//!   functions (`reads`: readByQuery, readMore, query, read, readByName, lookup, ...).
 //! - [`faults`]: fault plans (by request number or seeded probability).
-//! - [`server`]: axum router, authentication and sessions, concurrency cap (HTTP 429), latency, stats.
+//! - [`server`]: axum router and the shared state: store, sessions, result sets, stats, fault plan.
 //! - [`admin`]: HTTP admin endpoints (`/admin/...`, `/stats`) used by `ml-connector sim intacct`.
-
+//!
 //! # Fidelity notes
 //!
 //! Where the reference marks a behaviour as unconfirmed, the simulator picks one and says so here:
@@ -73,7 +88,12 @@ impl Simulator {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let endpoint = format!("http://{addr}/ia/xml/xmlgw.phtml");
+        // A wildcard bind (0.0.0.0) is not an address clients can call: advertise loopback instead.
+        let mut advertised = addr;
+        if advertised.ip().is_unspecified() {
+            advertised.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let endpoint = format!("http://{advertised}/ia/xml/xmlgw.phtml");
         let state = Arc::new(server::State::new(cfg, endpoint));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let app = server::router(state.clone());

@@ -226,8 +226,8 @@ pub fn operation_response(
     if !auth.status_ok {
         write_errors(&mut x, auth_errors);
     }
+    // Each rendered result carries its own leading newline and indentation when pretty.
     for r in results {
-        x.indent();
         x.out.push_str(r);
     }
     x.close("operation");

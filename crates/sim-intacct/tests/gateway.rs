@@ -280,6 +280,18 @@ async fn doctype_and_schema_violations_get_xl03000003() {
     assert_eq!(first(&doc, "errorno").as_deref(), Some("XL03000003"));
     assert!(!doc.contains("root:"));
 
+    // A huge offset is valid (>= 0) and simply returns nothing.
+    let (_, doc) = post(
+        &sim.endpoint(),
+        envelope(
+            &login(),
+            &query("f", "VENDOR", &["RECORDNO"], "", "", 10, 0)
+                .replace("<offset>0</offset>", "<offset>9223372036854775807</offset>"),
+        ),
+    )
+    .await;
+    assert_eq!(attr(&doc, "data", "count").as_deref(), Some("0"), "{doc}");
+
     let cases = [
         read_by_query("f", "VENDOR", "*", "", 1001),
         query("f", "VENDOR", &["RECORDNO"], "", "", 2001, 0),
@@ -481,6 +493,21 @@ async fn query_orders_and_pages_with_offset() {
 async fn filters_compare_typed_values() {
     let sim = tiny().await;
     let vendors = sim.records("VENDOR");
+    // caseinsensitive: a lowercased name matches only with the option on.
+    let name = vendors[0]["NAME"].to_lowercase();
+    for (ci, n) in [(false, "0"), (true, "1")] {
+        let f = format!(
+            "<function controlid=\"c\"><query><object>VENDOR</object><select><field>RECORDNO</field></select>\
+<filter><equalto><field>NAME</field><value>{name}</value></equalto></filter>\
+<options><caseinsensitive>{ci}</caseinsensitive><showprivate>true</showprivate></options></query></function>"
+        );
+        let (_, doc) = post(&sim.endpoint(), envelope(&login(), &f)).await;
+        assert_eq!(
+            attr(&doc, "data", "totalcount").as_deref(),
+            Some(n),
+            "{doc}"
+        );
+    }
     // A cut-off whose string comparison differs from the date-time comparison.
     let cut = "02/01/2026 00:00:00";
     let cut_t = ts(cut).unwrap();
@@ -1133,6 +1160,168 @@ async fn latency_knobs_and_slow_fault_delay_answers() {
         t.elapsed() >= Duration::from_secs(120 + 10),
         "{:?}",
         t.elapsed()
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn demo_firm_has_the_documented_volume() {
+    let sim = Simulator::start(SimConfig {
+        clock_follows_real_time: false,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let expected = [
+        ("VENDOR", 2000),
+        ("GLACCOUNT", 150),
+        ("DEPARTMENT", 8),
+        ("LOCATION", 3),
+        ("CLASS", 5),
+        ("PROJECT", 40),
+        ("CUSTOMER", 300),
+        ("EMPLOYEE", 60),
+        ("ITEM", 100),
+        ("APBILL", 6000),
+        ("APPYMT", 4000),
+        ("GLACCOUNTBALANCE", 12 * 150 * 8 * 3),
+    ];
+    let funcs: String = expected
+        .iter()
+        .map(|(o, _)| query(o, o, &["RECORDNO"], "", "", 1, 0))
+        .collect();
+    let (_, doc) = post(&sim.endpoint(), envelope(&login(), &funcs)).await;
+    let results = all(&doc, "result");
+    for ((object, n), r) in expected.iter().zip(&results) {
+        assert_eq!(
+            attr(r, "data", "totalcount"),
+            Some(n.to_string()),
+            "{object}"
+        );
+    }
+    // A year of bills before the clock start.
+    let f = query(
+        "b",
+        "APBILL",
+        &["WHENCREATED"],
+        "<lessthan><field>WHENCREATED</field><value>11/01/2025</value></lessthan>",
+        "",
+        1,
+        0,
+    );
+    let (_, doc) = post(&sim.endpoint(), envelope(&login(), &f)).await;
+    assert_eq!(
+        attr(&doc, "data", "totalcount").as_deref(),
+        Some("0"),
+        "{doc}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn entity_sessions_and_wildcard_listener() {
+    // start_on with a wildcard bind still advertises a callable loopback endpoint.
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sim = Simulator::start_on(listener, tiny_cfg()).await;
+    assert_eq!(
+        sim.endpoint(),
+        format!("http://127.0.0.1:{port}/ia/xml/xmlgw.phtml")
+    );
+
+    let sid = new_session(&sim).await;
+    let to_entity = "<function controlid=\"e\"><getAPISession><locationid>200</locationid></getAPISession></function>";
+    let (_, doc) = post(&sim.endpoint(), envelope(&session(&sid), to_entity)).await;
+    assert_eq!(
+        first(&first(&doc, "api").unwrap(), "locationid").as_deref(),
+        Some("200"),
+        "{doc}"
+    );
+    let entity_sid = first(&doc, "sessionid").unwrap();
+    assert_ne!(entity_sid, sid);
+    let (_, doc) = post(
+        &sim.endpoint(),
+        envelope(
+            &session(&entity_sid),
+            &read_by_query("f", "CLASS", "RECORDNO", "", 1),
+        ),
+    )
+    .await;
+    assert_eq!(
+        first(&first(&doc, "authentication").unwrap(), "locationid").as_deref(),
+        Some("200")
+    );
+
+    let bad = "<function controlid=\"e\"><getAPISession><locationid>999</locationid></getAPISession></function>";
+    let (_, doc) = post(&sim.endpoint(), envelope(&session(&sid), bad)).await;
+    assert_eq!(
+        first(&doc, "errorno").as_deref(),
+        Some("Get API Session Failed")
+    );
+
+    // readMore by object continues the latest readByQuery on that object.
+    let (_, doc) = post(
+        &sim.endpoint(),
+        envelope(
+            &session(&sid),
+            &read_by_query("f", "VENDOR", "RECORDNO", "", 20),
+        ),
+    )
+    .await;
+    assert_eq!(attr(&doc, "data", "numremaining").as_deref(), Some("5"));
+    let more = "<function controlid=\"m\"><readMore><object>VENDOR</object></readMore></function>";
+    let (_, doc) = post(&sim.endpoint(), envelope(&session(&sid), more)).await;
+    assert_eq!(all(&doc, "RECORDNO"), ["21", "22", "23", "24", "25"]);
+    assert_eq!(attr(&doc, "data", "resultId").as_deref(), Some(""));
+    assert_eq!(
+        sim.stats().logins,
+        3,
+        "one login, then two getAPISession calls over the session"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn whitespace_option_and_seeded_probability_faults() {
+    let sim = tiny().await;
+    let pretty = envelope(
+        &login(),
+        &read_by_query("f", "CLASS", "RECORDNO,NAME", "", 10),
+    )
+    .replace(
+        "<includewhitespace>false</includewhitespace>",
+        "<includewhitespace>true</includewhitespace>",
+    );
+    let (_, doc) = post(&sim.endpoint(), pretty).await;
+    assert!(
+        doc.contains("\n  <control>\n    <status>success</status>"),
+        "{doc}"
+    );
+    assert_eq!(count_tag(&doc, "class"), 2);
+
+    // The same seed gives the same faulted request numbers.
+    let plan = FaultPlan {
+        seed: 5,
+        rules: vec![ml_sim_intacct::FaultRule {
+            trigger: FaultTrigger::Probability { p: 0.5 },
+            fault: Fault::Http502Html,
+        }],
+    };
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        sim.set_faults(plan.clone());
+        let mut statuses = Vec::new();
+        for _ in 0..12 {
+            let (s, _) = post(&sim.endpoint(), envelope(&login(), &get_api_session())).await;
+            statuses.push(s);
+        }
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert!(
+        runs[0].contains(&502) && runs[0].contains(&200),
+        "{:?}",
+        runs[0]
     );
     sim.shutdown().await;
 }

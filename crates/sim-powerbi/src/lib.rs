@@ -15,7 +15,8 @@
 //! - `api`: the `/v1.0/myorg` REST surface — auth, groups, datasets, tables, rows, executeQueries, refreshes.
 //! - `schema`: strict validation of `CreateDatasetRequest`/`Table` bodies and of row values.
 //! - `limits`: sliding windows behind the per-dataset push limits.
-//! - `dax`: the small DAX subset executeQueries understands (COUNTROWS, SUM, MIN, MAX, TOPN, table scans).
+//! - `dax`: the small DAX subset executeQueries understands (COUNTROWS, SUM, MIN, MAX, COUNT, DISTINCTCOUNT,
+//!   TOPN, table scans, `{ scalar }`).
 //! - `admin`: `/admin/rows/...`, `/admin/faults`, `/stats` for `ml-connector sim powerbi` users.
 //!
 //! # Choices where the real service is undocumented
@@ -24,6 +25,9 @@
 //! - Retention None, table would exceed `none_max_rows` → 400 `BadRequest` (waiting would not help, so not 429).
 //! - basicFIFO trims to `fifo_max_rows` once a table passes `fifo_high_water` (200,000 / 210,000).
 //! - Throttled or rejected POSTs do not consume the per-minute/per-hour budgets; only accepted ones do.
+//! - The large-table rule (≥ 250,000 rows → 120 POSTs/hour per dataset) applies when the POST's target table
+//!   holds that many rows; the POST count it checks is the dataset's.
+//! - A POST counts in flight from arrival to answer; the 6th concurrent one is refused with 429, Retry-After 1.
 //! - Rows with a key that is not a column of the table → 400 (stricter than the service may be).
 //! - `client_assertion` signatures are NOT verified (structure, `aud`, `iss`, `sub`, `exp`, `nbf` are).
 //! - PUT table answers with the stored table definition (the swagger's `Table`, which requires `columns`); the
@@ -140,6 +144,7 @@ impl Simulator {
     }
 
     /// Rows of a table in arrival order; workspace and dataset by name or id. `None` when any is unknown.
+    /// Parses every row: on big tables prefer [`Simulator::table_row_count`].
     pub fn table_rows(
         &self,
         workspace: &str,

@@ -739,3 +739,23 @@ async fn table_names_with_spaces_are_percent_encoded() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn blank_results_are_omitted_unless_include_nulls() {
+    let h = start(config()).await;
+    let ds = h.create_dataset("D", "None").await;
+    // COUNTROWS of an empty table is BLANK in DAX; without includeNulls the service leaves the key out.
+    let r = h
+        .post(
+            &h.group(&format!("/datasets/{ds}/executeQueries")),
+            &json!({"queries": [{"query": "EVALUATE ROW(\"n\", COUNTROWS('GL'))"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[..3], b"\xEF\xBB\xBF");
+    let v: Value = serde_json::from_slice(&bytes[3..]).unwrap();
+    assert_eq!(v, json!({"results": [{"tables": [{"rows": [{}]}]}]}));
+    let (_, text) = h.query(&ds, "EVALUATE ROW(\"n\", COUNTROWS('GL'))").await;
+    assert!(text.contains(r#"{"[n]":null}"#), "{text}");
+}

@@ -48,7 +48,7 @@ fn check(swagger: &Value, name: &str, instance: &Value) -> Vec<String> {
         .unwrap_or_else(|e| panic!("schema for {name} does not compile: {e}"));
     validator
         .iter_errors(instance)
-        .map(|e| format!("{name}: {e} at {}", e.instance_path))
+        .map(|e| format!("{name}: {e} at {}", e.instance_path()))
         .collect()
 }
 

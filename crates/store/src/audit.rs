@@ -219,7 +219,10 @@ impl Verifier {
                 "content does not match its hash: the entry was edited".into(),
             ));
         }
-        self.expected = ChainHead { seq: s.seq, hash: h };
+        self.expected = ChainHead {
+            seq: s.seq,
+            hash: h,
+        };
         self.checked += 1;
         Ok(())
     }

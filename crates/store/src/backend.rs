@@ -29,11 +29,13 @@ pub(crate) mod prelude {
     pub(crate) use sqlx::{QueryBuilder, Row};
 
     pub(crate) use super::{AUDIT_COLS, CHUNK, WALK_PAGE};
-    pub(crate) use crate::audit::{ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier};
+    pub(crate) use crate::StoreError;
+    pub(crate) use crate::audit::{
+        ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier,
+    };
     pub(crate) use crate::crypto::SealedSecret;
     pub(crate) use crate::model::*;
     pub(crate) use crate::store::{Clock, Store};
-    pub(crate) use crate::StoreError;
 }
 
 pub(crate) fn to_u64(v: i64) -> u64 {
@@ -49,7 +51,9 @@ pub(crate) fn hash32(v: Vec<u8>, what: &str) -> Result<[u8; 32], crate::StoreErr
         .map_err(|_| crate::StoreError::Corrupt(format!("{what} is not 32 bytes")))
 }
 
-pub(crate) fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, crate::StoreError> {
+pub(crate) fn parse_enum<T: std::str::FromStr<Err = String>>(
+    s: &str,
+) -> Result<T, crate::StoreError> {
     s.parse().map_err(crate::StoreError::Corrupt)
 }
 

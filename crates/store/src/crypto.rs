@@ -107,31 +107,33 @@ impl MasterKey {
     pub fn from_encoded(text: &str, source_desc: impl Into<String>) -> Result<Self, CryptoError> {
         let source_desc = source_desc.into();
         let t = text.trim();
-        let decoded: Option<Zeroizing<Vec<u8>>> = if t.len() == 64
-            && t.bytes().all(|c| c.is_ascii_hexdigit())
-        {
-            hex::decode(t).ok().map(Zeroizing::new)
-        } else {
-            [
-                &base64::engine::general_purpose::STANDARD,
-                &base64::engine::general_purpose::STANDARD_NO_PAD,
-                &base64::engine::general_purpose::URL_SAFE,
-                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            ]
-            .iter()
-            .find_map(|e| e.decode(t).ok())
-            .map(Zeroizing::new)
-        };
+        let decoded: Option<Zeroizing<Vec<u8>>> =
+            if t.len() == 64 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
+                hex::decode(t).ok().map(Zeroizing::new)
+            } else {
+                [
+                    &base64::engine::general_purpose::STANDARD,
+                    &base64::engine::general_purpose::STANDARD_NO_PAD,
+                    &base64::engine::general_purpose::URL_SAFE,
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                ]
+                .iter()
+                .find_map(|e| e.decode(t).ok())
+                .map(Zeroizing::new)
+            };
         let Some(decoded) = decoded else {
             return Err(CryptoError::BadKey {
                 source_desc,
                 why: "it is neither base64 nor 64 hex digits".into(),
             });
         };
-        let bytes: [u8; 32] = decoded.as_slice().try_into().map_err(|_| CryptoError::BadKey {
-            source_desc: source_desc.clone(),
-            why: format!("it decodes to {} bytes, not 32", decoded.len()),
-        })?;
+        let bytes: [u8; 32] = decoded
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::BadKey {
+                source_desc: source_desc.clone(),
+                why: format!("it decodes to {} bytes, not 32", decoded.len()),
+            })?;
         Ok(Self::from_bytes(bytes, source_desc))
     }
 
@@ -267,7 +269,11 @@ pub fn credential_name(connection: &str, kind: &str) -> String {
 }
 
 /// Encrypts `plaintext` for the credential called `name` (see [`credential_name`]).
-pub fn seal(key: &MasterKey, name: &str, plaintext: &SecretString) -> Result<SealedSecret, CryptoError> {
+pub fn seal(
+    key: &MasterKey,
+    name: &str,
+    plaintext: &SecretString,
+) -> Result<SealedSecret, CryptoError> {
     let mut nonce = [0u8; 24];
     rand::fill(&mut nonce);
     let ciphertext = key
@@ -288,7 +294,11 @@ pub fn seal(key: &MasterKey, name: &str, plaintext: &SecretString) -> Result<Sea
 }
 
 /// Decrypts a credential sealed under `name`.
-pub fn open(key: &MasterKey, name: &str, sealed: &SealedSecret) -> Result<SecretString, CryptoError> {
+pub fn open(
+    key: &MasterKey,
+    name: &str,
+    sealed: &SealedSecret,
+) -> Result<SecretString, CryptoError> {
     let in_use = key.fingerprint();
     if sealed.key_fingerprint != in_use {
         return Err(CryptoError::WrongKey {
@@ -335,7 +345,10 @@ mod tests {
         let b = seal(&k, "acme/intacct", &secret("pw-123")).unwrap();
         assert_ne!(a.nonce, b.nonce);
         assert_ne!(a.ciphertext, b.ciphertext);
-        assert_eq!(open(&k, "acme/intacct", &a).unwrap().expose_secret(), "pw-123");
+        assert_eq!(
+            open(&k, "acme/intacct", &a).unwrap().expose_secret(),
+            "pw-123"
+        );
     }
 
     #[test]
@@ -354,7 +367,10 @@ mod tests {
         let e = open(&k2, "acme/intacct", &a).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, CryptoError::WrongKey { .. }));
-        assert!(msg.contains(&k1.fingerprint()) && msg.contains(&k2.fingerprint()), "{msg}");
+        assert!(
+            msg.contains(&k1.fingerprint()) && msg.contains(&k2.fingerprint()),
+            "{msg}"
+        );
         assert!(msg.contains("env ML_CONNECTOR_MASTER_KEY"), "{msg}");
         assert!(!msg.contains(&hex::encode([7u8; 32])));
         assert!(!msg.contains(&base64::engine::general_purpose::STANDARD.encode([7u8; 32])));
@@ -365,18 +381,19 @@ mod tests {
         let k = MasterKey::generate();
         let mut a = seal(&k, "x/y", &secret("pw")).unwrap();
         a.ciphertext[0] ^= 1;
-        assert!(matches!(open(&k, "x/y", &a), Err(CryptoError::Corrupt { .. })));
+        assert!(matches!(
+            open(&k, "x/y", &a),
+            Err(CryptoError::Corrupt { .. })
+        ));
     }
 
     #[test]
     fn keys_parse_from_hex_and_base64() {
         let raw = [0xABu8; 32];
         let h = MasterKey::from_encoded(&hex::encode(raw), "t").unwrap();
-        let b = MasterKey::from_encoded(
-            &base64::engine::general_purpose::STANDARD.encode(raw),
-            "t",
-        )
-        .unwrap();
+        let b =
+            MasterKey::from_encoded(&base64::engine::general_purpose::STANDARD.encode(raw), "t")
+                .unwrap();
         assert_eq!(h.fingerprint(), b.fingerprint());
         assert!(MasterKey::from_encoded("c2hvcnQ=", "t").is_err());
         assert!(MasterKey::from_encoded("not a key!", "t").is_err());
@@ -386,7 +403,10 @@ mod tests {
     fn debug_redacts() {
         let k = MasterKey::from_bytes([0x42u8; 32], "t");
         let d = format!("{k:?}");
-        assert!(!d.contains("42, 42") && !d.contains(&hex::encode([0x42u8; 32])), "{d}");
+        assert!(
+            !d.contains("42, 42") && !d.contains(&hex::encode([0x42u8; 32])),
+            "{d}"
+        );
         let s = seal(&k, "a/b", &secret("hunter2")).unwrap();
         let d = format!("{s:?}");
         assert!(d.contains(&k.fingerprint()) && !d.contains("nonce"), "{d}");

@@ -21,9 +21,13 @@ pub enum StoreError {
          ml-connector, or edited by hand; restore it from a backup or point the connector at a new database"
     )]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("state store query failed: {0}. Check that the database is reachable and has free space, then retry")]
+    #[error(
+        "state store query failed: {0}. Check that the database is reachable and has free space, then retry"
+    )]
     Db(#[from] sqlx::Error),
-    #[error("unknown connection '{0}' in the state store; it is created on the first run of that connection")]
+    #[error(
+        "unknown connection '{0}' in the state store; it is created on the first run of that connection"
+    )]
     UnknownConnection(String),
     #[error("unknown run {0} in the state store; list runs with `ml-connector runs`")]
     UnknownRun(i64),

@@ -50,4 +50,10 @@ impl PgStore {
     }
 }
 
-crate::backend::impl_store!(PgStore, Postgres, PgConnection, lock = " FOR UPDATE", backend = "postgres");
+crate::backend::impl_store!(
+    PgStore,
+    Postgres,
+    PgConnection,
+    lock = " FOR UPDATE",
+    backend = "postgres"
+);

@@ -62,4 +62,10 @@ impl SqliteStore {
     }
 }
 
-crate::backend::impl_store!(SqliteStore, Sqlite, SqliteConnection, lock = "", backend = "sqlite");
+crate::backend::impl_store!(
+    SqliteStore,
+    Sqlite,
+    SqliteConnection,
+    lock = "",
+    backend = "sqlite"
+);

@@ -9,9 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::StoreError;
 use crate::crypto::SealedSecret;
 use crate::model::*;
-use crate::StoreError;
 
 /// Source of "now" for lease expiry and audit timestamps (injectable for tests).
 pub trait Clock: Send + Sync + 'static {
@@ -82,8 +82,13 @@ pub trait Store: Send + Sync {
 
     // ---- outbox (append streams) ----
     /// Rows not flagged ambiguous, by id.
-    async fn outbox_batch(&self, connection: &str, stream: &str, after_id: i64, limit: u32)
-    -> R<Vec<OutboxRow>>;
+    async fn outbox_batch(
+        &self,
+        connection: &str,
+        stream: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> R<Vec<OutboxRow>>;
     /// All rows waiting, ambiguous ones included.
     async fn outbox_count(&self, connection: &str, stream: &str) -> R<u64>;
     /// One transaction: audit entries for every row; Accepted deletes the rows and adds them to
@@ -96,9 +101,20 @@ pub trait Store: Send + Sync {
         delivery: &Delivery,
     ) -> R<u64>;
     /// Flags rows whose batch had an unknown fate (no audit entry; see `mark_delivered`).
-    async fn mark_ambiguous(&self, connection: &str, stream: &str, ids: &[i64], batch_id: &str) -> R<()>;
-    async fn ambiguous_rows(&self, connection: &str, stream: &str, after_id: i64, limit: u32)
-    -> R<Vec<OutboxRow>>;
+    async fn mark_ambiguous(
+        &self,
+        connection: &str,
+        stream: &str,
+        ids: &[i64],
+        batch_id: &str,
+    ) -> R<()>;
+    async fn ambiguous_rows(
+        &self,
+        connection: &str,
+        stream: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> R<Vec<OutboxRow>>;
     /// Un-flags rows found NOT to have landed, so `outbox_batch` sends them again.
     async fn clear_ambiguous(&self, connection: &str, stream: &str, ids: &[i64]) -> R<()>;
 
@@ -133,8 +149,13 @@ pub trait Store: Send + Sync {
 
     // ---- replay ----
     /// Rows accepted by Power BI in `run` for `stream` (append), from the audit trail, by audit id.
-    async fn rows_pushed_by_run(&self, run: RunId, stream: &str, after_id: i64, limit: u32)
-    -> R<Vec<ReplayRow>>;
+    async fn rows_pushed_by_run(
+        &self,
+        run: RunId,
+        stream: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> R<Vec<ReplayRow>>;
     /// The stream's rows as they were after `run` (replace), from the audit trail, by key.
     /// Entries removed by `audit_prune` are not available.
     async fn rows_as_of_run(
@@ -152,7 +173,12 @@ pub trait Store: Send + Sync {
 
     // ---- leases ----
     /// Takes the connection's lease if free or expired.
-    async fn try_acquire_lease(&self, connection: &str, worker_id: &str, ttl: Duration) -> R<Option<Lease>>;
+    async fn try_acquire_lease(
+        &self,
+        connection: &str,
+        worker_id: &str,
+        ttl: Duration,
+    ) -> R<Option<Lease>>;
     /// Extends a lease still held with `token`; `None` when another worker took it.
     async fn renew_lease(&self, connection: &str, token: &str, ttl: Duration) -> R<Option<Lease>>;
     async fn release_lease(&self, connection: &str, token: &str) -> R<bool>;

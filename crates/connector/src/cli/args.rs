@@ -52,7 +52,9 @@ pub enum Command {
     #[command(subcommand)]
     Powerbi(PowerBiCommand),
     /// Run one sync now: extract what changed, stage it, push it.
-    #[command(after_help = "Examples:\n  ml-connector sync\n  ml-connector sync --connection acme --stream VENDOR --full")]
+    #[command(
+        after_help = "Examples:\n  ml-connector sync\n  ml-connector sync --connection acme --stream VENDOR --full"
+    )]
     Sync(SyncArgs),
     /// The long-running service: each connection on its own schedule (SIGTERM stops after the current batch).
     #[command(after_help = "Example: ml-connector run --worker-id $(hostname)")]
@@ -124,7 +126,9 @@ pub struct SyncArgs {
 #[derive(Subcommand, Debug)]
 pub enum CredentialsCommand {
     /// Read secrets from a no-echo prompt (or stdin with --stdin) and seal them in the store.
-    #[command(after_help = "Examples:\n  ml-connector credentials set intacct\n  printf 'sender-pw\\nuser-pw\\n' | ml-connector credentials set intacct --stdin\n  ml-connector credentials set powerbi --certificate cert.pem --private-key key.pem")]
+    #[command(
+        after_help = "Examples:\n  ml-connector credentials set intacct\n  printf 'sender-pw\\nuser-pw\\n' | ml-connector credentials set intacct --stdin\n  ml-connector credentials set powerbi --certificate cert.pem --private-key key.pem"
+    )]
     Set {
         #[arg(value_enum)]
         system: System,
@@ -160,7 +164,9 @@ pub enum IntacctCommand {
     #[command(after_help = "Example: ml-connector intacct ping")]
     Ping(ConnectionArg),
     /// Read an object and print its records as JSON lines.
-    #[command(after_help = "Example: ml-connector intacct query VENDOR --fields VENDORID,NAME --where \"STATUS = 'active'\" --limit 10")]
+    #[command(
+        after_help = "Example: ml-connector intacct query VENDOR --fields VENDORID,NAME --where \"STATUS = 'active'\" --limit 10"
+    )]
     Query {
         object: String,
         /// Comma-separated fields (default: RECORDNO and the catalogue's fields).
@@ -209,7 +215,9 @@ pub enum RunsCommand {
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Search entries; print them as a table, CSV or JSON lines.
-    #[command(after_help = "Example: ml-connector audit search --stream VENDOR --key 1042 --format csv > vendor-1042.csv")]
+    #[command(
+        after_help = "Example: ml-connector audit search --stream VENDOR --key 1042 --format csv > vendor-1042.csv"
+    )]
     Search {
         #[arg(long)]
         run: Option<i64>,

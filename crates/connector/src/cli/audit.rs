@@ -24,7 +24,11 @@ fn time(s: &Option<String>, what: &str) -> Result<Option<DateTime<Utc>>> {
         .map(|t| {
             DateTime::parse_from_rfc3339(t)
                 .map(|d| d.with_timezone(&Utc))
-                .with_context(|| format!("--{what} {t:?}: expected an RFC 3339 time such as 2026-11-01T00:00:00Z"))
+                .with_context(|| {
+                    format!(
+                        "--{what} {t:?}: expected an RFC 3339 time such as 2026-11-01T00:00:00Z"
+                    )
+                })
         })
         .transpose()
 }
@@ -59,8 +63,8 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                 AuditFormat::Table => {
                     let entries = app.store.audit_search(&filter).await?;
                     println!(
-                        "{:>7} {:>6} {:<12} {:<10} {:<11} {:<20} {:<10} {}",
-                        "seq", "run", "stream", "key", "action", "time (UTC)", "outcome", "batch / error"
+                        "{:>7} {:>6} {:<12} {:<10} {:<11} {:<20} {:<10} batch / error",
+                        "seq", "run", "stream", "key", "action", "time (UTC)", "outcome"
                     );
                     for e in entries {
                         println!(
@@ -77,7 +81,11 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                     }
                 }
                 AuditFormat::Csv | AuditFormat::Jsonl => {
-                    let fmt = if format == AuditFormat::Csv { ExportFormat::Csv } else { ExportFormat::JsonLines };
+                    let fmt = if format == AuditFormat::Csv {
+                        ExportFormat::Csv
+                    } else {
+                        ExportFormat::JsonLines
+                    };
                     // Exports are streamed page by page; stdout's lock cannot cross await points, so
                     // each write goes through a Send handle.
                     let mut out = std::io::BufWriter::new(SendStdout);
@@ -87,29 +95,46 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
             Ok(exit::OK)
         }
         AuditCommand::Verify(c) => {
-            let name = app.config.connection(c.connection.as_deref()).map_err(anyhow::Error::msg)?.name.clone();
+            let name = app
+                .config
+                .connection(c.connection.as_deref())
+                .map_err(anyhow::Error::msg)?
+                .name
+                .clone();
             let r = app.store.audit_verify(&name).await?;
             if r.ok {
                 println!(
                     "audit trail of {name}: {} entries verified{}",
                     r.entries_checked,
-                    r.anchor_seq.map(|a| format!(" from the pruning anchor at seq {a}")).unwrap_or_default()
+                    r.anchor_seq
+                        .map(|a| format!(" from the pruning anchor at seq {a}"))
+                        .unwrap_or_default()
                 );
                 Ok(exit::OK)
             } else {
                 let (seq, why) = r.first_bad.unwrap_or((0, "unknown".into()));
-                println!("audit trail of {name}: BROKEN at seq {seq}: {why} ({} entries checked before it)", r.entries_checked);
+                println!(
+                    "audit trail of {name}: BROKEN at seq {seq}: {why} ({} entries checked before it)",
+                    r.entries_checked
+                );
                 Ok(exit::DIFFERENCE)
             }
         }
         AuditCommand::Prune { before, connection } => {
-            let name = app.config.connection(connection.connection.as_deref()).map_err(anyhow::Error::msg)?.name.clone();
+            let name = app
+                .config
+                .connection(connection.connection.as_deref())
+                .map_err(anyhow::Error::msg)?
+                .name
+                .clone();
             let before = time(&Some(before), "before")?.expect("given");
             let r = app.store.audit_prune(&name, before).await?;
             println!(
                 "pruned {} entries of {name}; the chain now starts from the anchor at seq {}",
                 r.deleted,
-                r.anchor_seq.map(|s| s.to_string()).unwrap_or_else(|| "-".into())
+                r.anchor_seq
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into())
             );
             Ok(exit::OK)
         }

@@ -32,7 +32,8 @@ impl SecretReader {
                 .transpose()?
                 .with_context(|| format!("stdin ended before the {prompt}"))?
         } else {
-            rpassword::prompt_password(format!("{prompt}: ")).context("cannot read from the terminal (use --stdin)")?
+            rpassword::prompt_password(format!("{prompt}: "))
+                .context("cannot read from the terminal (use --stdin)")?
         };
         let value = value.trim_end_matches(['\r', '\n']).to_string();
         anyhow::ensure!(!value.is_empty(), "the {prompt} must not be empty");
@@ -49,21 +50,36 @@ pub async fn run(app: App, cmd: CredentialsCommand) -> Result<u8> {
             certificate,
             private_key,
         } => {
-            let cfg = app.config.connection(connection.connection.as_deref()).map_err(anyhow::Error::msg)?;
+            let cfg = app
+                .config
+                .connection(connection.connection.as_deref())
+                .map_err(anyhow::Error::msg)?;
             let key = app.master_key()?;
             let mut reader = SecretReader::new(stdin);
             match system {
                 System::Intacct => {
                     let secrets = IntacctSecrets {
-                        sender_password: reader.read(&format!("Web Services sender password for {}", cfg.intacct.sender_id))?,
-                        user_password: reader.read(&format!("Intacct password of user {}", cfg.intacct.user_id))?,
+                        sender_password: reader.read(&format!(
+                            "Web Services sender password for {}",
+                            cfg.intacct.sender_id
+                        ))?,
+                        user_password: reader
+                            .read(&format!("Intacct password of user {}", cfg.intacct.user_id))?,
                     };
                     let public = serde_json::json!({
                         "sender_id": cfg.intacct.sender_id,
                         "company_id": cfg.intacct.company_id,
                         "user_id": cfg.intacct.user_id,
                     });
-                    context::seal_json(app.store.as_ref(), &key, &cfg.name, "intacct", &secrets, public).await?;
+                    context::seal_json(
+                        app.store.as_ref(),
+                        &key,
+                        &cfg.name,
+                        "intacct",
+                        &secrets,
+                        public,
+                    )
+                    .await?;
                 }
                 System::Powerbi => {
                     let secrets = match (certificate, private_key) {
@@ -89,7 +105,15 @@ pub async fn run(app: App, cmd: CredentialsCommand) -> Result<u8> {
                         "client_id": cfg.powerbi.client_id,
                         "credential": kind,
                     });
-                    context::seal_json(app.store.as_ref(), &key, &cfg.name, "powerbi", &secrets, public).await?;
+                    context::seal_json(
+                        app.store.as_ref(),
+                        &key,
+                        &cfg.name,
+                        "powerbi",
+                        &secrets,
+                        public,
+                    )
+                    .await?;
                 }
             }
             println!(

@@ -15,21 +15,35 @@ pub fn parse(text: &str) -> Result<Filter, String> {
             Tok::Word(w) => w.to_ascii_uppercase(),
             other => return Err(format!("expected a field name, found {other}")),
         };
-        let op = tokens.get(i + 1).ok_or_else(|| format!("{field}: an operator is missing"))?;
+        let op = tokens
+            .get(i + 1)
+            .ok_or_else(|| format!("{field}: an operator is missing"))?;
         let (filter, used) = match op {
             Tok::Word(w) if w.eq_ignore_ascii_case("is") => {
                 match (tokens.get(i + 2), tokens.get(i + 3)) {
-                    (Some(Tok::Word(n)), _) if n.eq_ignore_ascii_case("null") => (Filter::IsNull(field), 3),
-                    (Some(Tok::Word(n)), Some(Tok::Word(m))) if n.eq_ignore_ascii_case("not") && m.eq_ignore_ascii_case("null") => {
+                    (Some(Tok::Word(n)), _) if n.eq_ignore_ascii_case("null") => {
+                        (Filter::IsNull(field), 3)
+                    }
+                    (Some(Tok::Word(n)), Some(Tok::Word(m)))
+                        if n.eq_ignore_ascii_case("not") && m.eq_ignore_ascii_case("null") =>
+                    {
                         (Filter::IsNotNull(field), 4)
                     }
-                    _ => return Err(format!("{field} is ...: expected `is null` or `is not null`")),
+                    _ => {
+                        return Err(format!(
+                            "{field} is ...: expected `is null` or `is not null`"
+                        ));
+                    }
                 }
             }
             Tok::Op(o) | Tok::Word(o) => {
                 let value = match tokens.get(i + 2) {
                     Some(Tok::Value(v)) => v.clone(),
-                    _ => return Err(format!("{field} {o}: expected a quoted value such as 'active'")),
+                    _ => {
+                        return Err(format!(
+                            "{field} {o}: expected a quoted value such as 'active'"
+                        ));
+                    }
                 };
                 let f = match o.to_ascii_lowercase().as_str() {
                     "=" => Filter::EqualTo(field, value),
@@ -39,7 +53,11 @@ pub fn parse(text: &str) -> Result<Filter, String> {
                     ">" => Filter::GreaterThan(field, value),
                     ">=" => Filter::GreaterThanOrEqualTo(field, value),
                     "like" => Filter::Like(field, value),
-                    other => return Err(format!("unknown operator {other:?}; use = != < <= > >= like")),
+                    other => {
+                        return Err(format!(
+                            "unknown operator {other:?}; use = != < <= > >= like"
+                        ));
+                    }
                 };
                 (f, 3)
             }
@@ -106,7 +124,10 @@ fn tokenize(text: &str) -> Result<Vec<Tok>, String> {
             out.push(Tok::Op(op));
         } else {
             let mut w = String::new();
-            while let Some(&ch) = chars.peek().filter(|ch| ch.is_alphanumeric() || "._".contains(**ch)) {
+            while let Some(&ch) = chars
+                .peek()
+                .filter(|ch| ch.is_alphanumeric() || "._".contains(**ch))
+            {
                 w.push(ch);
                 chars.next();
             }
@@ -125,7 +146,10 @@ mod tests {
 
     #[test]
     fn terms_operators_and_quotes() {
-        assert_eq!(parse("status = 'active'"), Ok(Filter::EqualTo("STATUS".into(), "active".into())));
+        assert_eq!(
+            parse("status = 'active'"),
+            Ok(Filter::EqualTo("STATUS".into(), "active".into()))
+        );
         assert_eq!(
             parse("NAME like 'O''Brien%' and TOTALDUE >= '100' AND WHENMODIFIED is not null"),
             Ok(Filter::And(vec![
@@ -138,7 +162,11 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        assert!(parse("STATUS = active").unwrap_err().contains("quoted value"));
+        assert!(
+            parse("STATUS = active")
+                .unwrap_err()
+                .contains("quoted value")
+        );
         assert!(parse("STATUS ~ 'x'").is_err());
         assert!(parse("A = 'x' OR B = 'y'").unwrap_err().contains("AND"));
         assert!(parse("A = 'x").unwrap_err().contains("unterminated"));

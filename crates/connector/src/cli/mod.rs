@@ -32,7 +32,9 @@ pub mod exit {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo prints its own story; its log lines would only interleave with it.
+    let quiet = matches!(cli.command, Command::Demo { .. });
+    init_logging(cli.log_format, quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,16 +53,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, quiet: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("ML_CONNECTOR_LOG").unwrap_or_else(|_| EnvFilter::new("warn,ml_connector=info"));
+    let default = if quiet {
+        "warn"
+    } else {
+        "warn,ml_connector=info"
+    };
+    let filter =
+        EnvFilter::try_from_env("ML_CONNECTOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();
     } else {
@@ -79,21 +89,47 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Init { force } => init(config, force),
         Command::Credentials(cmd) => credentials::run(open(config).await?, cmd).await,
         Command::Ping(c) => ping::both(&open(config).await?, c.connection.as_deref()).await,
-        Command::Intacct(IntacctCommand::Ping(c)) => ping::intacct(&open(config).await?, c.connection.as_deref()).await,
+        Command::Intacct(IntacctCommand::Ping(c)) => {
+            ping::intacct(&open(config).await?, c.connection.as_deref()).await
+        }
         Command::Intacct(IntacctCommand::Query {
             object,
             fields,
             filter,
             limit,
             connection,
-        }) => ping::intacct_query(&open(config).await?, connection.connection.as_deref(), &object, fields, filter, limit).await,
-        Command::Powerbi(PowerBiCommand::Ping(c)) => ping::powerbi(&open(config).await?, c.connection.as_deref()).await,
-        Command::Powerbi(PowerBiCommand::Push { table, file, connection }) => {
-            ping::powerbi_push(&open(config).await?, connection.connection.as_deref(), &table, &file).await
+        }) => {
+            ping::intacct_query(
+                &open(config).await?,
+                connection.connection.as_deref(),
+                &object,
+                fields,
+                filter,
+                limit,
+            )
+            .await
+        }
+        Command::Powerbi(PowerBiCommand::Ping(c)) => {
+            ping::powerbi(&open(config).await?, c.connection.as_deref()).await
+        }
+        Command::Powerbi(PowerBiCommand::Push {
+            table,
+            file,
+            connection,
+        }) => {
+            ping::powerbi_push(
+                &open(config).await?,
+                connection.connection.as_deref(),
+                &table,
+                &file,
+            )
+            .await
         }
         Command::Sync(args) => {
             let app = open(config).await?;
-            let conn = app.connection(args.connection.connection.as_deref()).await?;
+            let conn = app
+                .connection(args.connection.connection.as_deref())
+                .await?;
             let opts = RunOptions {
                 trigger: "manual".into(),
                 streams: args.stream,
@@ -126,7 +162,9 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         } => {
             let app = open(config).await?;
             let conn = app.connection(connection.connection.as_deref()).await?;
-            let report = crate::replay::replay(&conn, run, stream.as_deref(), dry_run, &Events::default()).await?;
+            let report =
+                crate::replay::replay(&conn, run, stream.as_deref(), dry_run, &Events::default())
+                    .await?;
             for t in &report.tables {
                 println!(
                     "{:<20} {:>9} rows {}",
@@ -144,9 +182,17 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             for t in &report.tables {
                 println!("{t}");
             }
-            Ok(if report.all_match() { exit::OK } else { exit::DIFFERENCE })
+            Ok(if report.all_match() {
+                exit::OK
+            } else {
+                exit::DIFFERENCE
+            })
         }
-        Command::Sim(SimCommand::Intacct { port, vendors, seed }) => {
+        Command::Sim(SimCommand::Intacct {
+            port,
+            vendors,
+            seed,
+        }) => {
             crate::demo::serve_intacct(port, vendors, seed).await?;
             Ok(exit::OK)
         }
@@ -169,10 +215,12 @@ fn init(config: Option<&Path>, force: bool) -> Result<u8> {
             path.display()
         );
     }
-    std::fs::write(&path, crate::config::EXAMPLE).with_context(|| format!("cannot write {}", path.display()))?;
+    std::fs::write(&path, crate::config::EXAMPLE)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     println!("wrote {}", path.display());
     let cfg = crate::config::Config::load(&path)?;
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     let key_path = crate::context::key_file_path(&cfg);
     if key_path.exists() {
         println!("kept the existing master key {}", key_path.display());
@@ -183,6 +231,8 @@ fn init(config: Option<&Path>, force: bool) -> Result<u8> {
             key_path.display()
         );
     }
-    println!("next: edit the file, then `ml-connector credentials set intacct` and `ml-connector credentials set powerbi`");
+    println!(
+        "next: edit the file, then `ml-connector credentials set intacct` and `ml-connector credentials set powerbi`"
+    );
     Ok(exit::OK)
 }

@@ -18,7 +18,10 @@ pub async fn both(app: &App, connection: Option<&str>) -> Result<u8> {
 }
 
 pub async fn intacct(app: &App, connection: Option<&str>) -> Result<u8> {
-    let cfg = app.config.connection(connection).map_err(anyhow::Error::msg)?;
+    let cfg = app
+        .config
+        .connection(connection)
+        .map_err(anyhow::Error::msg)?;
     let key = app.master_key()?;
     let client = match context::intacct_client(cfg, app.store.as_ref(), &key).await {
         Ok(c) => c,
@@ -55,19 +58,28 @@ pub async fn intacct_query(
     filter: Option<String>,
     limit: u32,
 ) -> Result<u8> {
-    let cfg = app.config.connection(connection).map_err(anyhow::Error::msg)?;
+    let cfg = app
+        .config
+        .connection(connection)
+        .map_err(anyhow::Error::msg)?;
     let key = app.master_key()?;
     let client = context::intacct_client(cfg, app.store.as_ref(), &key).await?;
     let object = object.to_ascii_uppercase();
     let fields: Vec<String> = match fields {
-        Some(f) => f.split(',').map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty()).collect(),
+        Some(f) => f
+            .split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
         None => match crate::catalogue::entry(&object) {
             Some(e) => e.fields.iter().map(|(f, _)| f.to_string()).collect(),
             None => vec!["RECORDNO".into()],
         },
     };
     let filter = match filter {
-        Some(text) => Some(super::filter::parse(&text).map_err(|e| anyhow::anyhow!("--where: {e}"))?),
+        Some(text) => {
+            Some(super::filter::parse(&text).map_err(|e| anyhow::anyhow!("--where: {e}"))?)
+        }
         None => None,
     };
     let field_refs: Vec<&str> = fields.iter().map(String::as_str).collect();
@@ -78,8 +90,11 @@ pub async fn intacct_query(
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for r in page.records.iter().take(limit as usize) {
-        let map: serde_json::Map<String, serde_json::Value> =
-            r.fields().iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        let map: serde_json::Map<String, serde_json::Value> = r
+            .fields()
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
         serde_json::to_writer(&mut out, &map)?;
         use std::io::Write;
         writeln!(out)?;
@@ -88,7 +103,10 @@ pub async fn intacct_query(
 }
 
 pub async fn powerbi(app: &App, connection: Option<&str>) -> Result<u8> {
-    let cfg = app.config.connection(connection).map_err(anyhow::Error::msg)?;
+    let cfg = app
+        .config
+        .connection(connection)
+        .map_err(anyhow::Error::msg)?;
     let key = app.master_key()?;
     let client = match context::powerbi_client(cfg, app.store.as_ref(), &key).await {
         Ok(c) => c,
@@ -113,9 +131,16 @@ pub async fn powerbi(app: &App, connection: Option<&str>) -> Result<u8> {
                 group.id,
                 ds.len(),
                 match ours {
-                    Some(d) if d.add_rows_api_enabled == Some(true) => format!("push dataset {:?} found ({})", d.name, d.id),
-                    Some(d) => format!("dataset {:?} exists but is NOT a push dataset: choose another name", d.name),
-                    None => format!("dataset {:?} will be created by the first sync", cfg.powerbi.dataset),
+                    Some(d) if d.add_rows_api_enabled == Some(true) =>
+                        format!("push dataset {:?} found ({})", d.name, d.id),
+                    Some(d) => format!(
+                        "dataset {:?} exists but is NOT a push dataset: choose another name",
+                        d.name
+                    ),
+                    None => format!(
+                        "dataset {:?} will be created by the first sync",
+                        cfg.powerbi.dataset
+                    ),
                 }
             );
             Ok(exit::OK)
@@ -128,13 +153,20 @@ pub async fn powerbi(app: &App, connection: Option<&str>) -> Result<u8> {
 }
 
 /// Pushes a JSON-lines file into a table of the connection's dataset, within every push limit.
-pub async fn powerbi_push(app: &App, connection: Option<&str>, table: &str, file: &Path) -> Result<u8> {
-    let cfg = app.config.connection(connection).map_err(anyhow::Error::msg)?;
-    let state = app
-        .store
-        .dataset(&cfg.name)
-        .await?
-        .context("this connection has no dataset yet: run `ml-connector sync` once to create it")?;
+pub async fn powerbi_push(
+    app: &App,
+    connection: Option<&str>,
+    table: &str,
+    file: &Path,
+) -> Result<u8> {
+    let cfg = app
+        .config
+        .connection(connection)
+        .map_err(anyhow::Error::msg)?;
+    let state =
+        app.store.dataset(&cfg.name).await?.context(
+            "this connection has no dataset yet: run `ml-connector sync` once to create it",
+        )?;
     let key = app.master_key()?;
     let client = context::powerbi_client(cfg, app.store.as_ref(), &key).await?;
     let limits = PushLimits::default();
@@ -144,7 +176,9 @@ pub async fn powerbi_push(app: &App, connection: Option<&str>, table: &str, file
         dataset_id: state.dataset_id,
         table: table.to_string(),
     };
-    let reader = std::io::BufReader::new(std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?);
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+    );
     let mut batcher = Batcher::new(&limits);
     let mut sent: u64 = 0;
     let mut line_no = 0usize;
@@ -157,9 +191,17 @@ pub async fn powerbi_push(app: &App, connection: Option<&str>, table: &str, file
         }
         let v: serde_json::Value = serde_json::from_str(&line)
             .with_context(|| format!("{}:{line_no}: not a JSON object", file.display()))?;
-        anyhow::ensure!(v.is_object(), "{}:{line_no}: each line must be one JSON object (a row)", file.display());
+        anyhow::ensure!(
+            v.is_object(),
+            "{}:{line_no}: each line must be one JSON object (a row)",
+            file.display()
+        );
         let compact = v.to_string();
-        pending.extend(batcher.push(&compact).map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", file.display()))?);
+        pending.extend(
+            batcher
+                .push(&compact)
+                .map_err(|e| anyhow::anyhow!("{}:{line_no}: {e}", file.display()))?,
+        );
     }
     pending.extend(batcher.finish());
     // Rows are read whole before the first POST so a malformed line stops the push before anything
@@ -170,12 +212,21 @@ pub async fn powerbi_push(app: &App, connection: Option<&str>, table: &str, file
         match report.outcome {
             BatchOutcome::Accepted => {
                 sent += rows;
-                println!("batch {}: {rows} rows accepted (RequestId {})", report.batch_id, report.request_id.unwrap_or_default());
+                println!(
+                    "batch {}: {rows} rows accepted (RequestId {})",
+                    report.batch_id,
+                    report.request_id.unwrap_or_default()
+                );
             }
             BatchOutcome::Ambiguous { why } => {
-                anyhow::bail!("batch {} ({rows} rows) has an unknown fate: {why}. {sent} rows before it were accepted; check the table before pushing the rest again", report.batch_id)
+                anyhow::bail!(
+                    "batch {} ({rows} rows) has an unknown fate: {why}. {sent} rows before it were accepted; check the table before pushing the rest again",
+                    report.batch_id
+                )
             }
-            BatchOutcome::Failed(e) => anyhow::bail!("{e}. {sent} rows before this batch were accepted"),
+            BatchOutcome::Failed(e) => {
+                anyhow::bail!("{e}. {sent} rows before this batch were accepted")
+            }
         }
     }
     println!("{sent} rows pushed into {table}");

@@ -58,7 +58,9 @@ impl Inner {
         bars.entry(stream.to_string())
             .or_insert_with(|| {
                 let bar = self.multi.add(ProgressBar::new_spinner());
-                bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<18} {msg}").expect("template"));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix:<18} {msg}").expect("template"),
+                );
                 bar.set_prefix(stream.to_string());
                 bar.enable_steady_tick(std::time::Duration::from_millis(120));
                 bar
@@ -68,8 +70,12 @@ impl Inner {
 
     fn show(&self, e: &RunEvent) {
         match e {
-            RunEvent::StreamStarted { stream, table } => self.bar(stream).set_message(format!("→ {table}")),
-            RunEvent::Extracted { stream, records } => self.bar(stream).set_message(format!("extracted {records}")),
+            RunEvent::StreamStarted { stream, table } => {
+                self.bar(stream).set_message(format!("→ {table}"))
+            }
+            RunEvent::Extracted { stream, records } => {
+                self.bar(stream).set_message(format!("extracted {records}"))
+            }
             RunEvent::Staged {
                 stream,
                 inserted,
@@ -79,17 +85,30 @@ impl Inner {
             } => self.bar(stream).set_message(format!(
                 "staged +{inserted} ~{updated} ={unchanged} -{deleted}"
             )),
-            RunEvent::Pushed { stream, rows } => self.bar(stream).set_message(format!("pushed {rows} rows")),
-            RunEvent::Waiting { stream, reason, wait } => self.bar(stream).set_message(format!(
+            RunEvent::Pushed { stream, rows } => {
+                self.bar(stream).set_message(format!("pushed {rows} rows"))
+            }
+            RunEvent::Waiting {
+                stream,
+                reason,
+                wait,
+            } => self.bar(stream).set_message(format!(
                 "waiting {} for {reason}",
                 humantime::format_duration(std::time::Duration::from_secs(wait.as_secs().max(1)))
             )),
-            RunEvent::StreamFinished { stream, ok, message } => {
+            RunEvent::StreamFinished {
+                stream,
+                ok,
+                message,
+            } => {
                 let bar = self.bar(stream);
                 if *ok {
                     bar.finish_with_message("done");
                 } else {
-                    bar.finish_with_message(format!("FAILED: {}", message.as_deref().unwrap_or("")));
+                    bar.finish_with_message(format!(
+                        "FAILED: {}",
+                        message.as_deref().unwrap_or("")
+                    ));
                 }
             }
             RunEvent::RunStarted { .. } | RunEvent::RunFinished { .. } => {}

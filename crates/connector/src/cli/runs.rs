@@ -11,12 +11,23 @@ use crate::pipeline::RunReport;
 pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
     match cmd {
         RunsCommand::List { limit, connection } => {
-            let runs = app.store.list_runs(connection.connection.as_deref(), limit).await?;
-            println!("{:>6}  {:<12} {:<9} {:<11} {:<25} {:>8}", "run", "connection", "trigger", "status", "started (UTC)", "seconds");
+            let runs = app
+                .store
+                .list_runs(connection.connection.as_deref(), limit)
+                .await?;
+            println!(
+                "{:>6}  {:<12} {:<9} {:<11} {:<25} {:>8}",
+                "run", "connection", "trigger", "status", "started (UTC)", "seconds"
+            );
             for r in runs {
                 let secs = r
                     .finished_at
-                    .map(|f| format!("{:.1}", (f - r.started_at).num_milliseconds() as f64 / 1000.0))
+                    .map(|f| {
+                        format!(
+                            "{:.1}",
+                            (f - r.started_at).num_milliseconds() as f64 / 1000.0
+                        )
+                    })
                     .unwrap_or_else(|| "-".into());
                 println!(
                     "{:>6}  {:<12} {:<9} {:<11} {:<25} {:>8}",
@@ -35,7 +46,10 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                 anyhow::bail!("there is no run {id}; `ml-connector runs list` shows the latest");
             };
             let r = &detail.run;
-            println!("run {} of {} ({}): {}", r.id, r.connection, r.trigger, r.status);
+            println!(
+                "run {} of {} ({}): {}",
+                r.id, r.connection, r.trigger, r.status
+            );
             println!("started  {}", r.started_at.to_rfc3339());
             if let Some(f) = r.finished_at {
                 println!("finished {}", f.to_rfc3339());
@@ -62,7 +76,11 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                 );
             }
             for s in detail.streams.iter().filter(|s| s.result.error.is_some()) {
-                println!("\n{}: {}", s.stream, s.result.error.as_deref().unwrap_or(""));
+                println!(
+                    "\n{}: {}",
+                    s.stream,
+                    s.result.error.as_deref().unwrap_or("")
+                );
             }
             Ok(exit::OK)
         }

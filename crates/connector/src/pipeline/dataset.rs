@@ -5,16 +5,16 @@
 //! tables are checked against the column mappings, and its schema is never altered unless the stream's
 //! `manage_schema` allows it.
 
-use ml_powerbi::schema::{DatasetSchema, TableSchema};
 use ml_powerbi::Retention;
+use ml_powerbi::schema::{DatasetSchema, TableSchema};
 use ml_store::DatasetState;
 use sha2::{Digest, Sha256};
 
 use super::load::mark_dirty;
 use super::{Connection, PipelineError};
-use ml_store::RunId;
 use crate::config::{self, SchemaDrift};
 use crate::plan::StreamPlan;
+use ml_store::RunId;
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -29,7 +29,11 @@ fn schema_hash(schema: &DatasetSchema) -> String {
     hex::encode(Sha256::digest(json.as_bytes()))
 }
 
-pub async fn ensure(conn: &Connection, run: RunId, plans: &[&StreamPlan]) -> Result<Target, PipelineError> {
+pub async fn ensure(
+    conn: &Connection,
+    run: RunId,
+    plans: &[&StreamPlan],
+) -> Result<Target, PipelineError> {
     let cfg = &conn.config.powerbi;
     let name = conn.config.name.as_str();
     let group = conn.powerbi.find_workspace(&cfg.workspace).await?;
@@ -38,7 +42,8 @@ pub async fn ensure(conn: &Connection, run: RunId, plans: &[&StreamPlan]) -> Res
         tables: plans.iter().map(|p| p.table_schema()).collect(),
         relationships: Vec::new(),
     };
-    ml_powerbi::schema::validate_dataset(&wanted).map_err(|e| PipelineError::Other(e.to_string()))?;
+    ml_powerbi::schema::validate_dataset(&wanted)
+        .map_err(|e| PipelineError::Other(e.to_string()))?;
 
     let datasets = conn.powerbi.list_datasets(&group.id).await?;
     let stored = conn.store.dataset(name).await?;
@@ -47,7 +52,15 @@ pub async fn ensure(conn: &Connection, run: RunId, plans: &[&StreamPlan]) -> Res
         && datasets.iter().any(|d| d.id == state.dataset_id)
     {
         let previous: Option<DatasetSchema> = serde_json::from_str(&state.schema_json).ok();
-        reconcile_tables(conn, run, &group.id, &state.dataset_id, plans, previous.as_ref()).await?;
+        reconcile_tables(
+            conn,
+            run,
+            &group.id,
+            &state.dataset_id,
+            plans,
+            previous.as_ref(),
+        )
+        .await?;
         if state.schema_hash != schema_hash(&wanted) {
             save(conn, &group.id, &state.dataset_id, &wanted).await?;
         }
@@ -78,7 +91,10 @@ pub async fn ensure(conn: &Connection, run: RunId, plans: &[&StreamPlan]) -> Res
         config::Retention::None => Retention::None,
         config::Retention::BasicFifo => Retention::BasicFifo,
     };
-    let created = conn.powerbi.create_push_dataset(&group.id, &wanted, retention).await?;
+    let created = conn
+        .powerbi
+        .create_push_dataset(&group.id, &wanted, retention)
+        .await?;
     save(conn, &group.id, &created.id, &wanted).await?;
     for p in plans {
         // The new dataset is empty: every stream's table must be rebuilt from the mirror.
@@ -91,7 +107,12 @@ pub async fn ensure(conn: &Connection, run: RunId, plans: &[&StreamPlan]) -> Res
     })
 }
 
-async fn save(conn: &Connection, group: &str, dataset: &str, schema: &DatasetSchema) -> Result<(), PipelineError> {
+async fn save(
+    conn: &Connection,
+    group: &str,
+    dataset: &str,
+    schema: &DatasetSchema,
+) -> Result<(), PipelineError> {
     conn.store
         .save_dataset(
             &conn.config.name,
@@ -125,7 +146,8 @@ async fn reconcile_tables(
             .find(|s| s.object == plan.object)
             .expect("a plan comes from a configured stream");
         let wanted = plan.table_schema();
-        let known: Option<&TableSchema> = previous.and_then(|p| p.tables.iter().find(|t| t.name == plan.table));
+        let known: Option<&TableSchema> =
+            previous.and_then(|p| p.tables.iter().find(|t| t.name == plan.table));
         let present = existing.iter().any(|t| t.name == plan.table);
         if !stream.column_map.is_empty() {
             // The user's own table: check the mapping against the columns we know of, never alter it.
@@ -157,7 +179,11 @@ async fn reconcile_tables(
                 "stream {}: table {} differs from the plan ({}) but manage_schema = false forbids changing it",
                 plan.object,
                 plan.table,
-                if drift.is_empty() { "column types".to_string() } else { drift.join(", ") }
+                if drift.is_empty() {
+                    "column types".to_string()
+                } else {
+                    drift.join(", ")
+                }
             )));
         }
         // Rows stored under the old schema may not survive a change (reference §3.4): rebuild the table.

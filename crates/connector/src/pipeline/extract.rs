@@ -9,28 +9,30 @@ use chrono::NaiveDateTime;
 use futures::StreamExt;
 use ml_intacct::{ChangedSince, Cursor as IntacctCursor, Record};
 use ml_powerbi::schema::{TableSchema, encode_row};
-use ml_store::{CursorPos, FailedRecord, RunId, StageMode, StagePage, StagedRecord};
+use ml_store::{CursorPos, FailedRecord, StageMode, StagePage, StagedRecord};
 
-use super::{Connection, Events, PipelineError, RunEvent, RunOptions, StreamReport};
+use super::{Connection, Job, PipelineError, RunEvent, StreamReport};
 use crate::catalogue::StreamKind;
 use crate::config::{DeleteDetection, Mode, StreamConfig};
 use crate::plan::StreamPlan;
 use crate::transform::{self, TimeContext, TypedRecord};
 
-#[allow(clippy::too_many_arguments)]
 pub async fn extract_and_stage(
-    conn: &Connection,
-    run: RunId,
-    stream: &StreamConfig,
-    plan: &StreamPlan,
-    time: &TimeContext,
-    opts: &RunOptions,
-    events: &Events,
+    job: &Job<'_>,
     report: &mut StreamReport,
 ) -> Result<(), PipelineError> {
+    let Job {
+        conn,
+        stream,
+        plan,
+        time,
+        opts,
+        events,
+        ..
+    } = *job;
     let full = opts.full;
     if plan.kind == StreamKind::Balances {
-        return extract_balances(conn, run, stream, plan, time, events, report).await;
+        return extract_balances(job, report).await;
     }
     let name = conn.config.name.as_str();
     let table = plan.table_schema();
@@ -60,7 +62,7 @@ pub async fn extract_and_stage(
     let mut pages = Box::pin(conn.intacct.changed_since(ChangedSince {
         object: plan.object.clone(),
         fields: plan.select.clone(),
-        since: since.clone(),
+        since,
         page_size: Some(conn.config.intacct.page_size),
     }));
     let mut high_water: Option<(NaiveDateTime, i64)> = committed.as_ref().and_then(parse_cursor);
@@ -99,7 +101,17 @@ pub async fn extract_and_stage(
         {
             high_water = Some((c.when_modified, c.recordno));
         }
-        stage(conn, run, stream, staged, Vec::new(), failed, high_water, events, report).await?;
+        stage(
+            job,
+            StagedPage {
+                records: staged,
+                deletes: Vec::new(),
+                failed,
+                high_water,
+            },
+            report,
+        )
+        .await?;
         if opts.cancel.is_cancelled() {
             return Err(PipelineError::Interrupted);
         }
@@ -112,30 +124,59 @@ pub async fn extract_and_stage(
         None => incremental_deletes(conn, stream, since.map(|c| c.when_modified)).await?,
     };
     if !deletes.is_empty() {
-        stage(conn, run, stream, Vec::new(), deletes, Vec::new(), high_water, events, report).await?;
+        stage(
+            job,
+            StagedPage {
+                records: Vec::new(),
+                deletes,
+                failed: Vec::new(),
+                high_water,
+            },
+            report,
+        )
+        .await?;
     }
     Ok(())
 }
 
-fn typed_record(record: &Record, plan: &StreamPlan, time: &TimeContext) -> Result<TypedRecord, PipelineError> {
+fn typed_record(
+    record: &Record,
+    plan: &StreamPlan,
+    time: &TimeContext,
+) -> Result<TypedRecord, PipelineError> {
     let key = record_key(record, plan);
-    Ok(transform::transform(key, |f| record.get(f), &plan.columns, time)?)
+    Ok(transform::transform(
+        key,
+        |f| record.get(f),
+        &plan.columns,
+        time,
+    )?)
 }
 
 fn record_key(record: &Record, plan: &StreamPlan) -> String {
     match plan.kind {
-        StreamKind::Balances => ["ACCOUNTNO", "PERIOD", "BOOKID", "CURRENCY", "DEPARTMENTID", "LOCATIONID"]
-            .iter()
-            .map(|f| record.get(f).unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("|"),
+        StreamKind::Balances => [
+            "ACCOUNTNO",
+            "PERIOD",
+            "BOOKID",
+            "CURRENCY",
+            "DEPARTMENTID",
+            "LOCATIONID",
+        ]
+        .iter()
+        .map(|f| record.get(f).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("|"),
         _ => record.get("RECORDNO").unwrap_or("").trim().to_string(),
     }
 }
 
 fn staged_record(table: &TableSchema, typed: &TypedRecord) -> Result<StagedRecord, PipelineError> {
     let encoded = encode_row(table, &typed.values).map_err(|e| {
-        PipelineError::Other(format!("record {}: cannot be encoded for Power BI: {e}", typed.key))
+        PipelineError::Other(format!(
+            "record {}: cannot be encoded for Power BI: {e}",
+            typed.key
+        ))
     })?;
     if !encoded.truncated.is_empty() {
         tracing::warn!(
@@ -146,24 +187,32 @@ fn staged_record(table: &TableSchema, typed: &TypedRecord) -> Result<StagedRecor
     }
     Ok(StagedRecord {
         key: typed.key.clone(),
-        when_modified: typed.when_modified.map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+        when_modified: typed
+            .when_modified
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
         source_hash: typed.source_hash.clone(),
         row_json: encoded.json,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn stage(
-    conn: &Connection,
-    run: RunId,
-    stream: &StreamConfig,
-    records: Vec<StagedRecord>,
-    deletes: Vec<String>,
-    failed: Vec<FailedRecord>,
-    high_water: Option<(NaiveDateTime, i64)>,
-    events: &Events,
+    job: &Job<'_>,
+    page: StagedPage,
     report: &mut StreamReport,
 ) -> Result<(), PipelineError> {
+    let Job {
+        conn,
+        run,
+        stream,
+        events,
+        ..
+    } = *job;
+    let StagedPage {
+        records,
+        deletes,
+        failed,
+        high_water,
+    } = page;
     let summary = conn
         .store
         .stage_page(StagePage {
@@ -197,6 +246,14 @@ async fn stage(
     Ok(())
 }
 
+/// What one staging transaction carries.
+struct StagedPage {
+    records: Vec<StagedRecord>,
+    deletes: Vec<String>,
+    failed: Vec<FailedRecord>,
+    high_water: Option<(NaiveDateTime, i64)>,
+}
+
 pub fn parse_cursor(pos: &CursorPos) -> Option<(NaiveDateTime, i64)> {
     NaiveDateTime::parse_from_str(&pos.when_modified, "%Y-%m-%dT%H:%M:%S")
         .ok()
@@ -204,7 +261,11 @@ pub fn parse_cursor(pos: &CursorPos) -> Option<(NaiveDateTime, i64)> {
 }
 
 /// Keys in the mirror that a full pull did not see: deleted in Intacct.
-async fn keys_missing_from(conn: &Connection, stream: &StreamConfig, seen: &HashSet<String>) -> Result<Vec<String>, PipelineError> {
+async fn keys_missing_from(
+    conn: &Connection,
+    stream: &StreamConfig,
+    seen: &HashSet<String>,
+) -> Result<Vec<String>, PipelineError> {
     let name = conn.config.name.as_str();
     let mut missing = Vec::new();
     let mut after: Option<String> = None;
@@ -213,7 +274,9 @@ async fn keys_missing_from(conn: &Connection, stream: &StreamConfig, seen: &Hash
             .store
             .mirror_keys_page(name, &stream.object, after.as_deref(), 10_000)
             .await?;
-        let Some(last) = page.last().cloned() else { break };
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
         missing.extend(page.into_iter().filter(|k| !seen.contains(k)));
         after = Some(last);
     }
@@ -226,7 +289,10 @@ async fn incremental_deletes(
     stream: &StreamConfig,
     since: Option<NaiveDateTime>,
 ) -> Result<Vec<String>, PipelineError> {
-    let use_audit = matches!(stream.deletes, DeleteDetection::Auto | DeleteDetection::AuditHistory);
+    let use_audit = matches!(
+        stream.deletes,
+        DeleteDetection::Auto | DeleteDetection::AuditHistory
+    );
     if stream.deletes == DeleteDetection::None {
         return Ok(Vec::new());
     }
@@ -245,7 +311,10 @@ async fn incremental_deletes(
                     .map(|k| k.to_string())
                     .collect());
             }
-            Err(e) if stream.deletes == DeleteDetection::Auto && (e.is_audit_history_denied() || e.is_permission_denied()) => {
+            Err(e)
+                if stream.deletes == DeleteDetection::Auto
+                    && (e.is_audit_history_denied() || e.is_permission_denied()) =>
+            {
                 tracing::warn!(
                     object = %stream.object,
                     error = %e,
@@ -265,17 +334,19 @@ async fn incremental_deletes(
 }
 
 /// GL balances: a snapshot of the configured periods each run; balances that disappeared are deleted.
-async fn extract_balances(
-    conn: &Connection,
-    run: RunId,
-    stream: &StreamConfig,
-    plan: &StreamPlan,
-    time: &TimeContext,
-    events: &Events,
-    report: &mut StreamReport,
-) -> Result<(), PipelineError> {
+async fn extract_balances(job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
+    let Job {
+        conn,
+        stream,
+        plan,
+        time,
+        events,
+        ..
+    } = *job;
     let table = plan.table_schema();
-    let through = stream.periods_through.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let through = stream
+        .periods_through
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
     let periods = recent_periods(through, stream.periods);
     let records = conn
         .intacct
@@ -299,11 +370,31 @@ async fn extract_balances(
             seen.insert(typed.key.clone());
             staged.push(staged_record(&table, &typed)?);
         }
-        stage(conn, run, stream, staged, Vec::new(), Vec::new(), None, events, report).await?;
+        stage(
+            job,
+            StagedPage {
+                records: staged,
+                deletes: Vec::new(),
+                failed: Vec::new(),
+                high_water: None,
+            },
+            report,
+        )
+        .await?;
     }
     let deletes = keys_missing_from(conn, stream, &seen).await?;
     if !deletes.is_empty() {
-        stage(conn, run, stream, Vec::new(), deletes, Vec::new(), None, events, report).await?;
+        stage(
+            job,
+            StagedPage {
+                records: Vec::new(),
+                deletes,
+                failed: Vec::new(),
+                high_water: None,
+            },
+            report,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -337,6 +428,13 @@ mod tests {
     #[test]
     fn periods_are_named_like_intacct_and_cross_years() {
         let p = recent_periods(chrono::NaiveDate::from_ymd_opt(2026, 2, 10).unwrap(), 3);
-        assert_eq!(p, vec!["Month Ended December 2025", "Month Ended January 2026", "Month Ended February 2026"]);
+        assert_eq!(
+            p,
+            vec![
+                "Month Ended December 2025",
+                "Month Ended January 2026",
+                "Month Ended February 2026"
+            ]
+        );
     }
 }

@@ -14,7 +14,7 @@ use ml_powerbi::{Batch, BatchOutcome, BatchReport, Batcher, PushLimits, TableTar
 use ml_store::{Delivery, DeliveryOutcome, RunId};
 
 use super::dataset::Target;
-use super::{Connection, Events, PipelineError, RunEvent, RunOptions, StreamReport};
+use super::{Connection, Job, PipelineError, RunEvent, StreamReport};
 use crate::config::{Mode, StreamConfig};
 use crate::plan::StreamPlan;
 
@@ -32,50 +32,52 @@ fn table_target(target: &Target, plan: &StreamPlan) -> TableTarget {
 }
 
 /// Work an earlier run left unfinished: in-flight append batches are resolved, undelivered rows sent.
-pub async fn finish_pending(
-    conn: &Connection,
-    run: RunId,
-    stream: &StreamConfig,
-    plan: &StreamPlan,
-    target: &Target,
-    opts: &RunOptions,
-    events: &Events,
-    report: &mut StreamReport,
-) -> Result<(), PipelineError> {
+pub async fn finish_pending(job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
+    let Job { stream, .. } = *job;
     if stream.mode == Mode::Append {
-        resolve_in_flight(conn, run, stream, plan, target).await?;
-        send_outbox(conn, run, stream, plan, target, opts, events, report).await?;
+        resolve_in_flight(job).await?;
+        send_outbox(job, report).await?;
     }
     Ok(())
 }
 
-pub async fn load(
-    conn: &Connection,
-    run: RunId,
-    stream: &StreamConfig,
-    plan: &StreamPlan,
-    target: &Target,
-    opts: &RunOptions,
-    events: &Events,
-    report: &mut StreamReport,
-) -> Result<(), PipelineError> {
+pub async fn load(job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
+    let Job {
+        conn,
+        stream,
+        target,
+        opts,
+        ..
+    } = *job;
     let full = opts.full;
     match stream.mode {
-        Mode::Append => send_outbox(conn, run, stream, plan, target, opts, events, report).await,
+        Mode::Append => send_outbox(job, report).await?,
         Mode::Replace => {
-            let state = conn.store.stream_state(&conn.config.name, &stream.object).await?;
+            let state = conn
+                .store
+                .stream_state(&conn.config.name, &stream.object)
+                .await?;
             if state.dirty || full || target.recreated {
-                rebuild(conn, run, stream, plan, target, opts, events, report).await?;
+                rebuild(job, report).await?;
             }
-            report.table_rows = conn.store.stream_state(&conn.config.name, &stream.object).await?.table_rows;
-            Ok(())
         }
     }
+    report.table_rows = conn
+        .store
+        .stream_state(&conn.config.name, &stream.object)
+        .await?
+        .table_rows;
+    Ok(())
 }
 
 /// Marks a replace table as needing a rebuild, durably and with the reason in the audit trail, before
 /// anything makes the Power BI table differ from the mirror (deleting its rows, changing its schema).
-pub async fn mark_dirty(conn: &Connection, stream: &str, run: RunId, why: &str) -> Result<(), PipelineError> {
+pub async fn mark_dirty(
+    conn: &Connection,
+    stream: &str,
+    run: RunId,
+    why: &str,
+) -> Result<(), PipelineError> {
     conn.store
         .mark_reloaded(
             &conn.config.name,
@@ -104,7 +106,10 @@ pub fn cut_batches<'a>(
     let mut out = Vec::new();
     for (id, json) in rows {
         ids.push(id);
-        if let Some(b) = batcher.push(json).map_err(|e| PipelineError::Other(e.to_string()))? {
+        if let Some(b) = batcher
+            .push(json)
+            .map_err(|e| PipelineError::Other(e.to_string()))?
+        {
             out.push(b);
         }
     }
@@ -119,16 +124,17 @@ pub fn cut_batches<'a>(
 }
 
 /// Sends the append outbox, in chunks, with up to the dataset's in-flight limit of batches at once.
-async fn send_outbox(
-    conn: &Connection,
-    run: RunId,
-    stream: &StreamConfig,
-    plan: &StreamPlan,
-    target: &Target,
-    opts: &RunOptions,
-    events: &Events,
-    report: &mut StreamReport,
-) -> Result<(), PipelineError> {
+async fn send_outbox(job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
+    let Job {
+        conn,
+        run,
+        stream,
+        plan,
+        target,
+        opts,
+        events,
+        ..
+    } = *job;
     let name = conn.config.name.as_str();
     let tt = table_target(target, plan);
     let in_flight = conn.pusher.limits().max_in_flight;
@@ -136,12 +142,22 @@ async fn send_outbox(
         if opts.cancel.is_cancelled() {
             return Err(PipelineError::Interrupted);
         }
-        let rows = conn.store.outbox_batch(name, &stream.object, 0, CHUNK_ROWS).await?;
+        let rows = conn
+            .store
+            .outbox_batch(name, &stream.object, 0, CHUNK_ROWS)
+            .await?;
         if rows.is_empty() {
             return Ok(());
         }
-        let cut = cut_batches(rows.iter().map(|r| (r.id, r.row_json.as_str())), conn.pusher.limits())?;
-        let mut table_rows = conn.store.stream_state(name, &stream.object).await?.table_rows;
+        let cut = cut_batches(
+            rows.iter().map(|r| (r.id, r.row_json.as_str())),
+            conn.pusher.limits(),
+        )?;
+        let mut table_rows = conn
+            .store
+            .stream_state(name, &stream.object)
+            .await?
+            .table_rows;
         let mut failure: Option<String> = None;
         let mut sends = futures::stream::iter(cut.into_iter().map(|(ids, batch)| {
             let tt = tt.clone();
@@ -213,35 +229,49 @@ async fn record_delivery(
         .await?;
     if definitely_not_stored {
         // Power BI answered and refused: the rows were not stored, so they may be sent again.
-        conn.store.clear_ambiguous(&conn.config.name, &stream.object, ids).await?;
+        conn.store
+            .clear_ambiguous(&conn.config.name, &stream.object, ids)
+            .await?;
     }
     Ok(error)
 }
 
 /// Decides the fate of in-flight append batches by counting the table's rows: the rows Power BI holds
 /// beyond those we know were delivered must be exactly some of the in-flight batches.
-async fn resolve_in_flight(
-    conn: &Connection,
-    run: RunId,
-    stream: &StreamConfig,
-    plan: &StreamPlan,
-    target: &Target,
-) -> Result<(), PipelineError> {
+async fn resolve_in_flight(job: &Job<'_>) -> Result<(), PipelineError> {
+    let Job {
+        conn,
+        run,
+        stream,
+        plan,
+        target,
+        ..
+    } = *job;
     let name = conn.config.name.as_str();
     let mut by_batch: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     let mut after = 0;
     loop {
-        let rows = conn.store.ambiguous_rows(name, &stream.object, after, 50_000).await?;
+        let rows = conn
+            .store
+            .ambiguous_rows(name, &stream.object, after, 50_000)
+            .await?;
         let Some(last) = rows.last() else { break };
         after = last.id;
         for r in rows {
-            by_batch.entry(r.batch_id.unwrap_or_default()).or_default().push(r.id);
+            by_batch
+                .entry(r.batch_id.unwrap_or_default())
+                .or_default()
+                .push(r.id);
         }
     }
     if by_batch.is_empty() {
         return Ok(());
     }
-    let known = conn.store.stream_state(name, &stream.object).await?.table_rows;
+    let known = conn
+        .store
+        .stream_state(name, &stream.object)
+        .await?
+        .table_rows;
     let actual = count_rows(conn, target, &plan.table).await?;
     let extra = actual.checked_sub(known).ok_or_else(|| {
         PipelineError::Other(format!(
@@ -276,7 +306,9 @@ async fn resolve_in_flight(
                 )
                 .await?;
         } else {
-            conn.store.clear_ambiguous(name, &stream.object, ids).await?;
+            conn.store
+                .clear_ambiguous(name, &stream.object, ids)
+                .await?;
         }
     }
     tracing::info!(
@@ -295,7 +327,12 @@ fn unique_subset_with_sum(sizes: &[u64], target: u64) -> Option<Vec<bool>> {
     }
     let mut found: Option<Vec<bool>> = None;
     for mask in 0u32..(1 << sizes.len()) {
-        let sum: u64 = sizes.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, s)| s).sum();
+        let sum: u64 = sizes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, s)| s)
+            .sum();
         if sum == target {
             if found.is_some() {
                 return None;
@@ -306,28 +343,43 @@ fn unique_subset_with_sum(sizes: &[u64], target: u64) -> Option<Vec<bool>> {
     found
 }
 
-pub async fn count_rows(conn: &Connection, target: &Target, table: &str) -> Result<u64, PipelineError> {
-    let dax = format!("EVALUATE ROW(\"n\", COUNTROWS('{}'))", table.replace('\'', "''"));
-    let result = conn.powerbi.execute_query(&target.group_id, &target.dataset_id, &dax).await?;
+pub async fn count_rows(
+    conn: &Connection,
+    target: &Target,
+    table: &str,
+) -> Result<u64, PipelineError> {
+    let dax = format!(
+        "EVALUATE ROW(\"n\", COUNTROWS('{}'))",
+        table.replace('\'', "''")
+    );
+    let result = conn
+        .powerbi
+        .execute_query(&target.group_id, &target.dataset_id, &dax)
+        .await?;
     result
         .rows
         .first()
         .and_then(|r| r.get("[n]"))
         .and_then(|v| v.as_u64().or_else(|| v.is_null().then_some(0)))
-        .ok_or_else(|| PipelineError::Other(format!("executeQueries returned no row count for table {table}")))
+        .ok_or_else(|| {
+            PipelineError::Other(format!(
+                "executeQueries returned no row count for table {table}"
+            ))
+        })
 }
 
 /// Rebuilds a replace table from the mirror. Converges whatever the table held before.
-async fn rebuild(
-    conn: &Connection,
-    run: RunId,
-    stream: &StreamConfig,
-    plan: &StreamPlan,
-    target: &Target,
-    opts: &RunOptions,
-    events: &Events,
-    report: &mut StreamReport,
-) -> Result<(), PipelineError> {
+async fn rebuild(job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
+    let Job {
+        conn,
+        run,
+        stream,
+        plan,
+        target,
+        opts,
+        events,
+        ..
+    } = *job;
     let name = conn.config.name.as_str();
     let tt = table_target(target, plan);
     let in_flight = conn.pusher.limits().max_in_flight;
@@ -348,7 +400,12 @@ async fn rebuild(
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.key.clone());
-            let cut = cut_batches(page.iter().enumerate().map(|(i, r)| (i as i64, r.row_json.as_str())), conn.pusher.limits())?;
+            let cut = cut_batches(
+                page.iter()
+                    .enumerate()
+                    .map(|(i, r)| (i as i64, r.row_json.as_str())),
+                conn.pusher.limits(),
+            )?;
             let mut before = pushed;
             let mut sends = futures::stream::iter(cut.into_iter().map(|(_, batch)| {
                 let tt = tt.clone();
@@ -368,7 +425,10 @@ async fn rebuild(
                         });
                     }
                     BatchOutcome::Ambiguous { why } => {
-                        last_error = format!("batch {} of table {} had an unknown fate: {why}", result.batch_id, plan.table);
+                        last_error = format!(
+                            "batch {} of table {} had an unknown fate: {why}",
+                            result.batch_id, plan.table
+                        );
                         ok = false;
                     }
                     BatchOutcome::Failed(e) => {
@@ -420,9 +480,18 @@ mod tests {
 
     #[test]
     fn in_flight_batches_are_matched_by_row_count_only_when_unambiguous() {
-        assert_eq!(unique_subset_with_sum(&[10_000, 3_000], 3_000), Some(vec![false, true]));
-        assert_eq!(unique_subset_with_sum(&[10_000, 3_000], 0), Some(vec![false, false]));
-        assert_eq!(unique_subset_with_sum(&[10_000, 3_000], 13_000), Some(vec![true, true]));
+        assert_eq!(
+            unique_subset_with_sum(&[10_000, 3_000], 3_000),
+            Some(vec![false, true])
+        );
+        assert_eq!(
+            unique_subset_with_sum(&[10_000, 3_000], 0),
+            Some(vec![false, false])
+        );
+        assert_eq!(
+            unique_subset_with_sum(&[10_000, 3_000], 13_000),
+            Some(vec![true, true])
+        );
         // Two batches of the same size, one landed: which one is unknowable.
         assert_eq!(unique_subset_with_sum(&[5_000, 5_000], 5_000), None);
         assert_eq!(unique_subset_with_sum(&[5_000], 4_000), None);

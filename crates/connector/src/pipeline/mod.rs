@@ -38,6 +38,19 @@ pub struct Connection {
     pub pusher: Arc<Pusher>,
 }
 
+/// One stream's work within a run: what every extract and load step needs.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    pub conn: &'a Connection,
+    pub run: RunId,
+    pub stream: &'a StreamConfig,
+    pub plan: &'a StreamPlan,
+    pub target: &'a dataset::Target,
+    pub time: &'a TimeContext,
+    pub opts: &'a RunOptions,
+    pub events: &'a Events,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Why the run happens: `manual`, `schedule`, `catch-up`, `demo`.
@@ -98,9 +111,9 @@ pub struct RunReport {
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Intacct(#[from] ml_intacct::IntacctError),
+    Intacct(Box<ml_intacct::IntacctError>),
     #[error(transparent)]
-    PowerBi(#[from] ml_powerbi::PowerBiError),
+    PowerBi(Box<ml_powerbi::PowerBiError>),
     #[error(transparent)]
     Store(#[from] ml_store::StoreError),
     #[error(transparent)]
@@ -113,6 +126,18 @@ pub enum PipelineError {
     Other(String),
 }
 
+impl From<ml_intacct::IntacctError> for PipelineError {
+    fn from(e: ml_intacct::IntacctError) -> Self {
+        PipelineError::Intacct(Box::new(e))
+    }
+}
+
+impl From<ml_powerbi::PowerBiError> for PipelineError {
+    fn from(e: ml_powerbi::PowerBiError) -> Self {
+        PipelineError::PowerBi(Box::new(e))
+    }
+}
+
 impl Connection {
     fn selected_streams(&self, opts: &RunOptions) -> Result<Vec<StreamConfig>, PipelineError> {
         if opts.streams.is_empty() {
@@ -120,18 +145,21 @@ impl Connection {
         }
         let mut out = Vec::new();
         for wanted in &opts.streams {
-            let found = self
-                .config
-                .streams
-                .iter()
-                .find(|s| s.object.eq_ignore_ascii_case(wanted) || s.table.eq_ignore_ascii_case(wanted));
+            let found = self.config.streams.iter().find(|s| {
+                s.object.eq_ignore_ascii_case(wanted) || s.table.eq_ignore_ascii_case(wanted)
+            });
             match found {
                 Some(s) => out.push(s.clone()),
                 None => {
                     return Err(PipelineError::Other(format!(
                         "connection {} has no stream {wanted:?}; configured: {}",
                         self.config.name,
-                        self.config.streams.iter().map(|s| s.object.as_str()).collect::<Vec<_>>().join(", ")
+                        self.config
+                            .streams
+                            .iter()
+                            .map(|s| s.object.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
             }
@@ -141,7 +169,11 @@ impl Connection {
 
     /// Runs the connection once. Errors of single streams are in the report; an `Err` means the run could
     /// not even start (the store is unreachable).
-    pub async fn run(&self, opts: &RunOptions, events: &Events) -> Result<RunReport, PipelineError> {
+    pub async fn run(
+        &self,
+        opts: &RunOptions,
+        events: &Events,
+    ) -> Result<RunReport, PipelineError> {
         let name = self.config.name.clone();
         self.store.ensure_connection(&name).await?;
         let run = self.store.begin_run(&name, &opts.trigger).await?;
@@ -176,7 +208,9 @@ impl Connection {
             })).collect::<Vec<_>>(),
         });
         forward.abort();
-        self.store.finish_run(run, store_status(&status), summary).await?;
+        self.store
+            .finish_run(run, store_status(&status), summary)
+            .await?;
         events.emit(RunEvent::RunFinished {
             run: run.0,
             status: status.as_str().into(),
@@ -189,7 +223,12 @@ impl Connection {
         })
     }
 
-    async fn run_streams(&self, run: RunId, opts: &RunOptions, events: &Events) -> Result<Vec<StreamReport>, PipelineError> {
+    async fn run_streams(
+        &self,
+        run: RunId,
+        opts: &RunOptions,
+        events: &Events,
+    ) -> Result<Vec<StreamReport>, PipelineError> {
         let streams = self.selected_streams(opts)?;
         let time = self.time_context().await;
         // Plans need each object's definition; a failed lookup only fails its own stream.
@@ -198,7 +237,10 @@ impl Connection {
             let plan = self.plan(&s).await;
             planned.push((s, plan));
         }
-        let ok_plans: Vec<&StreamPlan> = planned.iter().filter_map(|(_, p)| p.as_ref().ok()).collect();
+        let ok_plans: Vec<&StreamPlan> = planned
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().ok())
+            .collect();
         let target = dataset::ensure(self, run, &ok_plans).await?;
 
         let mut reports = Vec::new();
@@ -214,7 +256,19 @@ impl Connection {
                 ..Default::default()
             };
             let result = match plan {
-                Ok(plan) => self.run_stream(run, &stream, &plan, &target, &time, opts, events, &mut report).await,
+                Ok(plan) => {
+                    self.run_stream(
+                        run,
+                        &stream,
+                        &plan,
+                        &target,
+                        &time,
+                        opts,
+                        events,
+                        &mut report,
+                    )
+                    .await
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = result {
@@ -247,21 +301,37 @@ impl Connection {
         report: &mut StreamReport,
     ) -> Result<(), PipelineError> {
         let conn = self.config.name.as_str();
+        let job = Job {
+            conn: self,
+            run,
+            stream,
+            plan,
+            target,
+            time,
+            opts,
+            events,
+        };
         // Work a crashed or failed run left behind comes first, so a resumed run finishes it.
-        load::finish_pending(self, run, stream, plan, target, opts, events, report).await?;
+        load::finish_pending(&job, report).await?;
         if opts.full {
             self.store.reset_cursor(conn, &stream.object).await?;
         }
-        extract::extract_and_stage(self, run, stream, plan, time, opts, events, report).await?;
+        extract::extract_and_stage(&job, report).await?;
         if opts.cancel.is_cancelled() {
             return Err(PipelineError::Interrupted);
         }
-        load::load(self, run, stream, plan, target, opts, events, report).await?;
+        load::load(&job, report).await?;
         if !report.failed.is_empty() {
             return Err(PipelineError::Other(format!(
                 "{} record(s) could not be converted and were not pushed (the cursor stays before them, so they are read again next run): {}",
                 report.failed.len(),
-                report.failed.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+                report
+                    .failed
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )));
         }
         self.store.commit_cursor(conn, &stream.object).await?;
@@ -275,7 +345,11 @@ impl Connection {
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(ml_powerbi::PushEvent::Waiting { dataset, reason, wait }) => events.emit(RunEvent::Waiting {
+                    Ok(ml_powerbi::PushEvent::Waiting {
+                        dataset,
+                        reason,
+                        wait,
+                    }) => events.emit(RunEvent::Waiting {
                         stream: dataset,
                         reason: reason.to_string(),
                         wait,

@@ -41,12 +41,18 @@ impl World {
     }
 
     pub async fn start_with(intacct_cfg: si::SimConfig, powerbi_cfg: sp::SimConfig) -> World {
-        let intacct = si::Simulator::start(intacct_cfg).await.expect("intacct sim");
-        let powerbi = sp::Simulator::start(powerbi_cfg).await.expect("powerbi sim");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = ml_store::open(&ml_store::StoreLocation::Sqlite(dir.path().join("state.sqlite")))
+        let intacct = si::Simulator::start(intacct_cfg)
             .await
-            .expect("store");
+            .expect("intacct sim");
+        let powerbi = sp::Simulator::start(powerbi_cfg)
+            .await
+            .expect("powerbi sim");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ml_store::open(&ml_store::StoreLocation::Sqlite(
+            dir.path().join("state.sqlite"),
+        ))
+        .await
+        .expect("store");
         let cfg = ml_connector::demo::demo_connection(
             &intacct.endpoint(),
             &powerbi.authority_url(),
@@ -104,23 +110,40 @@ pub fn assert_rows_equal(
 ) {
     let mut by_key: BTreeMap<i64, &serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
     for r in rows {
-        let key = r.get("RECORDNO").and_then(|v| v.as_i64()).unwrap_or_else(|| panic!("{table}: row without RECORDNO: {r:?}"));
-        assert!(by_key.insert(key, r).is_none(), "{table}: RECORDNO {key} appears twice (doubled row)");
+        let key = r
+            .get("RECORDNO")
+            .and_then(|v| v.as_i64())
+            .unwrap_or_else(|| panic!("{table}: row without RECORDNO: {r:?}"));
+        assert!(
+            by_key.insert(key, r).is_none(),
+            "{table}: RECORDNO {key} appears twice (doubled row)"
+        );
     }
-    let source_keys: Vec<i64> = source.iter().map(|s| s["RECORDNO"].parse().unwrap()).collect();
+    let source_keys: Vec<i64> = source
+        .iter()
+        .map(|s| s["RECORDNO"].parse().unwrap())
+        .collect();
     let table_keys: Vec<i64> = by_key.keys().copied().collect();
     let mut sorted_source = source_keys.clone();
     sorted_source.sort();
     if mode == Mode::Replace {
-        assert_eq!(table_keys, sorted_source, "{table}: the set of records differs from Intacct");
+        assert_eq!(
+            table_keys, sorted_source,
+            "{table}: the set of records differs from Intacct"
+        );
     } else {
         for k in &sorted_source {
-            assert!(by_key.contains_key(k), "{table}: record {k} missing from the append table");
+            assert!(
+                by_key.contains_key(k),
+                "{table}: record {k} missing from the append table"
+            );
         }
     }
     for src in source {
         let key: i64 = src["RECORDNO"].parse().unwrap();
-        let Some(row) = by_key.get(&key) else { continue };
+        let Some(row) = by_key.get(&key) else {
+            continue;
+        };
         for (column, value) in row.iter() {
             let text = src.get(column).map(String::as_str).unwrap_or("");
             assert!(
@@ -138,7 +161,8 @@ fn value_matches(value: &serde_json::Value, text: &str, offset: FixedOffset) -> 
         J::Null => t.is_empty(),
         J::Bool(b) => t.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
         J::Number(n) => {
-            let ours = Decimal::from_str(&n.to_string()).or_else(|_| Decimal::from_scientific(&n.to_string()));
+            let ours = Decimal::from_str(&n.to_string())
+                .or_else(|_| Decimal::from_scientific(&n.to_string()));
             let theirs = Decimal::from_str(t);
             match (ours, theirs) {
                 (Ok(a), Ok(b)) => a == b,
@@ -155,7 +179,10 @@ fn value_matches(value: &serde_json::Value, text: &str, offset: FixedOffset) -> 
                 return false;
             };
             if let Ok(ts) = NaiveDateTime::parse_from_str(t, "%m/%d/%Y %H:%M:%S") {
-                let utc = offset.from_local_datetime(&ts).single().map(|d| d.with_timezone(&Utc).naive_utc());
+                let utc = offset
+                    .from_local_datetime(&ts)
+                    .single()
+                    .map(|d| d.with_timezone(&Utc).naive_utc());
                 return utc == Some(sent);
             }
             if let Ok(d) = NaiveDate::parse_from_str(t, "%m/%d/%Y") {

@@ -234,6 +234,8 @@ impl Generator {
         let days_back = match kind {
             Kind::ApBill => 365 - (idx * 365 / n) as i64,
             Kind::ApPymt => 360 - (idx * 360 / n) as i64,
+            // Lines of one journal entry (four per batch) share its date.
+            Kind::GlEntry => 1 + (mix(self.seed, Kind::GlEntry, idx / 4 + 1, 3) % 365) as i64,
             _ => return None,
         };
         Some(self.start.date() - Duration::days(days_back.max(1)))
@@ -511,9 +513,7 @@ impl Generator {
                 let (id, name) = self.department(idx);
                 o.set("DEPARTMENTID", id);
                 o.set("TITLE", name);
-                let (f, l) = self.person(Kind::Employee, idx);
                 o.set("SUPERVISORID", format!("E{:04}", idx + 1));
-                let _ = (f, l);
                 o.set("STATUS", "active");
             }
             Kind::Location => {
@@ -588,12 +588,11 @@ impl Generator {
             }
             Kind::Customer => {
                 o.set("CUSTOMERID", format!("C{:05}", idx + 1));
-                let (f, l) = self.person(Kind::Customer, idx);
+                let (_, l) = self.person(Kind::Customer, idx);
                 o.set(
                     "NAME",
                     format!("{l} {} {}", pick(&mut rng, NOUN), pick(&mut rng, SUFFIX)),
                 );
-                let _ = f;
                 o.set("ONHOLD", bool_s(rng.random::<f64>() < 0.05));
                 o.set("ONETIME", bool_s(rng.random::<f64>() < 0.02));
                 o.set(
@@ -681,15 +680,16 @@ impl Generator {
                 );
                 o.set("STANDARD_COST", money(rng.random_range(100..500_000i64)));
             }
-            Kind::ApBill => self.ap_bill(&mut o, &mut rng, idx, modified),
-            Kind::ApPymt => self.ap_payment(&mut o, &mut rng, idx, modified),
+            Kind::ApBill => self.ap_bill(&mut o, &mut rng, idx),
+            Kind::ApPymt => self.ap_payment(&mut o, &mut rng, idx),
             Kind::GlEntry => {
                 let batch = idx / 4 + 1;
                 o.set("BATCHNO", batch.to_string());
                 o.set("LINE_NO", (idx % 4 + 1).to_string());
                 o.set("TR_TYPE", if idx % 2 == 0 { "1" } else { "-1" });
-                let day = self.start.date()
-                    - Duration::days(1 + (mix(self.seed, Kind::GlEntry, batch, 3) % 365) as i64);
+                let day = self
+                    .txn_date(Kind::GlEntry, idx)
+                    .unwrap_or(self.start.date());
                 o.set("ENTRY_DATE", fmt_date(day));
                 let amt = money((mix(self.seed, Kind::GlEntry, batch, 4) % 5_000_000) as i64 + 100);
                 o.set("AMOUNT", amt.clone());
@@ -786,13 +786,7 @@ impl Generator {
         o.vals
     }
 
-    fn ap_bill(
-        &self,
-        o: &mut RowOut<'_>,
-        rng: &mut SmallRng,
-        idx: u64,
-        modified: Option<NaiveDateTime>,
-    ) {
+    fn ap_bill(&self, o: &mut RowOut<'_>, rng: &mut SmallRng, idx: u64) {
         let nv = self.count(Kind::Vendor).max(1);
         let v = rng.random_range(0..nv);
         // The bill date is WHENCREATED (a DATE on transaction objects).
@@ -838,16 +832,9 @@ impl Generator {
             },
         );
         o.set("TERMNAME", pick(rng, TERMS).to_string());
-        let _ = modified;
     }
 
-    fn ap_payment(
-        &self,
-        o: &mut RowOut<'_>,
-        rng: &mut SmallRng,
-        idx: u64,
-        _modified: Option<NaiveDateTime>,
-    ) {
+    fn ap_payment(&self, o: &mut RowOut<'_>, rng: &mut SmallRng, idx: u64) {
         let nv = self.count(Kind::Vendor).max(1);
         let v = rng.random_range(0..nv);
         let date = self

@@ -18,7 +18,13 @@ fn rec(key: &str, version: u32) -> StagedRecord {
     }
 }
 
-fn page(conn: &str, run: RunId, stream: &str, mode: StageMode, records: Vec<StagedRecord>) -> StagePage {
+fn page(
+    conn: &str,
+    run: RunId,
+    stream: &str,
+    mode: StageMode,
+    records: Vec<StagedRecord>,
+) -> StagePage {
     StagePage {
         connection: conn.to_string(),
         run,
@@ -63,7 +69,12 @@ pub async fn connections_and_credentials(db: Arc<TestDb>) {
     ));
 
     let key = MasterKey::generate();
-    let sealed = seal(&key, &credential_name("acme", "intacct"), &SecretString::from("pw-1".to_string())).unwrap();
+    let sealed = seal(
+        &key,
+        &credential_name("acme", "intacct"),
+        &SecretString::from("pw-1".to_string()),
+    )
+    .unwrap();
     s.put_credential("acme", "intacct", sealed.clone(), json!({"user_id": "ws"}))
         .await
         .unwrap();
@@ -71,20 +82,45 @@ pub async fn connections_and_credentials(db: Arc<TestDb>) {
     assert_eq!(got.sealed, sealed);
     assert_eq!(got.public_fields, json!({"user_id": "ws"}));
     assert_eq!(
-        open_credential(&key, "acme/intacct", &got.sealed).unwrap().expose_secret(),
+        open_credential(&key, "acme/intacct", &got.sealed)
+            .unwrap()
+            .expose_secret(),
         "pw-1"
     );
     assert!(s.get_credential("acme", "powerbi").await.unwrap().is_none());
 
     // Overwrite, then replace several in one call.
-    let s2 = seal(&key, "acme/intacct", &SecretString::from("pw-2".to_string())).unwrap();
-    s.put_credential("acme", "intacct", s2.clone(), json!({})).await.unwrap();
-    assert_eq!(s.get_credential("acme", "intacct").await.unwrap().unwrap().sealed, s2);
-    let pb = seal(&key, "globex/powerbi", &SecretString::from("cs".to_string())).unwrap();
-    s.put_credential("globex", "powerbi", pb, json!({"client_id": "c"})).await.unwrap();
+    let s2 = seal(
+        &key,
+        "acme/intacct",
+        &SecretString::from("pw-2".to_string()),
+    )
+    .unwrap();
+    s.put_credential("acme", "intacct", s2.clone(), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_credential("acme", "intacct")
+            .await
+            .unwrap()
+            .unwrap()
+            .sealed,
+        s2
+    );
+    let pb = seal(
+        &key,
+        "globex/powerbi",
+        &SecretString::from("cs".to_string()),
+    )
+    .unwrap();
+    s.put_credential("globex", "powerbi", pb, json!({"client_id": "c"}))
+        .await
+        .unwrap();
     let all = s.list_credentials().await.unwrap();
     assert_eq!(
-        all.iter().map(|c| (c.connection.as_str(), c.kind.as_str())).collect::<Vec<_>>(),
+        all.iter()
+            .map(|c| (c.connection.as_str(), c.kind.as_str()))
+            .collect::<Vec<_>>(),
         vec![("acme", "intacct"), ("globex", "powerbi")]
     );
     assert!(s.delete_credential("globex", "powerbi").await.unwrap());
@@ -94,16 +130,25 @@ pub async fn connections_and_credentials(db: Arc<TestDb>) {
 pub async fn key_rotation(db: Arc<TestDb>) {
     let s = &*db.store;
     s.ensure_connection("acme").await.unwrap();
-    let (old, new, other) = (MasterKey::generate(), MasterKey::generate(), MasterKey::generate());
+    let (old, new, other) = (
+        MasterKey::generate(),
+        MasterKey::generate(),
+        MasterKey::generate(),
+    );
     for kind in ["intacct", "powerbi"] {
         let name = credential_name("acme", kind);
         let sealed = seal(&old, &name, &SecretString::from(format!("secret-{kind}"))).unwrap();
-        s.put_credential("acme", kind, sealed, json!({})).await.unwrap();
+        s.put_credential("acme", kind, sealed, json!({}))
+            .await
+            .unwrap();
     }
     // A wrong "old" key: nothing changes.
     let before = s.list_credentials().await.unwrap();
     let err = rotate_key(s, &other, &new).await.unwrap_err();
-    assert!(matches!(err, StoreError::Crypto(CryptoError::MixedKeys { .. })), "{err}");
+    assert!(
+        matches!(err, StoreError::Crypto(CryptoError::MixedKeys { .. })),
+        "{err}"
+    );
     assert_eq!(s.list_credentials().await.unwrap(), before);
 
     let report = rotate_key(s, &old, &new).await.unwrap();
@@ -111,7 +156,12 @@ pub async fn key_rotation(db: Arc<TestDb>) {
     for kind in ["intacct", "powerbi"] {
         let c = s.get_credential("acme", kind).await.unwrap().unwrap();
         let name = credential_name("acme", kind);
-        assert_eq!(open_credential(&new, &name, &c.sealed).unwrap().expose_secret(), format!("secret-{kind}"));
+        assert_eq!(
+            open_credential(&new, &name, &c.sealed)
+                .unwrap()
+                .expose_secret(),
+            format!("secret-{kind}")
+        );
         let e = open_credential(&old, &name, &c.sealed).unwrap_err();
         assert!(matches!(e, CryptoError::WrongKey { .. }));
         assert!(e.to_string().contains(&new.fingerprint()), "{e}");
@@ -127,18 +177,34 @@ pub async fn secrets_not_in_clear(db: Arc<TestDb>) {
     let key = MasterKey::generate();
     let secret = "Zq7-SENTINEL-SECRET-4f1c9e";
     let public = "public-SENTINEL-user-8d2a";
-    let sealed = seal(&key, "acme/intacct", &SecretString::from(secret.to_string())).unwrap();
+    let sealed = seal(
+        &key,
+        "acme/intacct",
+        &SecretString::from(secret.to_string()),
+    )
+    .unwrap();
     let dbg = format!("{sealed:?}");
-    assert!(!dbg.contains(&hex::encode(&sealed.ciphertext)) && !dbg.contains(secret), "{dbg}");
-    s.put_credential("acme", "intacct", sealed, json!({ "user_id": public })).await.unwrap();
+    assert!(
+        !dbg.contains(&hex::encode(&sealed.ciphertext)) && !dbg.contains(secret),
+        "{dbg}"
+    );
+    s.put_credential("acme", "intacct", sealed, json!({ "user_id": public }))
+        .await
+        .unwrap();
     let cred = s.get_credential("acme", "intacct").await.unwrap().unwrap();
     assert!(!format!("{cred:?}").contains(secret));
 
     let dump = db.dump().await;
     // The scan can see stored data at all (else the next assertion proves nothing)...
-    assert!(contains(&dump, public.as_bytes()), "public field not found in the dump");
+    assert!(
+        contains(&dump, public.as_bytes()),
+        "public field not found in the dump"
+    );
     // ...and the secret is not there in clear text.
-    assert!(!contains(&dump, secret.as_bytes()), "secret found in clear text");
+    assert!(
+        !contains(&dump, secret.as_bytes()),
+        "secret found in clear text"
+    );
     assert!(!format!("{key:?}").contains("bytes: ["));
 }
 
@@ -170,9 +236,12 @@ pub async fn runs_lifecycle(db: Arc<TestDb>) {
         ..Default::default()
     };
     s.record_stream_result(r1, "APBILL", &failed).await.unwrap();
-    s.finish_run(r1, RunStatus::Partial, json!({"streams": 2})).await.unwrap();
+    s.finish_run(r1, RunStatus::Partial, json!({"streams": 2}))
+        .await
+        .unwrap();
     assert!(matches!(
-        s.finish_run(RunId(999_999), RunStatus::Failed, json!({})).await,
+        s.finish_run(RunId(999_999), RunStatus::Failed, json!({}))
+            .await,
         Err(StoreError::UnknownRun(_))
     ));
 
@@ -188,8 +257,19 @@ pub async fn runs_lifecycle(db: Arc<TestDb>) {
     assert!(s.get_run(RunId(999_999)).await.unwrap().is_none());
 
     let listed = s.list_runs(Some("acme"), 10).await.unwrap();
-    assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r2, r1]);
-    assert_eq!(s.list_runs(None, 2).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![g1, r2]);
+    assert_eq!(
+        listed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![r2, r1]
+    );
+    assert_eq!(
+        s.list_runs(None, 2)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        vec![g1, r2]
+    );
     let open_runs = s.unfinished_runs("acme").await.unwrap();
     assert_eq!(open_runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r2]);
     assert_eq!(open_runs[0].status, RunStatus::Running);
@@ -213,13 +293,19 @@ pub async fn cursors(db: Arc<TestDb>) {
     s.ensure_connection("acme").await.unwrap();
     let run = s.begin_run("acme", "manual").await.unwrap();
     assert_eq!(s.cursor("acme", "VENDOR").await.unwrap(), None);
-    let pos = |wm: &str, n| CursorPos { when_modified: wm.into(), recordno: n };
+    let pos = |wm: &str, n| CursorPos {
+        when_modified: wm.into(),
+        recordno: n,
+    };
     let mut p = page("acme", run, "VENDOR", StageMode::Replace, vec![rec("1", 1)]);
     p.pending_cursor = Some(pos("2026-01-01T00:00:00", 1));
     s.stage_page(p).await.unwrap();
     assert_eq!(
         s.cursor("acme", "VENDOR").await.unwrap().unwrap(),
-        Cursor { committed: None, pending: Some(pos("2026-01-01T00:00:00", 1)) }
+        Cursor {
+            committed: None,
+            pending: Some(pos("2026-01-01T00:00:00", 1))
+        }
     );
     s.commit_cursor("acme", "VENDOR").await.unwrap();
     let mut p = page("acme", run, "VENDOR", StageMode::Replace, vec![rec("2", 1)]);
@@ -236,7 +322,10 @@ pub async fn cursors(db: Arc<TestDb>) {
     s.commit_cursor("acme", "VENDOR").await.unwrap(); // no pending: no change
     assert_eq!(
         s.cursor("acme", "VENDOR").await.unwrap().unwrap(),
-        Cursor { committed: Some(pos("2026-01-02T00:00:00", 2)), pending: None }
+        Cursor {
+            committed: Some(pos("2026-01-02T00:00:00", 2)),
+            pending: None
+        }
     );
     assert_eq!(s.cursor("acme", "CUSTOMER").await.unwrap(), None);
     s.reset_cursor("acme", "VENDOR").await.unwrap();
@@ -248,14 +337,32 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
     s.ensure_connection("acme").await.unwrap();
     let r1 = s.begin_run("acme", "manual").await.unwrap();
     let sum = s
-        .stage_page(page("acme", r1, "GLENTRY", StageMode::Append, vec![rec("1", 1), rec("2", 1), rec("3", 1)]))
+        .stage_page(page(
+            "acme",
+            r1,
+            "GLENTRY",
+            StageMode::Append,
+            vec![rec("1", 1), rec("2", 1), rec("3", 1)],
+        ))
         .await
         .unwrap();
-    assert_eq!(sum, StageSummary { inserted: 3, ..Default::default() });
+    assert_eq!(
+        sum,
+        StageSummary {
+            inserted: 3,
+            ..Default::default()
+        }
+    );
     assert_eq!(s.outbox_count("acme", "GLENTRY").await.unwrap(), 3);
 
     let r2 = s.begin_run("acme", "manual").await.unwrap();
-    let mut p = page("acme", r2, "GLENTRY", StageMode::Append, vec![rec("1", 1), rec("2", 2), rec("4", 1)]);
+    let mut p = page(
+        "acme",
+        r2,
+        "GLENTRY",
+        StageMode::Append,
+        vec![rec("1", 1), rec("2", 2), rec("4", 1)],
+    );
     p.deletes = vec!["3".into(), "never-existed".into()];
     p.failed = vec![FailedRecord {
         key: "5".into(),
@@ -266,12 +373,20 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
     let sum = s.stage_page(p).await.unwrap();
     assert_eq!(
         sum,
-        StageSummary { inserted: 1, updated: 1, unchanged: 1, deleted: 1, failed: 1 }
+        StageSummary {
+            inserted: 1,
+            updated: 1,
+            unchanged: 1,
+            deleted: 1,
+            failed: 1
+        }
     );
     // Unchanged records get no outbox row; the failed one is never pushed.
     let out = s.outbox_batch("acme", "GLENTRY", 0, 100).await.unwrap();
     assert_eq!(
-        out.iter().map(|o| (o.key.as_str(), o.row_json.as_str())).collect::<Vec<_>>(),
+        out.iter()
+            .map(|o| (o.key.as_str(), o.row_json.as_str()))
+            .collect::<Vec<_>>(),
         vec![
             ("1", "{\"KEY\":\"1\",\"V\":1}"),
             ("2", "{\"KEY\":\"2\",\"V\":1}"),
@@ -281,17 +396,30 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
         ]
     );
     // Paging by id.
-    let next = s.outbox_batch("acme", "GLENTRY", out[1].id, 2).await.unwrap();
+    let next = s
+        .outbox_batch("acme", "GLENTRY", out[1].id, 2)
+        .await
+        .unwrap();
     assert_eq!(next, out[2..4].to_vec());
     assert_eq!(s.mirror_count("acme", "GLENTRY").await.unwrap(), 3);
 
     let entries = s
-        .audit_search(&AuditFilter { connection: Some("acme".into()), run: Some(r2), ..Default::default() })
+        .audit_search(&AuditFilter {
+            connection: Some("acme".into()),
+            run: Some(r2),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let acts: Vec<(&str, AuditAction, bool)> = entries
         .iter()
-        .map(|e| (e.record_key.as_deref().unwrap(), e.action, e.row_json.is_some()))
+        .map(|e| {
+            (
+                e.record_key.as_deref().unwrap(),
+                e.action,
+                e.row_json.is_some(),
+            )
+        })
         .collect();
     assert_eq!(
         acts,
@@ -303,23 +431,51 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
             ("5", AuditAction::Failed, false),
         ]
     );
-    assert_eq!(entries[4].error.as_deref(), Some("AMOUNT '12,5' is not a decimal"));
+    assert_eq!(
+        entries[4].error.as_deref(),
+        Some("AMOUNT '12,5' is not a decimal")
+    );
     assert_eq!(entries[1].source_hash.as_deref(), Some("hash-2-2"));
     // Each outbox row points at its staging entry.
     let staged_seq = entries[1].seq;
-    assert!(out.iter().any(|o| o.key == "2" && o.audit_seq == staged_seq));
+    assert!(
+        out.iter()
+            .any(|o| o.key == "2" && o.audit_seq == staged_seq)
+    );
 
     // A key twice in one page: classified in order, mirror holds the last.
     let r3 = s.begin_run("acme", "manual").await.unwrap();
     let sum = s
-        .stage_page(page("acme", r3, "GLENTRY", StageMode::Append, vec![rec("9", 1), rec("9", 2)]))
+        .stage_page(page(
+            "acme",
+            r3,
+            "GLENTRY",
+            StageMode::Append,
+            vec![rec("9", 1), rec("9", 2)],
+        ))
         .await
         .unwrap();
     assert_eq!((sum.inserted, sum.updated), (1, 1));
-    let m = s.mirror_page("acme", "GLENTRY", Some("8"), 10).await.unwrap();
-    assert_eq!(m, vec![MirrorRow { key: "9".into(), row_json: rec("9", 2).row_json }]);
+    let m = s
+        .mirror_page("acme", "GLENTRY", Some("8"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        m,
+        vec![MirrorRow {
+            key: "9".into(),
+            row_json: rec("9", 2).row_json
+        }]
+    );
     assert!(matches!(
-        s.stage_page(page("acme", r3, "GLENTRY", StageMode::Append, vec![rec("", 1)])).await,
+        s.stage_page(page(
+            "acme",
+            r3,
+            "GLENTRY",
+            StageMode::Append,
+            vec![rec("", 1)]
+        ))
+        .await,
         Err(StoreError::Invalid(_))
     ));
     assert!(s.audit_verify("acme").await.unwrap().ok);
@@ -330,43 +486,88 @@ pub async fn outbox_delivery(db: Arc<TestDb>) {
     s.ensure_connection("acme").await.unwrap();
     let r1 = s.begin_run("acme", "manual").await.unwrap();
     let recs: Vec<_> = (1..=6).map(|i| rec(&format!("k{i}"), 1)).collect();
-    s.stage_page(page("acme", r1, "GLENTRY", StageMode::Append, recs)).await.unwrap();
+    s.stage_page(page("acme", r1, "GLENTRY", StageMode::Append, recs))
+        .await
+        .unwrap();
     let rows = s.outbox_batch("acme", "GLENTRY", 0, 100).await.unwrap();
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
 
     // Batch A accepted: rows gone, table grows.
     let n = s
-        .mark_delivered("acme", "GLENTRY", &ids[0..2], &delivery(r1, "A", DeliveryOutcome::Accepted, None))
+        .mark_delivered(
+            "acme",
+            "GLENTRY",
+            &ids[0..2],
+            &delivery(r1, "A", DeliveryOutcome::Accepted, None),
+        )
         .await
         .unwrap();
     assert_eq!(n, 2);
     // Batch B ambiguous: rows stay, flagged, not offered again.
-    s.mark_delivered("acme", "GLENTRY", &ids[2..4], &delivery(r1, "B", DeliveryOutcome::Ambiguous, None))
-        .await
-        .unwrap();
+    s.mark_delivered(
+        "acme",
+        "GLENTRY",
+        &ids[2..4],
+        &delivery(r1, "B", DeliveryOutcome::Ambiguous, None),
+    )
+    .await
+    .unwrap();
     // Batch C failed: rows stay, available for retry.
     let err = "Power BI 400 InvalidRequest: column 'AMOUNT' expects Double";
-    s.mark_delivered("acme", "GLENTRY", &ids[4..6], &delivery(r1, "C", DeliveryOutcome::Failed, Some(err)))
-        .await
-        .unwrap();
+    s.mark_delivered(
+        "acme",
+        "GLENTRY",
+        &ids[4..6],
+        &delivery(r1, "C", DeliveryOutcome::Failed, Some(err)),
+    )
+    .await
+    .unwrap();
     assert_eq!(s.outbox_count("acme", "GLENTRY").await.unwrap(), 4);
     let pending = s.outbox_batch("acme", "GLENTRY", 0, 100).await.unwrap();
-    assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), ids[4..6].to_vec());
+    assert_eq!(
+        pending.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids[4..6].to_vec()
+    );
     let amb = s.ambiguous_rows("acme", "GLENTRY", 0, 100).await.unwrap();
-    assert_eq!(amb.iter().map(|r| r.id).collect::<Vec<_>>(), ids[2..4].to_vec());
-    assert!(amb.iter().all(|r| r.ambiguous && r.batch_id.as_deref() == Some("B")));
+    assert_eq!(
+        amb.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ids[2..4].to_vec()
+    );
+    assert!(
+        amb.iter()
+            .all(|r| r.ambiguous && r.batch_id.as_deref() == Some("B"))
+    );
     let st = s.stream_state("acme", "GLENTRY").await.unwrap();
     assert_eq!((st.table_rows, st.last_loaded_run), (2, Some(r1)));
 
     // The check says batch B did not land: clear, and it is offered again.
-    s.clear_ambiguous("acme", "GLENTRY", &ids[2..3]).await.unwrap();
-    assert_eq!(s.outbox_batch("acme", "GLENTRY", 0, 100).await.unwrap().len(), 3);
-    s.mark_ambiguous("acme", "GLENTRY", &ids[2..3], "B2").await.unwrap();
-    assert_eq!(s.ambiguous_rows("acme", "GLENTRY", 0, 100).await.unwrap()[0].batch_id.as_deref(), Some("B2"));
+    s.clear_ambiguous("acme", "GLENTRY", &ids[2..3])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.outbox_batch("acme", "GLENTRY", 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    s.mark_ambiguous("acme", "GLENTRY", &ids[2..3], "B2")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.ambiguous_rows("acme", "GLENTRY", 0, 100).await.unwrap()[0]
+            .batch_id
+            .as_deref(),
+        Some("B2")
+    );
 
     // Audit entries per row per delivery, with batch and request ids and the error.
     let pushed = s
-        .audit_search(&AuditFilter { connection: Some("acme".into()), action: Some(AuditAction::PushFailed), ..Default::default() })
+        .audit_search(&AuditFilter {
+            connection: Some("acme".into()),
+            action: Some(AuditAction::PushFailed),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(pushed.len(), 2);
@@ -376,20 +577,50 @@ pub async fn outbox_delivery(db: Arc<TestDb>) {
 
     // Replay: exactly the rows accepted in r1.
     let r2 = s.begin_run("acme", "manual").await.unwrap();
-    s.mark_delivered("acme", "GLENTRY", &ids[4..6], &delivery(r2, "D", DeliveryOutcome::Accepted, None))
-        .await
-        .unwrap();
+    s.mark_delivered(
+        "acme",
+        "GLENTRY",
+        &ids[4..6],
+        &delivery(r2, "D", DeliveryOutcome::Accepted, None),
+    )
+    .await
+    .unwrap();
     let replay = s.rows_pushed_by_run(r1, "GLENTRY", 0, 100).await.unwrap();
     assert_eq!(
-        replay.iter().map(|r| (r.key.as_str(), r.row_json.as_str())).collect::<Vec<_>>(),
-        vec![("k1", rows[0].row_json.as_str()), ("k2", rows[1].row_json.as_str())]
+        replay
+            .iter()
+            .map(|r| (r.key.as_str(), r.row_json.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("k1", rows[0].row_json.as_str()),
+            ("k2", rows[1].row_json.as_str())
+        ]
     );
     let replay2 = s.rows_pushed_by_run(r2, "GLENTRY", 0, 100).await.unwrap();
-    assert_eq!(replay2.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), vec!["k5", "k6"]);
-    let paged = s.rows_pushed_by_run(r2, "GLENTRY", replay2[0].id, 100).await.unwrap();
+    assert_eq!(
+        replay2.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        vec!["k5", "k6"]
+    );
+    let paged = s
+        .rows_pushed_by_run(r2, "GLENTRY", replay2[0].id, 100)
+        .await
+        .unwrap();
     assert_eq!(paged, replay2[1..].to_vec());
-    assert_eq!(s.stream_state("acme", "GLENTRY").await.unwrap().table_rows, 4);
-    assert_eq!(s.mark_delivered("acme", "GLENTRY", &[], &delivery(r2, "E", DeliveryOutcome::Accepted, None)).await.unwrap(), 0);
+    assert_eq!(
+        s.stream_state("acme", "GLENTRY").await.unwrap().table_rows,
+        4
+    );
+    assert_eq!(
+        s.mark_delivered(
+            "acme",
+            "GLENTRY",
+            &[],
+            &delivery(r2, "E", DeliveryOutcome::Accepted, None)
+        )
+        .await
+        .unwrap(),
+        0
+    );
     assert!(s.audit_verify("acme").await.unwrap().ok);
 }
 
@@ -397,31 +628,73 @@ pub async fn replace_mode_and_mirror(db: Arc<TestDb>) {
     let s = &*db.store;
     s.ensure_connection("acme").await.unwrap();
     let r1 = s.begin_run("acme", "manual").await.unwrap();
-    assert_eq!(s.stream_state("acme", "VENDOR").await.unwrap(), StreamState::default());
-    let recs: Vec<_> = ["a", "b", "c", "d", "e"].iter().map(|k| rec(k, 1)).collect();
-    s.stage_page(page("acme", r1, "VENDOR", StageMode::Replace, recs)).await.unwrap();
-    assert_eq!(s.outbox_count("acme", "VENDOR").await.unwrap(), 0, "no outbox in replace mode");
+    assert_eq!(
+        s.stream_state("acme", "VENDOR").await.unwrap(),
+        StreamState::default()
+    );
+    let recs: Vec<_> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|k| rec(k, 1))
+        .collect();
+    s.stage_page(page("acme", r1, "VENDOR", StageMode::Replace, recs))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.outbox_count("acme", "VENDOR").await.unwrap(),
+        0,
+        "no outbox in replace mode"
+    );
     assert!(s.stream_state("acme", "VENDOR").await.unwrap().dirty);
 
     // Keyset paging over the mirror.
     let p1 = s.mirror_page("acme", "VENDOR", None, 2).await.unwrap();
-    let p2 = s.mirror_page("acme", "VENDOR", Some(&p1[1].key), 2).await.unwrap();
-    let p3 = s.mirror_page("acme", "VENDOR", Some(&p2[1].key), 2).await.unwrap();
-    let keys: Vec<_> = p1.iter().chain(&p2).chain(&p3).map(|r| r.key.as_str()).collect();
+    let p2 = s
+        .mirror_page("acme", "VENDOR", Some(&p1[1].key), 2)
+        .await
+        .unwrap();
+    let p3 = s
+        .mirror_page("acme", "VENDOR", Some(&p2[1].key), 2)
+        .await
+        .unwrap();
+    let keys: Vec<_> = p1
+        .iter()
+        .chain(&p2)
+        .chain(&p3)
+        .map(|r| r.key.as_str())
+        .collect();
     assert_eq!(keys, vec!["a", "b", "c", "d", "e"]);
     assert_eq!(p1[0].row_json, rec("a", 1).row_json);
-    assert_eq!(s.mirror_keys_page("acme", "VENDOR", Some("b"), 2).await.unwrap(), vec!["c", "d"]);
+    assert_eq!(
+        s.mirror_keys_page("acme", "VENDOR", Some("b"), 2)
+            .await
+            .unwrap(),
+        vec!["c", "d"]
+    );
     assert_eq!(s.mirror_count("acme", "VENDOR").await.unwrap(), 5);
 
     let ok = |b: &str| delivery(r1, b, DeliveryOutcome::Accepted, None);
-    s.mark_reloaded("acme", "VENDOR", r1, 5, &[ok("R1"), ok("R2")]).await.unwrap();
+    s.mark_reloaded("acme", "VENDOR", r1, 5, &[ok("R1"), ok("R2")])
+        .await
+        .unwrap();
     assert_eq!(
         s.stream_state("acme", "VENDOR").await.unwrap(),
-        StreamState { dirty: false, last_loaded_run: Some(r1), table_rows: 5 }
+        StreamState {
+            dirty: false,
+            last_loaded_run: Some(r1),
+            table_rows: 5
+        }
     );
     // Nothing changed: stays clean.
     let r2 = s.begin_run("acme", "manual").await.unwrap();
-    s.stage_page(page("acme", r2, "VENDOR", StageMode::Replace, vec![rec("a", 1)])).await.unwrap();
+    s.stage_page(page(
+        "acme",
+        r2,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("a", 1)],
+    ))
+    .await
+    .unwrap();
     assert!(!s.stream_state("acme", "VENDOR").await.unwrap().dirty);
     // A delete makes it dirty; a failed reload keeps it dirty.
     let mut p = page("acme", r2, "VENDOR", StageMode::Replace, vec![]);
@@ -433,7 +706,10 @@ pub async fn replace_mode_and_mirror(db: Arc<TestDb>) {
         "VENDOR",
         r2,
         4,
-        &[delivery(r2, "R3", DeliveryOutcome::Accepted, None), delivery(r2, "R4", DeliveryOutcome::Failed, Some("429"))],
+        &[
+            delivery(r2, "R3", DeliveryOutcome::Accepted, None),
+            delivery(r2, "R4", DeliveryOutcome::Failed, Some("429")),
+        ],
     )
     .await
     .unwrap();
@@ -441,7 +717,12 @@ pub async fn replace_mode_and_mirror(db: Arc<TestDb>) {
     assert!(st.dirty);
     assert_eq!(st.last_loaded_run, Some(r1));
     let reload_entries = s
-        .audit_search(&AuditFilter { connection: Some("acme".into()), run: Some(r2), action: Some(AuditAction::PushFailed), ..Default::default() })
+        .audit_search(&AuditFilter {
+            connection: Some("acme".into()),
+            run: Some(r2),
+            action: Some(AuditAction::PushFailed),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(reload_entries.len(), 1);
@@ -453,21 +734,44 @@ pub async fn replay_as_of_run(db: Arc<TestDb>) {
     let s = &*db.store;
     s.ensure_connection("acme").await.unwrap();
     let r1 = s.begin_run("acme", "manual").await.unwrap();
-    s.stage_page(page("acme", r1, "VENDOR", StageMode::Replace, vec![rec("a", 1), rec("b", 1), rec("c", 1)]))
-        .await
-        .unwrap();
+    s.stage_page(page(
+        "acme",
+        r1,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("a", 1), rec("b", 1), rec("c", 1)],
+    ))
+    .await
+    .unwrap();
     let r2 = s.begin_run("acme", "manual").await.unwrap();
-    let mut p = page("acme", r2, "VENDOR", StageMode::Replace, vec![rec("a", 1), rec("b", 2), rec("d", 1)]);
+    let mut p = page(
+        "acme",
+        r2,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("a", 1), rec("b", 2), rec("d", 1)],
+    );
     p.deletes = vec!["c".into()];
     s.stage_page(p).await.unwrap();
     let r3 = s.begin_run("acme", "manual").await.unwrap();
-    s.stage_page(page("acme", r3, "VENDOR", StageMode::Replace, vec![rec("c", 3)])).await.unwrap();
+    s.stage_page(page(
+        "acme",
+        r3,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("c", 3)],
+    ))
+    .await
+    .unwrap();
 
     let as_of = |run| async move {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = s.rows_as_of_run("acme", "VENDOR", run, after.as_deref(), 2).await.unwrap();
+            let page = s
+                .rows_as_of_run("acme", "VENDOR", run, after.as_deref(), 2)
+                .await
+                .unwrap();
             let Some(last) = page.last() else { break };
             after = Some(last.key.clone());
             out.extend(page.into_iter().map(|r| (r.key, r.row_json)));
@@ -477,7 +781,10 @@ pub async fn replay_as_of_run(db: Arc<TestDb>) {
     let row = |k: &str, v| (k.to_string(), rec(k, v).row_json);
     assert_eq!(as_of(r1).await, vec![row("a", 1), row("b", 1), row("c", 1)]);
     assert_eq!(as_of(r2).await, vec![row("a", 1), row("b", 2), row("d", 1)]);
-    assert_eq!(as_of(r3).await, vec![row("a", 1), row("b", 2), row("c", 3), row("d", 1)]);
+    assert_eq!(
+        as_of(r3).await,
+        vec![row("a", 1), row("b", 2), row("c", 3), row("d", 1)]
+    );
     // The current mirror agrees with the latest replay.
     let mirror: Vec<_> = s
         .mirror_page("acme", "VENDOR", None, 100)
@@ -512,28 +819,71 @@ pub async fn leases(db: Arc<TestDb>) {
     s.ensure_connection("acme").await.unwrap();
     s.ensure_connection("globex").await.unwrap();
     let ttl = Duration::from_secs(60);
-    let a = s.try_acquire_lease("acme", "worker-a", ttl).await.unwrap().expect("free lease");
+    let a = s
+        .try_acquire_lease("acme", "worker-a", ttl)
+        .await
+        .unwrap()
+        .expect("free lease");
     assert_eq!(a.worker_id, "worker-a");
     assert_eq!(a.expires_at, db.clock.now() + chrono::Duration::seconds(60));
-    assert!(s.try_acquire_lease("acme", "worker-b", ttl).await.unwrap().is_none(), "held");
-    assert!(s.try_acquire_lease("globex", "worker-b", ttl).await.unwrap().is_some(), "other connection");
-    assert_eq!(s.current_lease("acme").await.unwrap().unwrap().token, a.token);
+    assert!(
+        s.try_acquire_lease("acme", "worker-b", ttl)
+            .await
+            .unwrap()
+            .is_none(),
+        "held"
+    );
+    assert!(
+        s.try_acquire_lease("globex", "worker-b", ttl)
+            .await
+            .unwrap()
+            .is_some(),
+        "other connection"
+    );
+    assert_eq!(
+        s.current_lease("acme").await.unwrap().unwrap().token,
+        a.token
+    );
 
     db.clock.advance(chrono::Duration::seconds(50));
-    let renewed = s.renew_lease("acme", &a.token, ttl).await.unwrap().expect("still ours");
+    let renewed = s
+        .renew_lease("acme", &a.token, ttl)
+        .await
+        .unwrap()
+        .expect("still ours");
     db.clock.advance(chrono::Duration::seconds(50));
-    assert!(s.try_acquire_lease("acme", "worker-b", ttl).await.unwrap().is_none(), "renewed");
+    assert!(
+        s.try_acquire_lease("acme", "worker-b", ttl)
+            .await
+            .unwrap()
+            .is_none(),
+        "renewed"
+    );
     assert!(renewed.expires_at > a.expires_at);
 
     // Worker A dies: after expiry B takes over, and A's token no longer works.
     db.clock.advance(chrono::Duration::seconds(11));
-    let b = s.try_acquire_lease("acme", "worker-b", ttl).await.unwrap().expect("expired lease");
+    let b = s
+        .try_acquire_lease("acme", "worker-b", ttl)
+        .await
+        .unwrap()
+        .expect("expired lease");
     assert_ne!(b.token, a.token);
-    assert!(s.renew_lease("acme", &a.token, ttl).await.unwrap().is_none());
+    assert!(
+        s.renew_lease("acme", &a.token, ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(!s.release_lease("acme", &a.token).await.unwrap());
     assert!(s.release_lease("acme", &b.token).await.unwrap());
     assert!(s.current_lease("acme").await.unwrap().is_none());
-    assert!(s.try_acquire_lease("acme", "worker-c", ttl).await.unwrap().is_some());
+    assert!(
+        s.try_acquire_lease("acme", "worker-c", ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 pub async fn leases_race(db: Arc<TestDb>) {
@@ -542,7 +892,9 @@ pub async fn leases_race(db: Arc<TestDb>) {
         .map(|i| {
             let s = db.store.clone();
             tokio::spawn(async move {
-                s.try_acquire_lease("acme", &format!("w{i}"), Duration::from_secs(60)).await.unwrap()
+                s.try_acquire_lease("acme", &format!("w{i}"), Duration::from_secs(60))
+                    .await
+                    .unwrap()
             })
         })
         .collect();
@@ -558,28 +910,118 @@ pub async fn audit_search_and_export(db: Arc<TestDb>) {
     s.ensure_connection("acme").await.unwrap();
     s.ensure_connection("globex").await.unwrap();
     let r1 = s.begin_run("acme", "manual").await.unwrap();
-    s.stage_page(page("acme", r1, "VENDOR", StageMode::Replace, vec![rec("1", 1), rec("2", 1)])).await.unwrap();
+    s.stage_page(page(
+        "acme",
+        r1,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("1", 1), rec("2", 1)],
+    ))
+    .await
+    .unwrap();
     db.clock.advance(chrono::Duration::hours(1));
     let t1 = db.clock.now();
     let r2 = s.begin_run("acme", "manual").await.unwrap();
     let mut with_comma = rec("3", 1);
     with_comma.row_json = "{\"NAME\":\"Smith, \\\"J\\\"\"}".into();
-    s.stage_page(page("acme", r2, "CUSTOMER", StageMode::Replace, vec![rec("1", 2), with_comma])).await.unwrap();
+    s.stage_page(page(
+        "acme",
+        r2,
+        "CUSTOMER",
+        StageMode::Replace,
+        vec![rec("1", 2), with_comma],
+    ))
+    .await
+    .unwrap();
     let g = s.begin_run("globex", "manual").await.unwrap();
-    s.stage_page(page("globex", g, "VENDOR", StageMode::Replace, vec![rec("1", 1)])).await.unwrap();
+    s.stage_page(page(
+        "globex",
+        g,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("1", 1)],
+    ))
+    .await
+    .unwrap();
 
     let f = |f: AuditFilter| async move { s.audit_search(&f).await.unwrap() };
-    assert_eq!(f(AuditFilter { connection: Some("acme".into()), ..Default::default() }).await.len(), 4);
+    assert_eq!(
+        f(AuditFilter {
+            connection: Some("acme".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        4
+    );
     assert_eq!(f(AuditFilter::default()).await.len(), 5);
-    assert_eq!(f(AuditFilter { run: Some(r2), ..Default::default() }).await.len(), 2);
-    assert_eq!(f(AuditFilter { stream: Some("VENDOR".into()), ..Default::default() }).await.len(), 3);
-    let k1 = f(AuditFilter { connection: Some("acme".into()), record_key: Some("1".into()), ..Default::default() }).await;
-    assert_eq!(k1.iter().map(|e| e.stream.as_deref().unwrap()).collect::<Vec<_>>(), vec!["VENDOR", "CUSTOMER"]);
-    assert_eq!(f(AuditFilter { from: Some(t1), ..Default::default() }).await.len(), 3);
-    assert_eq!(f(AuditFilter { to: Some(t1), ..Default::default() }).await.len(), 2);
-    assert_eq!(f(AuditFilter { action: Some(AuditAction::Inserted), ..Default::default() }).await.len(), 5);
-    let first2 = f(AuditFilter { limit: Some(2), ..Default::default() }).await;
-    let rest = f(AuditFilter { after_id: Some(first2[1].id), ..Default::default() }).await;
+    assert_eq!(
+        f(AuditFilter {
+            run: Some(r2),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        f(AuditFilter {
+            stream: Some("VENDOR".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        3
+    );
+    let k1 = f(AuditFilter {
+        connection: Some("acme".into()),
+        record_key: Some("1".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        k1.iter()
+            .map(|e| e.stream.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["VENDOR", "CUSTOMER"]
+    );
+    assert_eq!(
+        f(AuditFilter {
+            from: Some(t1),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        f(AuditFilter {
+            to: Some(t1),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        2
+    );
+    assert_eq!(
+        f(AuditFilter {
+            action: Some(AuditAction::Inserted),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        5
+    );
+    let first2 = f(AuditFilter {
+        limit: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let rest = f(AuditFilter {
+        after_id: Some(first2[1].id),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(first2.len() + rest.len(), 5);
     assert!(first2[1].id < rest[0].id);
     let e = &k1[0];
@@ -587,16 +1029,29 @@ pub async fn audit_search_and_export(db: Arc<TestDb>) {
     assert_eq!((e.seq, e.prev_hash.len(), e.hash.len()), (1, 64, 64));
     assert_eq!(e.prev_hash, "0".repeat(64));
 
-    let filter = AuditFilter { connection: Some("acme".into()), ..Default::default() };
+    let filter = AuditFilter {
+        connection: Some("acme".into()),
+        ..Default::default()
+    };
     let mut csv = Vec::new();
-    assert_eq!(export_audit(s, &filter, ExportFormat::Csv, &mut csv).await.unwrap(), 4);
+    assert_eq!(
+        export_audit(s, &filter, ExportFormat::Csv, &mut csv)
+            .await
+            .unwrap(),
+        4
+    );
     let csv = String::from_utf8(csv).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[0].starts_with("id,connection,seq,run,"));
-    assert!(csv.contains("\"{\"\"NAME\"\":\"\"Smith, \\\"\"J\\\"\"\"\"}\""), "{csv}");
+    assert!(
+        csv.contains("\"{\"\"NAME\"\":\"\"Smith, \\\"\"J\\\"\"\"\"}\""),
+        "{csv}"
+    );
     let mut jl = Vec::new();
-    export_audit(s, &filter, ExportFormat::JsonLines, &mut jl).await.unwrap();
+    export_audit(s, &filter, ExportFormat::JsonLines, &mut jl)
+        .await
+        .unwrap();
     let parsed: Vec<AuditEntry> = String::from_utf8(jl)
         .unwrap()
         .lines()
@@ -609,7 +1064,9 @@ async fn chain_of(s: &dyn Store, conn: &str, n: usize) {
     s.ensure_connection(conn).await.unwrap();
     let run = s.begin_run(conn, "manual").await.unwrap();
     let recs = (0..n).map(|i| rec(&format!("k{i:03}"), 1)).collect();
-    s.stage_page(page(conn, run, "VENDOR", StageMode::Replace, recs)).await.unwrap();
+    s.stage_page(page(conn, run, "VENDOR", StageMode::Replace, recs))
+        .await
+        .unwrap();
 }
 
 fn cid_of(conn: &str) -> String {
@@ -621,14 +1078,21 @@ pub async fn audit_verify_detects_tampering(db: Arc<TestDb>) {
     for conn in ["clean", "edited", "deleted", "swapped", "truncated"] {
         chain_of(s, conn, 5).await;
         let r = s.audit_verify(conn).await.unwrap();
-        assert!(r.ok && r.entries_checked == 5 && r.first_bad.is_none(), "{conn}: {r:?}");
+        assert!(
+            r.ok && r.entries_checked == 5 && r.first_bad.is_none(),
+            "{conn}: {r:?}"
+        );
     }
     db.exec(&format!(
         "UPDATE audit SET row_json = '{{\"KEY\":\"k002\",\"V\":666}}' WHERE connection_id = {} AND seq = 3",
         cid_of("edited")
     ))
     .await;
-    db.exec(&format!("DELETE FROM audit WHERE connection_id = {} AND seq = 2", cid_of("deleted"))).await;
+    db.exec(&format!(
+        "DELETE FROM audit WHERE connection_id = {} AND seq = 2",
+        cid_of("deleted")
+    ))
+    .await;
     let c = cid_of("swapped");
     db.exec(&format!(
         "UPDATE audit SET seq = -1 WHERE connection_id = {c} AND seq = 2; \
@@ -636,7 +1100,11 @@ pub async fn audit_verify_detects_tampering(db: Arc<TestDb>) {
          UPDATE audit SET seq = 3 WHERE connection_id = {c} AND seq = -1;"
     ))
     .await;
-    db.exec(&format!("DELETE FROM audit WHERE connection_id = {} AND seq = 5", cid_of("truncated"))).await;
+    db.exec(&format!(
+        "DELETE FROM audit WHERE connection_id = {} AND seq = 5",
+        cid_of("truncated")
+    ))
+    .await;
 
     let bad = |conn: &'static str| async move {
         let r = s.audit_verify(conn).await.unwrap();
@@ -651,7 +1119,10 @@ pub async fn audit_verify_detects_tampering(db: Arc<TestDb>) {
     assert!(why.contains("missing"), "{why}");
     assert_eq!(bad("swapped").await.0, 2);
     assert_eq!(bad("truncated").await.0, 5);
-    assert!(s.audit_verify("clean").await.unwrap().ok, "other chains unaffected");
+    assert!(
+        s.audit_verify("clean").await.unwrap().ok,
+        "other chains unaffected"
+    );
 }
 
 pub async fn audit_prune_keeps_chain_verifiable(db: Arc<TestDb>) {
@@ -660,31 +1131,100 @@ pub async fn audit_prune_keeps_chain_verifiable(db: Arc<TestDb>) {
     db.clock.advance(chrono::Duration::days(40));
     let cut = db.clock.now();
     let run = s.begin_run("acme", "manual").await.unwrap();
-    s.stage_page(page("acme", run, "GLENTRY", StageMode::Append, vec![rec("x", 1)])).await.unwrap(); // seq 5
-    s.stage_page(page("acme", run, "VENDOR", StageMode::Replace, vec![rec("k000", 2)])).await.unwrap(); // seq 6
+    s.stage_page(page(
+        "acme",
+        run,
+        "GLENTRY",
+        StageMode::Append,
+        vec![rec("x", 1)],
+    ))
+    .await
+    .unwrap(); // seq 5
+    s.stage_page(page(
+        "acme",
+        run,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("k000", 2)],
+    ))
+    .await
+    .unwrap(); // seq 6
 
     // seq 5 still has a row waiting in the outbox: pruning stops before it.
-    let r = s.audit_prune("acme", cut + chrono::Duration::seconds(1)).await.unwrap();
-    assert_eq!(r, PruneReport { deleted: 4, anchor_seq: Some(4) });
+    let r = s
+        .audit_prune("acme", cut + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        PruneReport {
+            deleted: 4,
+            anchor_seq: Some(4)
+        }
+    );
     let v = s.audit_verify("acme").await.unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!((v.entries_checked, v.anchor_seq), (2, Some(4)));
-    assert_eq!(audit_all(s, "acme").await.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 6]);
+    assert_eq!(
+        audit_all(s, "acme")
+            .await
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        vec![5, 6]
+    );
 
     // Deliver it; a later prune moves the anchor on and the chain still verifies.
-    let ids: Vec<i64> = s.outbox_batch("acme", "GLENTRY", 0, 10).await.unwrap().iter().map(|r| r.id).collect();
-    s.mark_delivered("acme", "GLENTRY", &ids, &delivery(run, "B", DeliveryOutcome::Accepted, None)).await.unwrap(); // seq 7
+    let ids: Vec<i64> = s
+        .outbox_batch("acme", "GLENTRY", 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    s.mark_delivered(
+        "acme",
+        "GLENTRY",
+        &ids,
+        &delivery(run, "B", DeliveryOutcome::Accepted, None),
+    )
+    .await
+    .unwrap(); // seq 7
     db.clock.advance(chrono::Duration::days(1));
-    s.stage_page(page("acme", run, "VENDOR", StageMode::Replace, vec![rec("k001", 2)])).await.unwrap(); // seq 8
-    let r = s.audit_prune("acme", cut + chrono::Duration::hours(1)).await.unwrap();
-    assert_eq!(r, PruneReport { deleted: 3, anchor_seq: Some(7) });
+    s.stage_page(page(
+        "acme",
+        run,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("k001", 2)],
+    ))
+    .await
+    .unwrap(); // seq 8
+    let r = s
+        .audit_prune("acme", cut + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        PruneReport {
+            deleted: 3,
+            anchor_seq: Some(7)
+        }
+    );
     let v = s.audit_verify("acme").await.unwrap();
     assert!(v.ok && v.entries_checked == 1, "{v:?}");
     // Nothing older: no-op.
     assert_eq!(s.audit_prune("acme", cut).await.unwrap().deleted, 0);
     // Tampering after pruning is still caught.
-    db.exec(&format!("UPDATE audit SET record_key = 'zzz' WHERE connection_id = {} AND seq = 8", cid_of("acme"))).await;
-    assert_eq!(s.audit_verify("acme").await.unwrap().first_bad.unwrap().0, 8);
+    db.exec(&format!(
+        "UPDATE audit SET record_key = 'zzz' WHERE connection_id = {} AND seq = 8",
+        cid_of("acme")
+    ))
+    .await;
+    assert_eq!(
+        s.audit_verify("acme").await.unwrap().first_bad.unwrap().0,
+        8
+    );
     // ...and a broken prefix is never pruned away.
     db.clock.advance(chrono::Duration::days(1));
     let e = s.audit_prune("acme", db.clock.now()).await.unwrap_err();
@@ -702,9 +1242,15 @@ pub async fn concurrent_staging_serialises_chain(db: Arc<TestDb>) {
             let s = db.store.clone();
             tokio::spawn(async move {
                 for p in 0..5 {
-                    let (conn, run) = if t % 2 == 0 { ("acme", run) } else { ("globex", grun) };
+                    let (conn, run) = if t % 2 == 0 {
+                        ("acme", run)
+                    } else {
+                        ("globex", grun)
+                    };
                     let recs = (0..50).map(|i| rec(&format!("t{t}-p{p}-{i}"), 1)).collect();
-                    s.stage_page(page(conn, run, &format!("S{t}"), StageMode::Append, recs)).await.unwrap();
+                    s.stage_page(page(conn, run, &format!("S{t}"), StageMode::Append, recs))
+                        .await
+                        .unwrap();
                 }
             })
         })

@@ -80,7 +80,9 @@ impl TestDb {
     pub async fn postgres() -> Option<TestDb> {
         let Ok(admin_url) = std::env::var(PG_ENV) else {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but {PG_ENV} is unset: the PostgreSQL conformance tests cannot run");
+                panic!(
+                    "CI=true but {PG_ENV} is unset: the PostgreSQL conformance tests cannot run"
+                );
             }
             println!("skipped: PostgreSQL tests need {PG_ENV}");
             return None;
@@ -173,10 +175,12 @@ impl TestDb {
         } = &self.backend
         {
             let admin = sqlx::PgPool::connect(admin_url).await.unwrap();
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"))
-                .execute(&admin)
-                .await
-                .unwrap();
+            sqlx::raw_sql(&format!(
+                "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+            ))
+            .execute(&admin)
+            .await
+            .unwrap();
             admin.close().await;
         }
     }
