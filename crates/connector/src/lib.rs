@@ -12,11 +12,13 @@
 //! - [`schedule`]: cron in a time zone, catch-up of a missed run, one run at a time per connection.
 //! - [`service`]: the long-running `ml-connector run`.
 //! - [`demo`]: both simulators in-process and the full job against them.
+//! - [`bench`]: the end-to-end benchmark against the simulators.
 //! - [`cli`]: the command line (a thin shell: parse, call the library, print).
 //!
 //! The remote APIs live in their own crates (`ml-intacct`, `ml-powerbi`), the state in `ml-store`, and the
 //! simulators in `ml-sim-intacct` / `ml-sim-powerbi`, which share no code with the clients.
 
+pub mod bench;
 pub mod catalogue;
 pub mod cli;
 pub mod config;

@@ -1252,6 +1252,22 @@ async fn entity_sessions_and_wildcard_listener() {
         Some("200")
     );
 
+    // Balances seen from the entity are that location's only.
+    let in_200 = sim
+        .records("GLACCOUNTBALANCE")
+        .iter()
+        .filter(|r| r["LOCATIONID"] == "200")
+        .count();
+    let (_, doc) = post(
+        &sim.endpoint(),
+        envelope(
+            &session(&entity_sid),
+            &query("b", "GLACCOUNTBALANCE", &["RECORDNO"], "", "", 1, 0),
+        ),
+    )
+    .await;
+    assert_eq!(attr(&doc, "data", "totalcount"), Some(in_200.to_string()));
+
     let bad = "<function controlid=\"e\"><getAPISession><locationid>999</locationid></getAPISession></function>";
     let (_, doc) = post(&sim.endpoint(), envelope(&session(&sid), bad)).await;
     assert_eq!(

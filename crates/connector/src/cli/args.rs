@@ -86,6 +86,9 @@ pub enum Command {
     /// Compare each Power BI table with the local mirror (row counts and column sums).
     #[command(after_help = "Example: ml-connector verify --connection acme")]
     Verify(ConnectionArg),
+    /// Measure the whole job against the simulators: requests, wall time against its floor, CPU, memory.
+    #[command(after_help = "Example: cargo run --release -- bench --records 1000000")]
+    Bench(crate::bench::BenchArgs),
     /// Start one simulator on a port, for trying the connector by hand.
     #[command(subcommand)]
     Sim(SimCommand),

@@ -193,7 +193,8 @@ fn run_call(state: &Arc<State>, p: &Principal, name: &str, call: Call) -> Outcom
             from_acct,
             to_acct,
             glaccountno,
-            locationid,
+            // An entity session only sees its own location's balances.
+            locationid.or_else(|| (!p.locationid.is_empty()).then(|| p.locationid.clone())),
             departmentid,
             showzero,
             &book,

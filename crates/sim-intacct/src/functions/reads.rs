@@ -93,6 +93,13 @@ pub(super) fn visible(p: &Principal, row: &RowRef<'_>, showprivate: bool) -> boo
         return true;
     }
     let Some(fi) = row.def.field_index("MEGAENTITYID") else {
+        // Balances carry no owner; an entity session sees its own location's rows only.
+        if row.def.kind == Kind::GlAccountBalance && !p.locationid.is_empty() {
+            return row
+                .def
+                .field_index("LOCATIONID")
+                .is_some_and(|li| row.text(li) == p.locationid);
+        }
         return true;
     };
     match row.val(fi) {
