@@ -188,6 +188,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 exit::DIFFERENCE
             })
         }
+        Command::Bench(args) => {
+            crate::bench::run(args).await?;
+            Ok(exit::OK)
+        }
         Command::Sim(SimCommand::Intacct {
             port,
             vendors,
