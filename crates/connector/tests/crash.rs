@@ -10,63 +10,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{World, tiny_intacct};
+use common::{World, tiny_intacct, write_config};
 use ml_connector::transform::parse_gmt_offset;
 use rand::{Rng, SeedableRng};
 
 const SEEDS: u64 = 20;
-
-fn write_config(w: &World, path: &Path) {
-    let c = &w.cfg;
-    let mut text = format!(
-        r#"data_dir = "state"
-
-[[connection]]
-name = "{name}"
-
-[connection.intacct]
-sender_id = "{sender}"
-company_id = "{company}"
-user_id = "{user}"
-endpoint = "{endpoint}"
-allow_loopback_http = true
-
-[connection.powerbi]
-tenant_id = "{tenant}"
-client_id = "{client}"
-workspace = "{workspace}"
-dataset = "{dataset}"
-authority_url = "{authority}"
-api_url = "{api}"
-allow_loopback_http = true
-"#,
-        name = c.name,
-        sender = c.intacct.sender_id,
-        company = c.intacct.company_id,
-        user = c.intacct.user_id,
-        endpoint = c.intacct.endpoint.as_ref().unwrap(),
-        tenant = c.powerbi.tenant_id,
-        client = c.powerbi.client_id,
-        workspace = c.powerbi.workspace,
-        dataset = c.powerbi.dataset,
-        authority = c.powerbi.authority_url.as_ref().unwrap(),
-        api = c.powerbi.api_url.as_ref().unwrap(),
-    );
-    for s in &c.streams {
-        if s.kind == ml_connector::catalogue::StreamKind::Balances {
-            continue;
-        }
-        let mode = match s.mode {
-            ml_connector::config::Mode::Replace => "replace",
-            ml_connector::config::Mode::Append => "append",
-        };
-        text.push_str(&format!(
-            "\n[[connection.stream]]\nobject = \"{}\"\nmode = \"{mode}\"\nlookback = \"0s\"\n",
-            s.object
-        ));
-    }
-    std::fs::write(path, text).unwrap();
-}
 
 /// Runs `sync`; with `kill_after = Some(n)`, SIGKILLs it after its n-th log line. Returns whether it ran to
 /// the end by itself, and its exit status then.

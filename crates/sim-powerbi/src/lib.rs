@@ -37,6 +37,8 @@
 //! - Blank DAX results (COUNTROWS of an empty table) are omitted from the row unless `includeNulls` is true,
 //!   as the service does: `{"rows":[{}]}`.
 //! - Rate windows are sliding; `Retry-After` is the whole seconds until the window frees enough budget (≥ 1).
+//! - `defaultRetentionPolicy` and `defaultMode` are matched case-insensitively (.NET enum parsing); JSON property
+//!   names are case-sensitive; `$filter=name eq '…'` on groups is case-sensitive.
 //! - Strings are limited in Unicode scalar values (chars), DateTime values must be ISO 8601
 //!   (`2024-06-30`, `2024-06-30T12:00:00[.fff][Z|±hh:mm]`), Decimal accepts a JSON number or a numeric string.
 //!

@@ -43,11 +43,17 @@ pub fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            let code = if e.downcast_ref::<crate::config::ConfigError>().is_some() {
-                exit::USAGE
-            } else {
-                exit::FAILURE
-            };
+            let usage = e.chain().any(|c| {
+                c.downcast_ref::<crate::config::ConfigError>().is_some()
+                    || matches!(
+                        c.downcast_ref::<crate::context::ContextError>(),
+                        Some(
+                            crate::context::ContextError::Config(_)
+                                | crate::context::ContextError::Usage(_)
+                        )
+                    )
+            });
+            let code = if usage { exit::USAGE } else { exit::FAILURE };
             ExitCode::from(code)
         }
     }

@@ -89,15 +89,20 @@ pub async fn intacct_query(
     let page = client.query(query).await?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    use std::io::Write;
     for r in page.records.iter().take(limit as usize) {
-        let map: serde_json::Map<String, serde_json::Value> = r
-            .fields()
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        serde_json::to_writer(&mut out, &map)?;
-        use std::io::Write;
-        writeln!(out)?;
+        // Fields in Intacct's order (a JSON map would sort them).
+        let mut line = String::from("{");
+        for (i, (k, v)) in r.fields().iter().enumerate() {
+            if i > 0 {
+                line.push(',');
+            }
+            line.push_str(&serde_json::to_string(k)?);
+            line.push(':');
+            line.push_str(&serde_json::to_string(v)?);
+        }
+        line.push('}');
+        writeln!(out, "{line}")?;
     }
     Ok(exit::OK)
 }

@@ -1,0 +1,205 @@
+//! The binary as a user runs it: init, credentials from stdin, ping, sync, runs, audit — against the
+//! simulators — and proof that no secret reaches the terminal, the logs or the state files in clear.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{World, tiny_intacct, write_config};
+
+fn bin(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ml-connector"))
+        .arg("--config")
+        .arg(config)
+        .args(["--log-format", "json"])
+        .args(args)
+        .env("ML_CONNECTOR_LOG", "debug")
+        .env_remove("ML_CONNECTOR_MASTER_KEY")
+        .env_remove("ML_CONNECTOR_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run_blocking<F: FnOnce() -> Output + Send + 'static>(
+    f: F,
+) -> impl std::future::Future<Output = Output> {
+    async move { tokio::task::spawn_blocking(f).await.unwrap() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_sets_up_and_syncs_without_any_secret_leaking() {
+    let w = World::start(tiny_intacct()).await;
+    let config = w.dir.path().join("ml-connector.toml");
+
+    // init writes the example and a 0600 key file, and refuses to overwrite the config.
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["init"], None)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let key_file = w.dir.path().join(".ml-connector/master.key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["init"], None)).await;
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--force"));
+
+    // Point it at the simulators (data_dir = "state"), keep the key init made.
+    write_config(&w, &config);
+    std::fs::create_dir_all(w.dir.path().join("state")).unwrap();
+    std::fs::rename(&key_file, w.dir.path().join("state/master.key")).unwrap();
+
+    let sender_pw = ml_sim_intacct::DEFAULT_SENDER_PASSWORD;
+    let user_pw = ml_sim_intacct::DEFAULT_USER_PASSWORD;
+    let secret = ml_sim_powerbi::DEFAULT_CLIENT_SECRET;
+
+    // A wrong user password is stored, then diagnosed by ping with exit code 4.
+    let c = config.clone();
+    let input = format!("{sender_pw}\nnot-the-password\n");
+    let out = run_blocking(move || {
+        bin(
+            &c,
+            &["credentials", "set", "intacct", "--stdin"],
+            Some(&input),
+        )
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["intacct", "ping"], None)).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("Sign-in information is incorrect"),
+        "{}",
+        text(&out)
+    );
+
+    // The right ones.
+    let mut all_output = String::new();
+    let c = config.clone();
+    let input = format!("{sender_pw}\n{user_pw}\n");
+    let out = run_blocking(move || {
+        bin(
+            &c,
+            &["credentials", "set", "intacct", "--stdin"],
+            Some(&input),
+        )
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    all_output += &text(&out);
+    let c = config.clone();
+    let input = format!("{secret}\n");
+    let out = run_blocking(move || {
+        bin(
+            &c,
+            &["credentials", "set", "powerbi", "--stdin"],
+            Some(&input),
+        )
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    all_output += &text(&out);
+
+    for args in [
+        vec!["credentials", "show"],
+        vec!["ping"],
+        vec!["sync"],
+        vec!["runs", "list"],
+        vec!["runs", "show", "1"],
+        vec!["audit", "verify"],
+        vec!["verify"],
+        vec![
+            "intacct",
+            "query",
+            "VENDOR",
+            "--fields",
+            "RECORDNO,NAME",
+            "--where",
+            "STATUS = 'active'",
+            "--limit",
+            "3",
+        ],
+    ] {
+        let c = config.clone();
+        let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = run_blocking(move || {
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            bin(&c, &refs, None)
+        })
+        .await;
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        all_output += &text(&out);
+    }
+    assert!(all_output.contains("Intacct   OK"), "{all_output}");
+    assert!(all_output.contains("Power BI  OK"), "{all_output}");
+    assert!(all_output.contains("verified"), "{all_output}");
+    assert_eq!(
+        all_output
+            .lines()
+            .filter(|l| l.starts_with("{\"RECORDNO\""))
+            .count(),
+        3,
+        "intacct query prints JSON lines"
+    );
+
+    // No secret in anything printed or logged, nor in clear in the state files.
+    for s in [sender_pw, user_pw, secret] {
+        assert!(!all_output.contains(s), "a secret reached the output");
+    }
+    for entry in std::fs::read_dir(w.dir.path().join("state")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() == "master.key" {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for s in [sender_pw, user_pw, secret] {
+            assert!(
+                !bytes.windows(s.len()).any(|win| win == s.as_bytes()),
+                "{} holds a secret in clear",
+                path.display()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_configuration_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        ml_connector::config::EXAMPLE.replace("retention = \"none\"", "retention = \"forever\""),
+    )
+    .unwrap();
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["sync"], None)).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("bad.toml:") && t.contains("`powerbi.retention`") && t.contains("basicFIFO"),
+        "{t}"
+    );
+}
