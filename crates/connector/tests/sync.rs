@@ -240,3 +240,68 @@ fn sorted(mut rows: Vec<serde_json::Map<String, serde_json::Value>>) -> Vec<Stri
     out.sort();
     out
 }
+
+/// A batch whose connection dropped after Power BI stored it must not be sent again; one dropped before
+/// it was stored must be. The next run tells them apart by counting the table's rows.
+#[tokio::test]
+async fn an_append_batch_of_unknown_fate_is_resolved_without_doubling() {
+    use ml_sim_powerbi::{FaultKind, FaultPlan, Operation, Trigger};
+    let w = World::start(tiny_intacct()).await;
+    let conn = w.connection().await;
+    assert_eq!(
+        conn.run(&opts(), &Events::default()).await.unwrap().status,
+        RunStatus::Succeeded
+    );
+    let offset = user_offset(&conn).await;
+
+    for (round, fault) in [FaultKind::ResetAfterApply, FaultKind::ResetBeforeApply]
+        .into_iter()
+        .enumerate()
+    {
+        w.intacct.advance_clock(Duration::from_secs(3600));
+        for i in 0..3 {
+            let total = format!("{round}{i}.25");
+            w.intacct.insert(
+                "APPYMT",
+                fields(&[
+                    ("VENDORID", "V00001"),
+                    ("STATE", "C"),
+                    ("TOTALENTERED", total.as_str()),
+                ]),
+            );
+        }
+        let before = w.table("APPayments").len();
+        w.powerbi.set_faults(FaultPlan::none().with(
+            Some(Operation::PostRows),
+            Trigger::FirstN { n: 1 },
+            fault.clone(),
+        ));
+        let report = conn.run(&opts(), &Events::default()).await.unwrap();
+        assert_eq!(report.status, RunStatus::Partial, "{report:#?}");
+        let pay = report
+            .streams
+            .iter()
+            .find(|s| s.object == "APPYMT")
+            .unwrap();
+        assert!(
+            pay.error.as_deref().unwrap().contains("may or may not"),
+            "{pay:#?}"
+        );
+        let expected_now = if matches!(fault, FaultKind::ResetAfterApply) {
+            before + 3
+        } else {
+            before
+        };
+        assert_eq!(w.table("APPayments").len(), expected_now, "{fault:?}");
+
+        w.powerbi.set_faults(FaultPlan::none());
+        let report = conn.run(&opts(), &Events::default()).await.unwrap();
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+        assert_eq!(
+            w.table("APPayments").len(),
+            before + 3,
+            "{fault:?}: lost or doubled rows"
+        );
+        w.assert_tables_equal_source(offset);
+    }
+}

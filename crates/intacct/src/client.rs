@@ -514,15 +514,65 @@ impl IntacctClient {
     ///
     /// The next page is fetched while the consumer handles the current one (one page ahead,
     /// inside the concurrency limit).
+    ///
+    /// A full read (`since = None`) with a concurrency limit above 1 runs as parallel keyset
+    /// chains instead (see [`Self::full_read`]): same records, same guarantees, pages in any
+    /// order, in about `1 / max_concurrent_requests` of the time.
     pub fn changed_since(
         &self,
         req: ChangedSince,
     ) -> impl futures::Stream<Item = Result<Page, IntacctError>> + Send + 'static {
+        use futures::StreamExt;
+        if req.since.is_none() && self.inner.settings.max_concurrent_requests > 1 {
+            return self.full_read(req).left_stream();
+        }
         let resume = Resume {
             never_modified: Some(None),
             modified: Some(req.since),
         };
-        self.changed_since_resume(req, resume)
+        self.changed_since_resume(req, resume).right_stream()
+    }
+
+    /// Every record of an object, read by parallel keyset chains that keep all
+    /// `max_concurrent_requests` slots busy (a single keyset scan waits one round trip per page,
+    /// so it can use only one slot whatever the limit).
+    ///
+    /// - The never-modified pass is one chain, started together with the first page of the
+    ///   modified pass.
+    /// - The first modified page tells how many records follow (`numremaining`) and how densely
+    ///   their WHENMODIFIED values lie; the rest of the pass is cut at estimated WHENMODIFIED
+    ///   boundaries into `max_concurrent_requests` chains of about equal size, each its own
+    ///   (WHENMODIFIED, RECORDNO) keyset scan inside `(lower, upper]`. No request is spent on
+    ///   probing: a wrong estimate only makes one chain longer than the others.
+    /// - A record modified during the read leaves its chain's range for the top one (its new
+    ///   WHENMODIFIED is the latest), so the top chain's last query is sent only after every other
+    ///   chain has finished; should the top chain run out earlier it asks once more then. That
+    ///   keeps the sequential scan's guarantee: every record existing at the start is yielded at
+    ///   least once, and the highest cursor yielded is a safe watermark.
+    ///
+    /// Each chain ends on its own partial page, so a read of n records costs at most
+    /// ⌈n/page⌉ + 1 + max_concurrent_requests requests (one more in the rare case above).
+    /// At most `max_concurrent_requests` pages are fetched ahead of the consumer.
+    pub fn full_read(
+        &self,
+        req: ChangedSince,
+    ) -> impl futures::Stream<Item = Result<Page, IntacctError>> + Send + 'static {
+        let client = self.clone();
+        let width = self.inner.settings.max_concurrent_requests.max(1);
+        prefetching_n(width, move |tx| async move {
+            let ps = client.page_size(req.page_size);
+            // Chains other than the top one still running; the top one's last query waits for 0.
+            let (others_tx, others_rx) = tokio::sync::watch::channel(1usize);
+            let nm = async {
+                let r = never_modified_chain(&client, &req, ps, &tx).await;
+                others_tx.send_modify(|n| *n -= 1);
+                r
+            };
+            let m = modified_chains(&client, &req, ps, width, &tx, &others_tx, others_rx);
+            if let Err(Stop::Failed(e)) = futures::try_join!(nm, m) {
+                let _ = tx.send(Err(e)).await;
+            }
+        })
     }
 
     /// Continues a `changed_since` stream from [`FirstPages::resume`].
@@ -799,6 +849,192 @@ impl IntacctClient {
     }
 }
 
+/// Why a chain of [`IntacctClient::full_read`] stopped early.
+enum Stop {
+    /// The consumer dropped the stream.
+    Closed,
+    Failed(IntacctError),
+}
+
+type PageTx = tokio::sync::mpsc::Sender<Result<Page, IntacctError>>;
+
+async fn never_modified_chain(
+    client: &IntacctClient,
+    req: &ChangedSince,
+    ps: u32,
+    tx: &PageTx,
+) -> Result<(), Stop> {
+    let mut after = None;
+    loop {
+        // The slot is taken before the fetch: pages fetched ahead stay within the channel's size.
+        let permit = tx.reserve().await.map_err(|_| Stop::Closed)?;
+        let page = client
+            .query(never_modified_query(req, after, ps))
+            .await
+            .map_err(Stop::Failed)?;
+        let page = Page {
+            pass: Pass::NeverModified,
+            ..page
+        };
+        let next = next_never_modified(&page, ps).map_err(Stop::Failed)?;
+        if !page.records.is_empty() {
+            permit.send(Ok(page));
+        }
+        match next {
+            Some(a) => after = a,
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The modified pass: the first page, then `width` chains over estimated WHENMODIFIED ranges.
+async fn modified_chains(
+    client: &IntacctClient,
+    req: &ChangedSince,
+    ps: u32,
+    width: usize,
+    tx: &PageTx,
+    others_tx: &tokio::sync::watch::Sender<usize>,
+    others_rx: tokio::sync::watch::Receiver<usize>,
+) -> Result<(), Stop> {
+    let permit = tx.reserve().await.map_err(|_| Stop::Closed)?;
+    let mut first = client
+        .query(modified_query(req, None, ps))
+        .await
+        .map_err(Stop::Failed)?;
+    first.pass = Pass::Modified;
+    first.cursor = last_cursor(&first).map_err(Stop::Failed)?;
+    let after = next_modified(&first, ps).map_err(Stop::Failed)?;
+    let bounds = match after {
+        Some(_) => split_points(&first, width),
+        None => Vec::new(),
+    };
+    if !first.records.is_empty() {
+        permit.send(Ok(first));
+    } else {
+        drop(permit);
+    }
+    let Some(after) = after else {
+        // Everything fitted on one page; the top chain is finished once the others are.
+        return Ok(());
+    };
+    // Ranges: (after, b1], (b1, b2], ..., (b_last, open). The last is the top chain.
+    others_tx.send_modify(|n| *n += bounds.len());
+    let mut chains = Vec::with_capacity(bounds.len() + 1);
+    let mut lower = None;
+    let mut start = after;
+    for upper in bounds.iter().copied().map(Some).chain([None]) {
+        let top = upper.is_none();
+        let others_rx = others_rx.clone();
+        chains.push(async move {
+            let r = modified_chain(client, req, ps, start, lower, upper, tx, top, others_rx).await;
+            if !top {
+                others_tx.send_modify(|n| *n -= 1);
+            }
+            r
+        });
+        lower = upper;
+        start = None;
+    }
+    futures::future::try_join_all(chains).await.map(|_| ())
+}
+
+/// One (WHENMODIFIED, RECORDNO) keyset scan inside `(lower, upper]`.
+#[allow(clippy::too_many_arguments)]
+async fn modified_chain(
+    client: &IntacctClient,
+    req: &ChangedSince,
+    ps: u32,
+    mut after: Option<Cursor>,
+    lower: Option<NaiveDateTime>,
+    upper: Option<NaiveDateTime>,
+    tx: &PageTx,
+    top: bool,
+    mut others: tokio::sync::watch::Receiver<usize>,
+) -> Result<(), Stop> {
+    let mut after_others = false;
+    loop {
+        if top && !after_others && *others.borrow() == 0 {
+            after_others = true;
+        }
+        let permit = tx.reserve().await.map_err(|_| Stop::Closed)?;
+        let mut q = modified_query(req, after, ps);
+        let mut conds = vec![q.filter.take().expect("modified queries filter")];
+        if let Some(l) = lower {
+            conds.push(Filter::gt(
+                "WHENMODIFIED",
+                crate::protocol::values::format_timestamp(l),
+            ));
+        }
+        if let Some(u) = upper {
+            conds.push(Filter::LessThanOrEqualTo(
+                "WHENMODIFIED".into(),
+                crate::protocol::values::format_timestamp(u),
+            ));
+        }
+        q.filter = Some(if conds.len() == 1 {
+            conds.pop().expect("one")
+        } else {
+            Filter::And(conds)
+        });
+        let mut page = client.query(q).await.map_err(Stop::Failed)?;
+        page.pass = Pass::Modified;
+        page.cursor = last_cursor(&page).map_err(Stop::Failed)?;
+        let next = next_modified(&page, ps).map_err(Stop::Failed)?;
+        let cursor = page.cursor.or(after);
+        if !page.records.is_empty() {
+            permit.send(Ok(page));
+        } else {
+            drop(permit);
+        }
+        match next {
+            Some(c) => after = c,
+            None if top && !after_others => {
+                // Records modified while other chains still ran may have moved in behind this
+                // scan's position only if they were modified after its last query: look once
+                // more when the others are done.
+                let _ = others.wait_for(|n| *n == 0).await;
+                after_others = true;
+                after = cursor;
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// WHENMODIFIED values that cut the rest of the modified pass into `width` ranges of about
+/// equal record counts, extrapolated from the first page (its span of WHENMODIFIED and the
+/// `numremaining` count). Empty when the rest is small or the page gives no span to go by.
+fn split_points(first: &Page, width: usize) -> Vec<NaiveDateTime> {
+    let wm = |r: &Record| {
+        r.get("WHENMODIFIED")
+            .and_then(crate::protocol::values::parse_timestamp)
+    };
+    let (Some(t0), Some(t1), Some(rest)) = (
+        first.records.first().and_then(wm),
+        first.records.last().and_then(wm),
+        first.num_remaining,
+    ) else {
+        return Vec::new();
+    };
+    let n = first.records.len() as f64;
+    let total = n + rest as f64;
+    let span = (t1 - t0).num_seconds() as f64;
+    if width < 2 || span <= 0.0 || total / (width as f64) <= n {
+        return Vec::new();
+    }
+    let per_record = span / n;
+    let mut out: Vec<NaiveDateTime> = Vec::new();
+    for k in 1..width {
+        let at = total * k as f64 / width as f64;
+        let b = t0 + chrono::Duration::seconds((per_record * at) as i64);
+        if b > t1 && out.last().is_none_or(|l| b > *l) {
+            out.push(b);
+        }
+    }
+    out
+}
+
 /// Waits until the one-slot channel is empty, i.e. the consumer has taken the previous page.
 /// Producers call it before each fetch, so they run exactly one page ahead: the consumer holds
 /// page n, page n+1 is fetched (then waits in the slot), and nothing more. `false` when the
@@ -825,6 +1061,34 @@ where
         let mut rx = match state {
             State::Idle(p) => {
                 let (tx, rx) = tokio::sync::mpsc::channel(1);
+                tokio::spawn(p(tx));
+                rx
+            }
+            State::Running(rx) => rx,
+        };
+        rx.recv().await.map(|item| (item, State::Running(rx)))
+    })
+}
+
+/// Like [`prefetching`] with `n` slots, for producers that run several fetches at once and
+/// reserve a slot before each.
+fn prefetching_n<T, F, Fut>(
+    n: usize,
+    producer: F,
+) -> impl futures::Stream<Item = T> + Send + 'static
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    enum State<F, T> {
+        Idle(F, usize),
+        Running(tokio::sync::mpsc::Receiver<T>),
+    }
+    futures::stream::unfold(State::Idle(producer, n), |state| async move {
+        let mut rx = match state {
+            State::Idle(p, n) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(n.max(1));
                 tokio::spawn(p(tx));
                 rx
             }

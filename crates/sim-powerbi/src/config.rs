@@ -237,7 +237,7 @@ pub struct SimLimits {
     pub enforce: bool,
     /// Max rows in one POST rows request (10,000) → 400 BadRequest.
     pub rows_per_post: usize,
-    /// Max request body bytes of POST rows (16 MB) → 413 RequestEntityTooLarge.
+    /// Max request body bytes of POST rows (16 MiB; the service says "16 MB") → 413 RequestEntityTooLarge.
     pub max_body_bytes: usize,
     /// Max characters of one string value (4,000) → 400 BadRequest.
     pub max_string_chars: usize,
@@ -264,6 +264,8 @@ pub struct SimLimits {
     pub max_relationships: usize,
     /// executeQueries per principal per `minute` (120) → 429.
     pub queries_per_minute: usize,
+    /// Rows in one executeQueries result (100,000): beyond, 200 with the first rows and a table `error`.
+    pub query_max_rows: usize,
 }
 
 impl Default for SimLimits {
@@ -287,6 +289,7 @@ impl Default for SimLimits {
             max_columns: 75,
             max_relationships: 75,
             queries_per_minute: 120,
+            query_max_rows: 100_000,
         }
     }
 }

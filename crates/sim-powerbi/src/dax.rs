@@ -21,9 +21,6 @@ use serde_json::{Map, Value};
 use crate::schema::parse_datetime;
 use crate::state::{DataType, Dataset, Table};
 
-/// Max rows in one result table (the service truncates and reports an error inside the 200).
-pub(crate) const MAX_RESULT_ROWS: usize = 100_000;
-
 /// A DAX failure, rendered as the service's 400 DatasetExecuteQueriesError.
 #[derive(Debug, PartialEq)]
 pub(crate) struct DaxError(pub(crate) String);
@@ -350,6 +347,7 @@ pub(crate) fn execute(
     query: &str,
     dataset: &Dataset,
     include_nulls: bool,
+    max_rows: usize,
 ) -> Result<(String, Option<String>), DaxError> {
     let toks = lex(query)?;
     let expr = Parser { toks, pos: 0 }.query()?;
@@ -377,12 +375,11 @@ pub(crate) fn execute(
         }
         TableExpr::Scan(t) => {
             let t = table(&t)?;
-            let mut rows = scan(t, t.rows.len().min(MAX_RESULT_ROWS + 1));
-            if rows.len() > MAX_RESULT_ROWS {
-                rows.truncate(MAX_RESULT_ROWS);
-                truncated = Some(format!(
-                    "More than {MAX_RESULT_ROWS} rows in a query result"
-                ));
+            // The service answers 200 with the first rows and an error when a result is too big.
+            let mut rows = scan(t, t.rows.len().min(max_rows.saturating_add(1)));
+            if rows.len() > max_rows {
+                rows.truncate(max_rows);
+                truncated = Some(format!("More than {max_rows} rows in a query result"));
             }
             rows
         }
@@ -393,9 +390,9 @@ pub(crate) fn execute(
         } => {
             let t = table(&tn)?;
             if order.is_empty() {
-                scan(t, n.min(MAX_RESULT_ROWS))
+                scan(t, n.min(max_rows))
             } else {
-                top_n_ordered(t, n.min(MAX_RESULT_ROWS), &order)?
+                top_n_ordered(t, n.min(max_rows), &order)?
             }
         }
     };
@@ -728,19 +725,25 @@ mod tests {
             r#"{"Id":2,"Amount":0.2,"Rate":0.25}"#,
             r#"{"Id":3,"Amount":"-10.0001"}"#,
         ]);
-        let (rows, _) = execute(
-            r#"EVALUATE ROW("n", COUNTROWS('GL Entry'), "s", SUM('GL Entry'[Amount]), "i", sum('gl entry'[Id]), "r", SUM('GL Entry'[Rate]))"#,
-            &ds,
-            false,
-        )
+        let (rows, _) = execute(r#"EVALUATE ROW("n", COUNTROWS('GL Entry'), "s", SUM('GL Entry'[Amount]), "i", sum('gl entry'[Id]), "r", SUM('GL Entry'[Rate]))"#, &ds, false, 100_000)
         .unwrap();
         assert_eq!(rows, r#"[{"[n]":3,"[s]":-9.7001,"[i]":6,"[r]":0.75}]"#);
         let empty = dataset(&[]);
-        let (rows, _) =
-            execute("EVALUATE ROW(\"n\", COUNTROWS('GL Entry'))", &empty, false).unwrap();
+        let (rows, _) = execute(
+            "EVALUATE ROW(\"n\", COUNTROWS('GL Entry'))",
+            &empty,
+            false,
+            100_000,
+        )
+        .unwrap();
         assert_eq!(rows, "[{}]");
-        let (rows, _) =
-            execute("EVALUATE ROW(\"n\", COUNTROWS('GL Entry'))", &empty, true).unwrap();
+        let (rows, _) = execute(
+            "EVALUATE ROW(\"n\", COUNTROWS('GL Entry'))",
+            &empty,
+            true,
+            100_000,
+        )
+        .unwrap();
         assert_eq!(rows, r#"[{"[n]":null}]"#);
     }
 
@@ -751,7 +754,7 @@ mod tests {
             r#"{"Id":5}"#,
             r#"{"Id":3}"#,
         ]);
-        let (rows, _) = execute("EVALUATE TOPN(2, 'GL Entry')", &ds, false).unwrap();
+        let (rows, _) = execute("EVALUATE TOPN(2, 'GL Entry')", &ds, false, 100_000).unwrap();
         assert_eq!(
             rows,
             r#"[{"GL Entry[Id]":1,"GL Entry[When]":"2024-06-30T00:00:00"},{"GL Entry[Id]":5}]"#
@@ -760,24 +763,46 @@ mod tests {
             "EVALUATE TOPN(2, 'GL Entry', 'GL Entry'[Id], ASC)",
             &ds,
             false,
+            100_000,
         )
         .unwrap();
         assert_eq!(
             rows,
             r#"[{"GL Entry[Id]":1,"GL Entry[When]":"2024-06-30T00:00:00"},{"GL Entry[Id]":3}]"#
         );
-        let (rows, _) =
-            execute("EVALUATE TOPN(1, 'GL Entry', 'GL Entry'[Id])", &ds, false).unwrap();
+        let (rows, _) = execute(
+            "EVALUATE TOPN(1, 'GL Entry', 'GL Entry'[Id])",
+            &ds,
+            false,
+            100_000,
+        )
+        .unwrap();
         assert_eq!(rows, r#"[{"GL Entry[Id]":5}]"#);
-        let (rows, _) = execute("EVALUATE ROW(\"one\", 1.50)", &ds, false).unwrap();
+        let (rows, _) = execute("EVALUATE ROW(\"one\", 1.50)", &ds, false, 100_000).unwrap();
         assert_eq!(rows, r#"[{"[one]":1.5}]"#);
-        assert!(execute("EVALUATE ROW(\"bad\", 1.2.3)", &ds, false).is_err());
-        let (rows, _) = execute("EVALUATE {MAX('GL Entry'[Id])}", &ds, false).unwrap();
+        assert!(execute("EVALUATE ROW(\"bad\", 1.2.3)", &ds, false, 100_000).is_err());
+        let (rows, _) = execute("EVALUATE {MAX('GL Entry'[Id])}", &ds, false, 100_000).unwrap();
         assert_eq!(rows, r#"[{"[Value]":5}]"#);
-        assert!(execute("EVALUATE 'Nope'", &ds, false).is_err());
-        assert!(execute("EVALUATE SUMMARIZECOLUMNS('GL Entry'[Id])", &ds, false).is_err());
-        assert!(execute("SELECT * FROM x", &ds, false).is_err());
-        assert!(execute("EVALUATE ROW(\"n\", COUNTROWS('GL Entry')", &ds, false).is_err());
+        assert!(execute("EVALUATE 'Nope'", &ds, false, 100_000).is_err());
+        assert!(
+            execute(
+                "EVALUATE SUMMARIZECOLUMNS('GL Entry'[Id])",
+                &ds,
+                false,
+                100_000
+            )
+            .is_err()
+        );
+        assert!(execute("SELECT * FROM x", &ds, false, 100_000).is_err());
+        assert!(
+            execute(
+                "EVALUATE ROW(\"n\", COUNTROWS('GL Entry')",
+                &ds,
+                false,
+                100_000
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -787,11 +812,7 @@ mod tests {
             r#"{"Id":1,"Amount":"12345678901234.5678","When":"2023-12-31T00:00:00Z"}"#,
             r#"{"Id":7,"Amount":null}"#,
         ]);
-        let (rows, _) = execute(
-            "EVALUATE ROW(\"s\", SUM('GL Entry'[Amount]), \"c\", COUNT('GL Entry'[Amount]), \"d\", DISTINCTCOUNT('GL Entry'[Id]), \"lo\", MIN('GL Entry'[When]), \"hi\", MAX('GL Entry'[Id]))",
-            &ds,
-            false,
-        )
+        let (rows, _) = execute("EVALUATE ROW(\"s\", SUM('GL Entry'[Amount]), \"c\", COUNT('GL Entry'[Amount]), \"d\", DISTINCTCOUNT('GL Entry'[Id]), \"lo\", MIN('GL Entry'[When]), \"hi\", MAX('GL Entry'[Id]))", &ds, false, 100_000)
         .unwrap();
         assert_eq!(
             rows,
@@ -800,12 +821,29 @@ mod tests {
     }
 
     #[test]
+    fn big_results_are_truncated_with_an_error() {
+        let ds = dataset(&[r#"{"Id":1}"#, r#"{"Id":2}"#, r#"{"Id":3}"#]);
+        let (rows, err) = execute("EVALUATE 'GL Entry'", &ds, false, 2).unwrap();
+        assert_eq!(rows, r#"[{"GL Entry[Id]":1},{"GL Entry[Id]":2}]"#);
+        assert_eq!(err.as_deref(), Some("More than 2 rows in a query result"));
+        let (_, err) = execute("EVALUATE 'GL Entry'", &ds, false, 3).unwrap();
+        assert_eq!(err, None);
+    }
+
+    #[test]
     fn unquoted_table_names() {
         let mut ds = dataset(&[r#"{"Id":1}"#]);
         ds.tables[0].name = "GLEntry".into();
-        let (rows, _) = execute("evaluate row(\"n\", countrows(GLEntry))", &ds, false).unwrap();
+        let (rows, _) = execute(
+            "evaluate row(\"n\", countrows(GLEntry))",
+            &ds,
+            false,
+            100_000,
+        )
+        .unwrap();
         assert_eq!(rows, r#"[{"[n]":1}]"#);
-        let (rows, _) = execute("EVALUATE ROW(\"s\", SUM(GLEntry[Id]))", &ds, false).unwrap();
+        let (rows, _) =
+            execute("EVALUATE ROW(\"s\", SUM(GLEntry[Id]))", &ds, false, 100_000).unwrap();
         assert_eq!(rows, r#"[{"[s]":1}]"#);
     }
 }

@@ -312,3 +312,27 @@ async fn get_on_the_token_endpoint_is_refused() {
     let body: Value = resp.json().await.unwrap();
     assert_aadsts(status, &body, "invalid_request", 900561);
 }
+
+#[tokio::test]
+async fn scope_follows_the_simulated_cloud() {
+    let gov = Simulator::start(SimConfig {
+        cloud: ml_sim_powerbi::SimCloud::us_gov(),
+        ..config()
+    })
+    .await
+    .unwrap();
+    // The public-cloud scope is refused by a government cloud...
+    let (s, b) = post_form(
+        &gov,
+        DEFAULT_TENANT_ID,
+        &borrowed(&secret_form(DEFAULT_CLIENT_SECRET)),
+    )
+    .await;
+    assert_aadsts(s, &b, "invalid_scope", 70011);
+    // ...which wants its own resource.
+    let mut f = secret_form(DEFAULT_CLIENT_SECRET);
+    f[3].1 = "https://analysis.usgovcloudapi.net/powerbi/api/.default".into();
+    let (s, b) = post_form(&gov, DEFAULT_TENANT_ID, &borrowed(&f)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    gov.shutdown().await;
+}

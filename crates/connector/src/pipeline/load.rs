@@ -356,16 +356,20 @@ pub async fn count_rows(
         .powerbi
         .execute_query(&target.group_id, &target.dataset_id, &dax)
         .await?;
-    result
-        .rows
-        .first()
-        .and_then(|r| r.get("[n]"))
-        .and_then(|v| v.as_u64().or_else(|| v.is_null().then_some(0)))
-        .ok_or_else(|| {
+    let row = result.rows.first().ok_or_else(|| {
+        PipelineError::Other(format!(
+            "executeQueries returned no row for the row count of table {table}"
+        ))
+    })?;
+    // COUNTROWS of an empty table is BLANK, which Power BI leaves out of the row.
+    match row.get("[n]") {
+        None | Some(serde_json::Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| {
             PipelineError::Other(format!(
-                "executeQueries returned no row count for table {table}"
+                "executeQueries returned {v} as the row count of table {table}"
             ))
-        })
+        }),
+    }
 }
 
 /// Rebuilds a replace table from the mirror. Converges whatever the table held before.

@@ -99,7 +99,7 @@ pub(super) async fn execute_queries(
     let Some(d) = ws.dataset(&dataset) else {
         return dataset_not_found(&dataset);
     };
-    let result = dax::execute(dax_text, d, include_nulls);
+    let result = dax::execute(dax_text, d, include_nulls, limits.query_max_rows);
     drop(world);
     let (rows, truncated) = match result {
         Ok(r) => r,
