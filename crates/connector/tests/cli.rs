@@ -153,6 +153,37 @@ async fn a_user_sets_up_and_syncs_without_any_secret_leaking() {
         assert!(out.status.success(), "{args:?}: {}", text(&out));
         all_output += &text(&out);
     }
+    // Rotating the master key keeps every credential readable (the next command still connects).
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["credentials", "rotate-key"], None)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(w.dir.path().join("state/master.key.old").exists());
+    // `powerbi push` loads a JSON-lines file by hand into an existing table.
+    let rows_file = w.dir.path().join("rows.jsonl");
+    std::fs::write(
+        &rows_file,
+        "{\"RECORDNO\": 900001, \"NAME\": \"By hand\"}\n\n{\"RECORDNO\": 900002}\n",
+    )
+    .unwrap();
+    let before = w.table("Vendors").len();
+    let (c, f) = (config.clone(), rows_file.clone());
+    let out = run_blocking(move || {
+        bin(
+            &c,
+            &["powerbi", "push", "Vendors", f.to_str().unwrap()],
+            None,
+        )
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    all_output += &text(&out);
+    assert_eq!(w.table("Vendors").len(), before + 2);
+    // ... and `verify` now reports the difference with exit code 5.
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["verify"], None)).await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert!(text(&out).contains("DIFFERENT"));
+
     assert!(all_output.contains("Intacct   OK"), "{all_output}");
     assert!(all_output.contains("Power BI  OK"), "{all_output}");
     assert!(all_output.contains("verified"), "{all_output}");
@@ -201,5 +232,74 @@ async fn a_bad_configuration_names_file_line_and_key() {
     assert!(
         t.contains("bad.toml:") && t.contains("`powerbi.retention`") && t.contains("basicFIFO"),
         "{t}"
+    );
+}
+
+/// `ml-connector run`: a missed scheduled run happens once at start; SIGTERM stops the service cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_catches_up_a_missed_run_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let w = World::start(tiny_intacct()).await;
+    let config = w.dir.path().join("ml-connector.toml");
+    write_config(&w, &config);
+    // An hourly schedule: the last scheduled time has passed with no run, so one catch-up run is due.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "name = \"demo\"\n",
+        "name = \"demo\"\nschedule = \"0 * * * *\"\ntime_zone = \"Europe/Paris\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let state = w.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let key = ml_store::crypto::MasterKey::create_file(&state.join("master.key")).unwrap();
+    {
+        let store = ml_store::open(&ml_store::StoreLocation::Sqlite(state.join("state.sqlite")))
+            .await
+            .unwrap();
+        ml_connector::demo::connect_demo(w.cfg.clone(), store.clone(), &key)
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let c = config.clone();
+    let (finished, status) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ml-connector"))
+            .arg("--config")
+            .arg(&c)
+            .args(["--log-format", "json", "run", "--worker-id", "test-worker"])
+            .env_remove("ML_CONNECTOR_MASTER_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut finished = false;
+        for line in BufReader::new(child.stderr.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("\"run finished\"") {
+                finished = line.contains("\"status\":\"succeeded\"");
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
+        }
+        (finished, child.wait().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(finished, "the catch-up run did not succeed");
+    assert!(
+        status.success(),
+        "SIGTERM must stop the service cleanly: {status:?}"
+    );
+    let store = ml_store::open(&ml_store::StoreLocation::Sqlite(state.join("state.sqlite")))
+        .await
+        .unwrap();
+    let runs = store.list_runs(Some("demo"), 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "exactly one catch-up run");
+    assert_eq!(runs[0].trigger, "catch-up");
+    assert!(
+        store.current_lease("demo").await.unwrap().is_none(),
+        "the lease is released after the run"
     );
 }

@@ -904,6 +904,7 @@ async fn modified_chains(
         .map_err(Stop::Failed)?;
     first.pass = Pass::Modified;
     first.cursor = last_cursor(&first).map_err(Stop::Failed)?;
+    let tx_first_cursor = first.cursor;
     let after = next_modified(&first, ps).map_err(Stop::Failed)?;
     let bounds = match after {
         Some(_) => split_points(&first, width),
@@ -915,8 +916,12 @@ async fn modified_chains(
         drop(permit);
     }
     let Some(after) = after else {
-        // Everything fitted on one page; the top chain is finished once the others are.
-        return Ok(());
+        // Everything fitted on one page, which makes it the top chain's last query: sent while
+        // the never-modified chain ran, so it looks once more after that chain is done.
+        others_tx.send_modify(|_| {});
+        let cursor = tx_first_cursor;
+        return modified_chain(client, req, ps, cursor, None, None, tx, true, others_rx, true)
+            .await;
     };
     // Ranges: (after, b1], (b1, b2], ..., (b_last, open). The last is the top chain.
     others_tx.send_modify(|n| *n += bounds.len());
@@ -927,7 +932,10 @@ async fn modified_chains(
         let top = upper.is_none();
         let others_rx = others_rx.clone();
         chains.push(async move {
-            let r = modified_chain(client, req, ps, start, lower, upper, tx, top, others_rx).await;
+            let r = modified_chain(
+                client, req, ps, start, lower, upper, tx, top, others_rx, false,
+            )
+            .await;
             if !top {
                 others_tx.send_modify(|n| *n -= 1);
             }
@@ -951,8 +959,17 @@ async fn modified_chain(
     tx: &PageTx,
     top: bool,
     mut others: tokio::sync::watch::Receiver<usize>,
+    ran_out: bool,
 ) -> Result<(), Stop> {
     let mut after_others = false;
+    if ran_out {
+        // The caller's last page came back while other chains ran: wait for them, then look again.
+        if *others.borrow() != 0 {
+            let _ = others.wait_for(|n| *n == 0).await;
+        } else {
+            return Ok(());
+        }
+    }
     loop {
         if top && !after_others && *others.borrow() == 0 {
             after_others = true;
@@ -1026,7 +1043,9 @@ fn split_points(first: &Page, width: usize) -> Vec<NaiveDateTime> {
     let per_record = span / n;
     let mut out: Vec<NaiveDateTime> = Vec::new();
     for k in 1..width {
-        let at = total * k as f64 / width as f64;
+        // The lower chains get a little less than an equal share, so that the top chain (which
+        // must send the last query) normally is the last to finish and needs no extra look.
+        let at = total * k as f64 / width as f64 * 0.9;
         let b = t0 + chrono::Duration::seconds((per_record * at) as i64);
         if b > t1 && out.last().is_none_or(|l| b > *l) {
             out.push(b);
