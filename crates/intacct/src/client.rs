@@ -918,7 +918,6 @@ async fn modified_chains(
     let Some(after) = after else {
         // Everything fitted on one page, which makes it the top chain's last query: sent while
         // the never-modified chain ran, so it looks once more after that chain is done.
-        others_tx.send_modify(|_| {});
         let cursor = tx_first_cursor;
         return modified_chain(client, req, ps, cursor, None, None, tx, true, others_rx, true)
             .await;
@@ -963,12 +962,8 @@ async fn modified_chain(
 ) -> Result<(), Stop> {
     let mut after_others = false;
     if ran_out {
-        // The caller's last page came back while other chains ran: wait for them, then look again.
-        if *others.borrow() != 0 {
-            let _ = others.wait_for(|n| *n == 0).await;
-        } else {
-            return Ok(());
-        }
+        // The caller's last query was sent while other chains ran: wait for them, look again.
+        let _ = others.wait_for(|n| *n == 0).await;
     }
     loop {
         if top && !after_others && *others.borrow() == 0 {
