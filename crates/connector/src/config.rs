@@ -53,6 +53,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub master_key_file: Option<PathBuf>,
+    /// Audit entries older than this are pruned after each run (the chain stays verifiable from an anchor).
+    pub audit_retention: Option<Duration>,
     pub connections: Vec<ConnectionConfig>,
 }
 
@@ -161,6 +163,7 @@ struct RawConfig {
     data_dir: Option<String>,
     database_url: Option<String>,
     master_key_file: Option<String>,
+    audit_retention: Option<Spanned<String>>,
     #[serde(default)]
     connection: Vec<RawConnection>,
 }
@@ -349,11 +352,18 @@ impl Config {
             }
             connections.push(connection);
         }
+        let audit_retention = match &raw.audit_retention {
+            None => None,
+            Some(_) => {
+                Some(ctx.duration(&raw.audit_retention, "audit_retention", Duration::ZERO)?)
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             data_dir,
             database_url,
             master_key_file: raw.master_key_file.map(|f| base.join(f)),
+            audit_retention,
             connections,
         })
     }
@@ -665,6 +675,7 @@ pub const EXAMPLE: &str = r#"# ml-connector configuration.
 
 data_dir = ".ml-connector"            # SQLite state, the master key file, logs (relative to this file)
 # database_url = "postgres://user@host/db"   # or ML_CONNECTOR_DATABASE_URL; SQLite when absent
+# audit_retention = "400d"            # prune audit entries older than this after each run (default: keep all)
 
 [[connection]]
 name = "acme"

@@ -122,7 +122,9 @@ impl App {
             .map_err(ContextError::Usage)?
             .clone();
         let key = self.master_key()?;
-        connect(cfg, self.store.clone(), &key).await
+        let mut conn = connect(cfg, self.store.clone(), &key).await?;
+        conn.audit_retention = self.config.audit_retention;
+        Ok(conn)
     }
 }
 
@@ -251,5 +253,6 @@ pub async fn connect(
         intacct,
         powerbi,
         pusher,
+        audit_retention: None,
     })
 }

@@ -35,7 +35,9 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<()> {
             tracing::info!(connection = %cfg.name, "no schedule: run it with `ml-connector sync`");
             continue;
         };
-        let conn = Arc::new(context::connect(cfg.clone(), app.store.clone(), &key).await?);
+        let mut conn = context::connect(cfg.clone(), app.store.clone(), &key).await?;
+        conn.audit_retention = app.config.audit_retention;
+        let conn = Arc::new(conn);
         let store = app.store.clone();
         let stop = stop.clone();
         let worker = worker.clone();

@@ -36,6 +36,8 @@ pub struct Connection {
     pub intacct: IntacctClient,
     pub powerbi: PowerBiClient,
     pub pusher: Arc<Pusher>,
+    /// Prune audit entries older than this after each run.
+    pub audit_retention: Option<std::time::Duration>,
 }
 
 /// One stream's work within a run: what every extract and load step needs.
@@ -211,6 +213,17 @@ impl Connection {
         self.store
             .finish_run(run, store_status(&status), summary)
             .await?;
+        if let Some(keep) = self.audit_retention {
+            let before = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or_default();
+            match self.store.audit_prune(&name, before).await {
+                Ok(p) if p.deleted > 0 => {
+                    tracing::info!(deleted = p.deleted, "pruned old audit entries")
+                }
+                Ok(_) => {}
+                // Pruning refuses a chain that does not verify: that must be seen, but the run itself is done.
+                Err(e) => tracing::error!(error = %e, "audit entries were not pruned"),
+            }
+        }
         events.emit(RunEvent::RunFinished {
             run: run.0,
             status: status.as_str().into(),
