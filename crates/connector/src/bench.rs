@@ -115,6 +115,9 @@ struct ChildStream {
     extract_secs: f64,
     /// From the last page staged to the stream's end (delete rows, read the mirror, push).
     load_secs: f64,
+    /// CPU seconds (user + system) of the connector process in each of those two phases.
+    extract_cpu: f64,
+    load_cpu: f64,
     error: Option<String>,
 }
 
@@ -529,21 +532,26 @@ fn cost_table(full: &SyncMeasure, incr: &SyncMeasure) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "| sync | records read | rows pushed | wall | CPU user | CPU sys | CPU s per 100k records | records per CPU-second | peak RSS |"
+        "| sync | records read | rows pushed | wall | CPU user | CPU sys | CPU s per 100k records | records per CPU-second | extract: wall / CPU | load: wall / CPU | peak RSS |"
     );
-    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (label, m) in [("full", full), ("incremental", incr)] {
         let n = extracted(m);
         let pushed: u64 = m.child.streams.iter().map(|s| s.pushed).sum();
         let c = cpu(m);
+        let phase = |f: fn(&ChildStream) -> f64| m.child.streams.iter().map(f).sum::<f64>();
         let _ = writeln!(
             t,
-            "| {label} | {n} | {pushed} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.0} | {:.1} MB |",
+            "| {label} | {n} | {pushed} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.0} | {:.2} s / {:.2} s | {:.2} s / {:.2} s | {:.1} MB |",
             m.child.wall,
             m.child.cpu_user,
             m.child.cpu_sys,
             if n > 0 { c / n as f64 * 100_000.0 } else { 0.0 },
             if c > 0.0 { n as f64 / c } else { 0.0 },
+            phase(|s| s.extract_secs),
+            phase(|s| s.extract_cpu),
+            phase(|s| s.load_secs),
+            phase(|s| s.load_cpu),
             m.child.peak_rss_kb as f64 / 1024.0
         );
     }
@@ -633,15 +641,18 @@ async fn child(spec: ChildSpec) -> Result<()> {
 
     #[derive(Default, Clone)]
     struct Times {
-        start: Option<Instant>,
-        staged: Option<Instant>,
-        end: Option<Instant>,
+        start: Option<(Instant, f64)>,
+        staged: Option<(Instant, f64)>,
+        end: Option<(Instant, f64)>,
     }
     let times: Arc<Mutex<BTreeMap<String, Times>>> = Arc::default();
     let events = {
         let times = times.clone();
         Events::new(move |e| {
-            let now = Instant::now();
+            let now = {
+                let (u, s) = cpu_times();
+                (Instant::now(), u + s)
+            };
             let mut t = times.lock().expect("lock");
             match e {
                 RunEvent::StreamStarted { stream, .. } => {
@@ -676,7 +687,7 @@ async fn child(spec: ChildSpec) -> Result<()> {
         .iter()
         .map(|s| {
             let t = times.get(&s.object).cloned().unwrap_or_default();
-            let start = t.start.unwrap_or(started);
+            let start = t.start.unwrap_or((started, 0.0));
             let staged = t.staged.unwrap_or(start);
             let end = t.end.unwrap_or(staged);
             ChildStream {
@@ -688,8 +699,10 @@ async fn child(spec: ChildSpec) -> Result<()> {
                 deleted: s.deleted,
                 pushed: s.pushed,
                 table_rows: s.table_rows,
-                extract_secs: (staged - start).as_secs_f64(),
-                load_secs: (end - staged).as_secs_f64(),
+                extract_secs: (staged.0 - start.0).as_secs_f64(),
+                load_secs: (end.0 - staged.0).as_secs_f64(),
+                extract_cpu: staged.1 - start.1,
+                load_cpu: end.1 - staged.1,
                 error: s.error.clone(),
             }
         })

@@ -125,18 +125,18 @@ impl State {
         let Some(name) = store.delete(def, recordno) else {
             return false;
         };
-        if let Some(audit) = object_def("AUDITHISTORY") {
-            if def.kind != audit.kind {
-                let mut ev = BTreeMap::new();
-                ev.insert("OBJECTTYPE".to_string(), def.name.to_ascii_lowercase());
-                ev.insert("OBJECTKEY".to_string(), format!("{recordno}--REC"));
-                ev.insert("OBJECTDESC".to_string(), name);
-                ev.insert("USERID".to_string(), self.cfg.user_id.clone());
-                ev.insert("ACCESSMODE".to_string(), "D".to_string());
-                ev.insert("ACCESSTIME".to_string(), crate::clock::fmt_ts(now));
-                ev.insert("SOURCE".to_string(), "api".to_string());
-                store.insert(audit, &ev, now);
-            }
+        if let Some(audit) = object_def("AUDITHISTORY")
+            && def.kind != audit.kind
+        {
+            let mut ev = BTreeMap::new();
+            ev.insert("OBJECTTYPE".to_string(), def.name.to_ascii_lowercase());
+            ev.insert("OBJECTKEY".to_string(), format!("{recordno}--REC"));
+            ev.insert("OBJECTDESC".to_string(), name);
+            ev.insert("USERID".to_string(), self.cfg.user_id.clone());
+            ev.insert("ACCESSMODE".to_string(), "D".to_string());
+            ev.insert("ACCESSTIME".to_string(), crate::clock::fmt_ts(now));
+            ev.insert("SOURCE".to_string(), "api".to_string());
+            store.insert(audit, &ev, now);
         }
         true
     }

@@ -251,7 +251,8 @@ impl Generator {
             return None;
         }
         let h = mix(self.seed, kind, idx, 10);
-        (h % 5 == 0).then(|| (h >> 8) % self.count(Kind::Location).max(1))
+        h.is_multiple_of(5)
+            .then(|| (h >> 8) % self.count(Kind::Location).max(1))
     }
 
     /// WHENMODIFIED rendered for a generated row (None = never modified, an empty element).
@@ -686,7 +687,7 @@ impl Generator {
                 let batch = idx / 4 + 1;
                 o.set("BATCHNO", batch.to_string());
                 o.set("LINE_NO", (idx % 4 + 1).to_string());
-                o.set("TR_TYPE", if idx % 2 == 0 { "1" } else { "-1" });
+                o.set("TR_TYPE", if idx.is_multiple_of(2) { "1" } else { "-1" });
                 let day = self
                     .txn_date(Kind::GlEntry, idx)
                     .unwrap_or(self.start.date());

@@ -110,29 +110,29 @@ impl<'a> RowRef<'a> {
     /// which keeps keyset paging over a million rows cheap.
     pub fn val(&self, fi: usize) -> Val<'_> {
         let field = &self.def.fields[fi];
-        if let Src::Gen(idx) = self.src {
-            if self.cache.get().is_none() {
-                if field.id == self.def.key_field {
-                    return Val::Int(self.key as i64);
-                }
-                if field.id == "MEGAENTITYID" {
-                    return match self.generator.owner(self.def.kind, idx) {
-                        Some(li) => Val::Str(self.generator.location(li).0.into()),
-                        None => Val::Null,
+        if let Src::Gen(idx) = self.src
+            && self.cache.get().is_none()
+        {
+            if field.id == self.def.key_field {
+                return Val::Int(self.key as i64);
+            }
+            if field.id == "MEGAENTITYID" {
+                return match self.generator.owner(self.def.kind, idx) {
+                    Some(li) => Val::Str(self.generator.location(li).0.into()),
+                    None => Val::Null,
+                };
+            }
+            if field.id == "WHENMODIFIED" {
+                if let Some(&secs) = self.wm.and_then(|w| w.get(idx as usize)) {
+                    return match chrono::DateTime::from_timestamp(secs, 0) {
+                        Some(t) if secs != i64::MIN => Val::Ts(t.naive_utc()),
+                        _ => Val::Null,
                     };
                 }
-                if field.id == "WHENMODIFIED" {
-                    if let Some(&secs) = self.wm.and_then(|w| w.get(idx as usize)) {
-                        return match chrono::DateTime::from_timestamp(secs, 0) {
-                            Some(t) if secs != i64::MIN => Val::Ts(t.naive_utc()),
-                            _ => Val::Null,
-                        };
-                    }
-                    return match self.generator.when_modified(self.def.kind, idx) {
-                        Some(t) => Val::Ts(t),
-                        None => Val::Null,
-                    };
-                }
+                return match self.generator.when_modified(self.def.kind, idx) {
+                    Some(t) => Val::Ts(t),
+                    None => Val::Null,
+                };
             }
         }
         Val::parse(field.ty, self.text(fi))
@@ -288,21 +288,21 @@ impl Store {
             }
         }
         vals[def.key_index()] = key.to_string();
-        if let Some(i) = def.field_index("WHENCREATED") {
-            if vals[i].is_empty() {
-                vals[i] = match def.fields[i].ty {
-                    FieldType::Date => fmt_date(now.date()),
-                    _ => fmt_ts(now),
-                };
-            }
+        if let Some(i) = def.field_index("WHENCREATED")
+            && vals[i].is_empty()
+        {
+            vals[i] = match def.fields[i].ty {
+                FieldType::Date => fmt_date(now.date()),
+                _ => fmt_ts(now),
+            };
         }
         if let Some(i) = def.field_index("WHENMODIFIED") {
             vals[i] = fmt_ts(now);
         }
-        if let Some(i) = def.field_index("STATUS") {
-            if vals[i].is_empty() {
-                vals[i] = "active".into();
-            }
+        if let Some(i) = def.field_index("STATUS")
+            && vals[i].is_empty()
+        {
+            vals[i] = "active".into();
         }
         t.inserted.insert(key, Arc::new(vals));
         key
@@ -321,10 +321,10 @@ impl Store {
         };
         let mut vals = current;
         for (k, v) in fields {
-            if let Some(i) = def.field_index(k) {
-                if i != def.key_index() {
-                    vals[i] = v.clone();
-                }
+            if let Some(i) = def.field_index(k)
+                && i != def.key_index()
+            {
+                vals[i] = v.clone();
             }
         }
         if let Some(i) = def.field_index("WHENMODIFIED") {

@@ -52,12 +52,12 @@ pub(super) fn int_facet(
             "Element '{name}': [facet 'minInclusive'] The value '{v}' is less than the minimum value allowed ('{min}')."
         )));
     }
-    if let Some(m) = max {
-        if v > m {
-            return Err(XmlError::Schema(format!(
-                "Element '{name}': [facet 'maxInclusive'] The value '{v}' is greater than the maximum value allowed ('{m}')."
-            )));
-        }
+    if let Some(m) = max
+        && v > m
+    {
+        return Err(XmlError::Schema(format!(
+            "Element '{name}': [facet 'maxInclusive'] The value '{v}' is greater than the maximum value allowed ('{m}')."
+        )));
     }
     Ok(v)
 }
