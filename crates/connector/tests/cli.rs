@@ -40,10 +40,8 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn run_blocking<F: FnOnce() -> Output + Send + 'static>(
-    f: F,
-) -> impl std::future::Future<Output = Output> {
-    async move { tokio::task::spawn_blocking(f).await.unwrap() }
+async fn run_blocking<F: FnOnce() -> Output + Send + 'static>(f: F) -> Output {
+    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
