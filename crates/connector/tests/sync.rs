@@ -305,3 +305,79 @@ async fn an_append_batch_of_unknown_fate_is_resolved_without_doubling() {
         w.assert_tables_equal_source(offset);
     }
 }
+
+/// A field that appears in a stream's plan (a custom field configured later) becomes a new column: the
+/// table's schema is changed and the table rebuilt, so every row has it. With `schema_drift = "block"`
+/// the stream stops instead and says which fields are new.
+#[tokio::test]
+async fn a_new_field_becomes_a_column_or_blocks_the_stream() {
+    let w = World::start(tiny_intacct()).await;
+    let conn = w.connection().await;
+    assert_eq!(
+        conn.run(&opts(), &Events::default()).await.unwrap().status,
+        RunStatus::Succeeded
+    );
+    assert!(
+        w.table("Vendors")
+            .iter()
+            .all(|r| !r.contains_key("VENDOR_TIER"))
+    );
+
+    let mut conn2 = conn.clone();
+    let vendor = conn2
+        .config
+        .streams
+        .iter_mut()
+        .find(|s| s.object == "VENDOR")
+        .unwrap();
+    vendor.custom_fields = vec!["VENDOR_TIER".into()];
+    let gl = conn2
+        .config
+        .streams
+        .iter_mut()
+        .find(|s| s.object == "GLACCOUNT")
+        .unwrap();
+    gl.custom_fields = vec!["REPORTING_GROUP".into()];
+    gl.schema_drift = ml_connector::config::SchemaDrift::Block;
+    let report = conn2.run(&opts(), &Events::default()).await.unwrap();
+    // The run stops at the dataset step when a blocked table drifts: no table is half-changed.
+    assert_eq!(report.status, RunStatus::Failed);
+    let err = report.setup_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("REPORTING_GROUP") && err.contains("block"),
+        "{report:#?}"
+    );
+
+    let gl = conn2
+        .config
+        .streams
+        .iter_mut()
+        .find(|s| s.object == "GLACCOUNT")
+        .unwrap();
+    gl.schema_drift = ml_connector::config::SchemaDrift::AddColumn;
+    let report = conn2.run(&opts(), &Events::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let source: BTreeMap<String, String> = w
+        .intacct
+        .records("VENDOR")
+        .into_iter()
+        .map(|r| {
+            (
+                r["RECORDNO"].clone(),
+                r.get("VENDOR_TIER").cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let rows = w.table("Vendors");
+    assert_eq!(rows.len(), source.len());
+    for r in rows {
+        let key = r["RECORDNO"].to_string();
+        let tier = r.get("VENDOR_TIER").and_then(|v| v.as_str()).unwrap_or("");
+        assert_eq!(tier, source[&key], "vendor {key}");
+    }
+    assert!(
+        w.table("GLAccounts")
+            .iter()
+            .any(|r| r.contains_key("REPORTING_GROUP"))
+    );
+}
