@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalogue::{self, StreamKind};
+use ml_powerbi::schema::DataType;
 
 /// Where the configuration comes from, in the order users expect: `--config`, then the environment, then
 /// `./ml-connector.toml`.
@@ -149,6 +150,9 @@ pub struct StreamConfig {
     pub column_map: BTreeMap<String, String>,
     /// When false the table schema in Power BI is never changed by us.
     pub manage_schema: bool,
+    /// Intacct field → Power BI column type, overriding the type `lookup` implies (e.g. "Double" for a
+    /// DECIMAL field whose values need more than Power BI's 4 decimal places).
+    pub column_types: BTreeMap<String, DataType>,
     /// For GL balances: the number of most recent periods to keep in the table.
     pub periods: u32,
     /// For GL balances: the last month to read (default: the current month).
@@ -227,6 +231,8 @@ struct RawStream {
     deletes: Option<Spanned<String>>,
     #[serde(default)]
     columns: BTreeMap<String, String>,
+    #[serde(default)]
+    column_types: BTreeMap<String, Spanned<String>>,
     manage_schema: Option<bool>,
     periods: Option<Spanned<i64>>,
     periods_through: Option<Spanned<String>>,
@@ -626,6 +632,17 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
             ));
         }
     };
+    let mut column_types = BTreeMap::new();
+    for (field, t) in &s.column_types {
+        let dt = DataType::parse(t.get_ref()).ok_or_else(|| {
+            ctx.invalid(
+                t,
+                "stream.column_types",
+                "expected Int64, Double, Decimal, Boolean, DateTime or String",
+            )
+        })?;
+        column_types.insert(field.to_ascii_uppercase(), dt);
+    }
     let periods_through = match &s.periods_through {
         None => None,
         Some(v) => Some(
@@ -662,6 +679,7 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
         schema_drift,
         deletes,
         column_map: s.columns,
+        column_types,
         manage_schema: s.manage_schema.unwrap_or(true),
         periods,
         object,
@@ -706,6 +724,7 @@ lookback = "2h"                       # re-read this much before the last cursor
 # custom_fields = ["VENDOR_TIER"]
 # deletes = "auto"                    # auto | audit_history | key_compare | none
 # schema_drift = "add_column"         # add_column | block
+# column_types = { EXCHANGE_RATE = "Double" }   # override a column's type
 
 [[connection.stream]]
 object = "GLACCOUNT"

@@ -43,6 +43,7 @@ pub fn demo_streams(balances_through: Option<chrono::NaiveDate>) -> Vec<StreamCo
             schema_drift: SchemaDrift::AddColumn,
             deletes: DeleteDetection::Auto,
             column_map: BTreeMap::new(),
+            column_types: BTreeMap::new(),
             manage_schema: true,
             periods: 12,
             periods_through: balances_through,

@@ -99,9 +99,13 @@ pub fn plan_stream(
 
     let mut columns = Vec::new();
     for (field, catalogue_type) in &wanted {
-        let data_type = match lookup.and_then(|l| l.get(field)) {
-            Some(intacct_type) => catalogue::column_type(intacct_type, field),
-            None => catalogue_type.unwrap_or(DataType::String),
+        let data_type = match (
+            stream.column_types.get(field),
+            lookup.and_then(|l| l.get(field)),
+        ) {
+            (Some(forced), _) => *forced,
+            (None, Some(intacct_type)) => catalogue::column_type(intacct_type, field),
+            (None, None) => catalogue_type.unwrap_or(DataType::String),
         };
         let column = if stream.column_map.is_empty() {
             field.clone()
@@ -198,6 +202,7 @@ mod tests {
             schema_drift: SchemaDrift::AddColumn,
             deletes: DeleteDetection::Auto,
             column_map: BTreeMap::new(),
+            column_types: BTreeMap::new(),
             manage_schema: true,
             periods: 12,
             periods_through: None,

@@ -190,7 +190,9 @@ async fn reconcile_tables(
         mark_dirty(conn, &plan.object, run, "its schema changed").await?;
         // Rows in the mirror were built with the old columns: read the whole object again this run so
         // every row gets the new ones (unchanged records would otherwise not be re-read).
-        conn.store.reset_cursor(&conn.config.name, &plan.object).await?;
+        conn.store
+            .reset_cursor(&conn.config.name, &plan.object)
+            .await?;
         conn.powerbi.put_table(group, dataset, &wanted).await?;
         if !drift.is_empty() {
             tracing::info!(table = %plan.table, columns = ?drift, "added columns for new Intacct fields");

@@ -173,10 +173,13 @@ fn record_key(record: &Record, plan: &StreamPlan) -> String {
 
 fn staged_record(table: &TableSchema, typed: &TypedRecord) -> Result<StagedRecord, PipelineError> {
     let encoded = encode_row(table, &typed.values).map_err(|e| {
-        PipelineError::Other(format!(
-            "record {}: cannot be encoded for Power BI: {e}",
-            typed.key
-        ))
+        let hint = match &e {
+            ml_powerbi::ValueError::DecimalScale { column, .. } => format!(
+                " (set column_types = {{ {column} = \"Double\" }} on this stream to keep every decimal)"
+            ),
+            _ => String::new(),
+        };
+        PipelineError::Other(format!("record {}: cannot be encoded for Power BI: {e}{hint}", typed.key))
     })?;
     if !encoded.truncated.is_empty() {
         tracing::warn!(
