@@ -9,6 +9,7 @@
 //! - [`context`]: opens the store and builds the Intacct and Power BI clients from config + credentials.
 //! - [`pipeline`]: one run of a connection: extract → transform → stage → load, crash-safe and resumable.
 //! - [`replay`]: re-pushing what an earlier run pushed; [`verify`]: comparing Power BI with the mirror.
+//! - [`lease`]: one run of a connection at a time, across processes (a lease row in the store).
 //! - [`schedule`]: cron in a time zone, catch-up of a missed run, one run at a time per connection.
 //! - [`service`]: the long-running `ml-connector run`.
 //! - [`demo`]: both simulators in-process and the full job against them.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod lease;
 pub mod pipeline;
 pub mod plan;
 pub mod replay;

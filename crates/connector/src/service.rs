@@ -6,7 +6,6 @@
 //! as after any interruption, and the next run resumes from it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
@@ -15,10 +14,8 @@ use crate::context::{self, App};
 use crate::pipeline::{Events, RunOptions};
 use crate::schedule::{self, SystemClock};
 
-const LEASE_TTL: Duration = Duration::from_secs(120);
-
 pub async fn run(app: &App, worker_id: Option<String>) -> Result<()> {
-    let worker = worker_id.unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let worker = crate::lease::worker_id(worker_id.as_deref());
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
@@ -55,39 +52,21 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<()> {
                 last,
                 |trigger| {
                     let conn = conn.clone();
-                    let store = store.clone();
                     let worker = worker.clone();
                     let stop = stop.clone();
                     async move {
                         let name = conn.config.name.clone();
-                        let Ok(Some(lease)) = store.try_acquire_lease(&name, &worker, LEASE_TTL).await else {
-                            tracing::info!(connection = %name, "another worker holds this connection's run; skipping");
-                            return;
-                        };
-                        let renew = {
-                            let store = store.clone();
-                            let name = name.clone();
-                            let token = lease.token.clone();
-                            tokio::spawn(async move {
-                                loop {
-                                    tokio::time::sleep(LEASE_TTL / 3).await;
-                                    if !matches!(store.renew_lease(&name, &token, LEASE_TTL).await, Ok(Some(_))) {
-                                        tracing::warn!(connection = %name, "could not renew the run lease");
-                                    }
-                                }
-                            })
-                        };
                         let opts = RunOptions {
                             trigger: trigger.to_string(),
                             cancel: stop.clone(),
+                            worker: Some(worker.clone()),
                             ..Default::default()
                         };
+                        // The run takes the connection's lease itself; another worker holding it is not an error.
                         match conn.run(&opts, &Events::default()).await {
                             Ok(r) => tracing::info!(connection = %name, run = r.run, status = r.status.as_str(), "run finished"),
-                            Err(e) => tracing::error!(connection = %name, error = %e, "run could not start"),
+                            Err(e) => tracing::warn!(connection = %name, error = %e, "run not done"),
                         }
-                        renew.abort();
-                        let _ = store.release_lease(&name, &lease.token).await;
                     }
                 },
                 &stop_signal,
@@ -118,10 +97,4 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "worker".into())
 }

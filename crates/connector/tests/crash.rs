@@ -158,4 +158,19 @@ async fn a_sync_killed_at_any_moment_converges_without_loss_or_doubles() {
         kills >= SEEDS / 2,
         "only {kills} of {SEEDS} syncs were killed mid-way: the kill points are too late"
     );
+    // Killed runs are not left `running`: the next run marked them interrupted.
+    let store = ml_store::open(&ml_store::StoreLocation::Sqlite(state.join("state.sqlite")))
+        .await
+        .unwrap();
+    let runs = store.list_runs(Some("demo"), 100).await.unwrap();
+    assert!(
+        runs.iter()
+            .all(|r| r.status != ml_store::RunStatus::Running),
+        "{runs:#?}"
+    );
+    assert!(
+        runs.iter()
+            .any(|r| r.status == ml_store::RunStatus::Interrupted)
+    );
+    assert!(store.audit_verify("demo").await.unwrap().ok);
 }

@@ -381,3 +381,37 @@ async fn a_new_field_becomes_a_column_or_blocks_the_stream() {
             .any(|r| r.contains_key("REPORTING_GROUP"))
     );
 }
+
+/// Never two runs of one connection at once: while another worker holds the run lease, a run refuses
+/// to start and names the holder.
+#[tokio::test]
+async fn a_second_run_of_the_same_connection_is_refused() {
+    let w = World::start(tiny_intacct()).await;
+    let conn = w.connection().await;
+    let other = ml_connector::lease::acquire(&w.store, "demo", "other-host:4242")
+        .await
+        .unwrap()
+        .expect("free lease");
+    let err = conn
+        .run(&opts(), &Events::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("in progress") && err.contains("other-host:4242"),
+        "{err}"
+    );
+    assert!(
+        w.store
+            .list_runs(Some("demo"), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no run was started"
+    );
+    other.release().await;
+    assert_eq!(
+        conn.run(&opts(), &Events::default()).await.unwrap().status,
+        RunStatus::Succeeded
+    );
+}

@@ -63,6 +63,8 @@ pub struct RunOptions {
     pub full: bool,
     /// Cancelled by SIGTERM: the run stops after the current page or batches, leaving resumable state.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// The worker id in the run lease (default `host:pid`).
+    pub worker: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +174,30 @@ impl Connection {
     /// Runs the connection once. Errors of single streams are in the report; an `Err` means the run could
     /// not even start (the store is unreachable).
     pub async fn run(
+        &self,
+        opts: &RunOptions,
+        events: &Events,
+    ) -> Result<RunReport, PipelineError> {
+        // One run of a connection at a time, whatever process starts it.
+        let worker = crate::lease::worker_id(opts.worker.as_deref());
+        let held =
+            crate::lease::acquire_or_explain(&self.store, &self.config.name, &worker).await?;
+        // Runs left `running` by a process that died are over: say so (their work is resumed below).
+        for r in self.store.unfinished_runs(&self.config.name).await? {
+            self.store
+                .finish_run(
+                    r.id,
+                    ml_store::RunStatus::Interrupted,
+                    serde_json::json!({"setup_error": "the process running it stopped; the next run resumed its work"}),
+                )
+                .await?;
+        }
+        let result = self.run_holding_lease(opts, events).await;
+        held.release().await;
+        result
+    }
+
+    async fn run_holding_lease(
         &self,
         opts: &RunOptions,
         events: &Events,
