@@ -40,16 +40,16 @@ pub enum Command {
         force: bool,
     },
     /// Store, show or re-encrypt the secrets (sealed in the state store, never in the config file).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: ml-connector credentials set intacct")]
     Credentials(CredentialsCommand),
     /// Check both systems: one verdict each, with the fix when something is wrong.
     #[command(after_help = "Example: ml-connector ping --connection acme")]
     Ping(ConnectionArg),
     /// Intacct alone: `ping`, or `query` an object as JSON lines.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: ml-connector intacct query GLACCOUNT --limit 5")]
     Intacct(IntacctCommand),
     /// Power BI alone: `ping`, or `push` a JSON-lines file of rows into a table.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: ml-connector powerbi ping")]
     Powerbi(PowerBiCommand),
     /// Run one sync now: extract what changed, stage it, push it.
     #[command(
@@ -64,10 +64,10 @@ pub enum Command {
         worker_id: Option<String>,
     },
     /// List runs, or show one with its streams and errors.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: ml-connector runs show 42")]
     Runs(RunsCommand),
     /// Search, export, verify or prune the audit trail.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: ml-connector audit search --key 1042 --format jsonl")]
     Audit(AuditCommand),
     /// Push again exactly the rows an earlier run pushed (replace streams: the table as it was after that run).
     #[command(after_help = "Example: ml-connector replay --run 42 --stream VENDOR --dry-run")]
@@ -90,7 +90,7 @@ pub enum Command {
     #[command(after_help = "Example: cargo run --release -- bench --records 1000000")]
     Bench(crate::bench::BenchArgs),
     /// Start one simulator on a port, for trying the connector by hand.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: ml-connector sim intacct --port 18080")]
     Sim(SimCommand),
     /// Run the whole job against both simulators, in-process: a full sync, changes, an incremental sync.
     #[command(after_help = "Example: cargo run --release -- demo")]
