@@ -40,13 +40,19 @@ pub enum Command {
         force: bool,
     },
     /// Store, show or re-encrypt the secrets (sealed in the state store, never in the config file).
-    #[command(subcommand, after_help = "Example: ml-connector credentials set intacct")]
+    #[command(
+        subcommand,
+        after_help = "Example: ml-connector credentials set intacct"
+    )]
     Credentials(CredentialsCommand),
     /// Check both systems: one verdict each, with the fix when something is wrong.
     #[command(after_help = "Example: ml-connector ping --connection acme")]
     Ping(ConnectionArg),
     /// Intacct alone: `ping`, or `query` an object as JSON lines.
-    #[command(subcommand, after_help = "Example: ml-connector intacct query GLACCOUNT --limit 5")]
+    #[command(
+        subcommand,
+        after_help = "Example: ml-connector intacct query GLACCOUNT --limit 5"
+    )]
     Intacct(IntacctCommand),
     /// Power BI alone: `ping`, or `push` a JSON-lines file of rows into a table.
     #[command(subcommand, after_help = "Example: ml-connector powerbi ping")]
@@ -67,7 +73,10 @@ pub enum Command {
     #[command(subcommand, after_help = "Example: ml-connector runs show 42")]
     Runs(RunsCommand),
     /// Search, export, verify or prune the audit trail.
-    #[command(subcommand, after_help = "Example: ml-connector audit search --key 1042 --format jsonl")]
+    #[command(
+        subcommand,
+        after_help = "Example: ml-connector audit search --key 1042 --format jsonl"
+    )]
     Audit(AuditCommand),
     /// Push again exactly the rows an earlier run pushed (replace streams: the table as it was after that run).
     #[command(after_help = "Example: ml-connector replay --run 42 --stream VENDOR --dry-run")]
@@ -90,7 +99,10 @@ pub enum Command {
     #[command(after_help = "Example: cargo run --release -- bench --records 1000000")]
     Bench(crate::bench::BenchArgs),
     /// Start one simulator on a port, for trying the connector by hand.
-    #[command(subcommand, after_help = "Example: ml-connector sim intacct --port 18080")]
+    #[command(
+        subcommand,
+        after_help = "Example: ml-connector sim intacct --port 18080"
+    )]
     Sim(SimCommand),
     /// Run the whole job against both simulators, in-process: a full sync, changes, an incremental sync.
     #[command(after_help = "Example: cargo run --release -- demo")]
@@ -279,4 +291,34 @@ pub enum SimCommand {
         #[arg(long, default_value_t = 18090)]
         port: u16,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_says_what_it_does_and_shows_an_example() {
+        fn walk(cmd: &mut clap::Command, path: String, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands_mut() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let help = sub.render_long_help().to_string();
+                if sub.get_about().is_none() || !help.contains("Example") {
+                    missing.push(name.clone());
+                }
+                walk(sub, name, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&mut Cli::command(), "ml-connector".into(), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "commands without a description or an example: {missing:?}"
+        );
+        Cli::command().debug_assert();
+    }
 }
