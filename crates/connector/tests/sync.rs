@@ -415,3 +415,83 @@ async fn a_second_run_of_the_same_connection_is_refused() {
         RunStatus::Succeeded
     );
 }
+
+/// A push dataset someone else defined: the stream's column mapping is checked against the table's real
+/// columns before anything is pushed, the table's schema is left alone, and rows arrive under the
+/// user's column names.
+#[tokio::test]
+async fn a_dataset_defined_by_someone_else_is_fed_through_a_column_mapping() {
+    use ml_sim_powerbi::{PresetDataset, PresetKind, PresetTable, Retention};
+    let mut pcfg = ml_sim_powerbi::SimConfig::default();
+    pcfg.workspaces[0].datasets.push(PresetDataset {
+        id: "0c0ffee0-0000-4000-8000-000000000001".into(),
+        name: "Finance Model".into(),
+        kind: PresetKind::Push(Retention::None),
+        tables: vec![PresetTable {
+            name: "Suppliers".into(),
+            columns: vec![
+                ("RECORDNO".into(), "Int64".into()),
+                ("Supplier".into(), "String".into()),
+                ("Balance".into(), "Decimal".into()),
+            ],
+        }],
+    });
+    let mut w = World::start_with(tiny_intacct(), pcfg).await;
+    w.cfg.powerbi.dataset = "Finance Model".into();
+    w.cfg.streams.retain(|s| s.object == "VENDOR");
+    let vendor = &mut w.cfg.streams[0];
+    vendor.table = "Suppliers".into();
+    vendor.manage_schema = false;
+    vendor.column_map = [
+        ("RECORDNO", "RECORDNO"),
+        ("NAME", "Nope"),
+        ("TOTALDUE", "Balance"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+
+    // A mapping to a column the table lacks is refused before any row is pushed.
+    let conn = w.connection().await;
+    let report = conn.run(&opts(), &Events::default()).await.unwrap();
+    let err = report.setup_error.clone().unwrap_or_default();
+    assert!(
+        err.contains("Nope") && err.contains("Supplier"),
+        "{report:#?}"
+    );
+    let rows = w.powerbi.table_rows(
+        ml_sim_powerbi::DEFAULT_WORKSPACE,
+        "Finance Model",
+        "Suppliers",
+    );
+    assert_eq!(rows.map(|r| r.len()), Some(0));
+
+    w.cfg.streams[0]
+        .column_map
+        .insert("NAME".into(), "Supplier".into());
+    let conn = w.connection().await;
+    let report = conn.run(&opts(), &Events::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let rows = w
+        .powerbi
+        .table_rows(
+            ml_sim_powerbi::DEFAULT_WORKSPACE,
+            "Finance Model",
+            "Suppliers",
+        )
+        .unwrap();
+    let source = w.intacct.records("VENDOR");
+    assert_eq!(rows.len(), source.len());
+    for r in &rows {
+        let key = r["RECORDNO"].to_string();
+        let src = source.iter().find(|s| s["RECORDNO"] == key).unwrap();
+        assert_eq!(r["Supplier"], src["NAME"]);
+        let mut cols: Vec<&String> = r.keys().collect();
+        cols.sort();
+        assert!(
+            cols.iter()
+                .all(|c| ["Balance", "RECORDNO", "Supplier"].contains(&c.as_str())),
+            "{cols:?}"
+        );
+    }
+}

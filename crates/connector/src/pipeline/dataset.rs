@@ -150,8 +150,28 @@ async fn reconcile_tables(
             previous.and_then(|p| p.tables.iter().find(|t| t.name == plan.table));
         let present = existing.iter().any(|t| t.name == plan.table);
         if !stream.column_map.is_empty() {
-            // The user's own table: check the mapping against the columns we know of, never alter it.
-            if let Some(k) = known {
+            // The user's own table: check the mapping against its columns as Power BI lists them (or as
+            // we recorded them when the listing has no columns), before anything is pushed.
+            let listed = existing
+                .iter()
+                .find(|t| t.name == plan.table)
+                .filter(|t| !t.columns.is_empty());
+            if let Some(t) = listed {
+                let as_schema = TableSchema::new(
+                    t.name.clone(),
+                    t.columns
+                        .iter()
+                        .map(|c| {
+                            ml_powerbi::schema::Column::new(
+                                c.name.clone(),
+                                ml_powerbi::schema::DataType::parse(&c.data_type)
+                                    .unwrap_or(ml_powerbi::schema::DataType::String),
+                            )
+                        })
+                        .collect(),
+                );
+                plan.check_against_existing(&as_schema)?;
+            } else if let Some(k) = known {
                 plan.check_against_existing(k)?;
             }
             if present && !stream.manage_schema {

@@ -66,7 +66,18 @@ pub async fn extract_and_stage(
         page_size: Some(conn.config.intacct.page_size),
     }));
     let mut high_water: Option<(NaiveDateTime, i64)> = committed.as_ref().and_then(parse_cursor);
-    while let Some(page) = pages.next().await {
+    let (mut t_wait, mut t_tr, mut t_st) = (
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    );
+    loop {
+        let t0 = std::time::Instant::now();
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        t_wait += t0.elapsed();
+        let t0 = std::time::Instant::now();
         let page = page?;
         report.extracted += page.records.len() as u64;
         events.emit(RunEvent::Extracted {
@@ -101,6 +112,8 @@ pub async fn extract_and_stage(
         {
             high_water = Some((c.when_modified, c.recordno));
         }
+        t_tr += t0.elapsed();
+        let t0 = std::time::Instant::now();
         stage(
             job,
             StagedPage {
@@ -112,11 +125,13 @@ pub async fn extract_and_stage(
             report,
         )
         .await?;
+        t_st += t0.elapsed();
         if opts.cancel.is_cancelled() {
             return Err(PipelineError::Interrupted);
         }
     }
     drop(pages);
+    eprintln!("TIMING wait {t_wait:?} transform {t_tr:?} stage {t_st:?}");
 
     // Deletes.
     let deletes: Vec<String> = match seen_keys {
