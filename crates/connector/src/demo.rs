@@ -187,22 +187,7 @@ pub async fn run(data_dir: Option<PathBuf>, vendors: usize) -> Result<()> {
     };
 
     println!("1. Full sync");
-    let started = Instant::now();
-    let report = conn
-        .run(
-            &RunOptions {
-                trigger: "demo".into(),
-                ..Default::default()
-            },
-            &events,
-        )
-        .await?;
-    print_summary(
-        &report,
-        &per_stream.lock().expect("lock"),
-        started.elapsed(),
-        true,
-    );
+    run_and_summarise(&conn, &events, &per_stream, true).await?;
     per_stream.lock().expect("lock").clear();
 
     println!("\n2. Changes in Intacct");
@@ -212,22 +197,7 @@ pub async fn run(data_dir: Option<PathBuf>, vendors: usize) -> Result<()> {
     }
 
     println!("\n3. Incremental sync");
-    let started = Instant::now();
-    let report2 = conn
-        .run(
-            &RunOptions {
-                trigger: "demo".into(),
-                ..Default::default()
-            },
-            &events,
-        )
-        .await?;
-    print_summary(
-        &report2,
-        &per_stream.lock().expect("lock"),
-        started.elapsed(),
-        false,
-    );
+    let report2 = run_and_summarise(&conn, &events, &per_stream, false).await?;
 
     println!("\n4. What arrived in Power BI (table Vendors)");
     let rows = powerbi
@@ -312,6 +282,28 @@ pub fn last_closed_month(intacct_now: &str) -> Option<chrono::NaiveDate> {
     let today = crate::transform::parse_intacct_datetime(intacct_now)?.date();
     let first = today.with_day(1)?;
     (first - chrono::Duration::days(1)).with_day(1)
+}
+
+/// Runs the connection once and prints the per-table summary with each stream's Intacct requests.
+async fn run_and_summarise(
+    conn: &Connection,
+    events: &Events,
+    per_stream: &Mutex<Vec<(String, u64)>>,
+    full: bool,
+) -> Result<RunReport> {
+    let started = Instant::now();
+    let opts = RunOptions {
+        trigger: "demo".into(),
+        ..Default::default()
+    };
+    let report = conn.run(&opts, events).await?;
+    print_summary(
+        &report,
+        &per_stream.lock().expect("lock"),
+        started.elapsed(),
+        full,
+    );
+    Ok(report)
 }
 
 struct Changes {
