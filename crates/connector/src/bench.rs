@@ -115,6 +115,8 @@ struct ChildStream {
     extract_secs: f64,
     /// From the last page staged to the stream's end (delete rows, read the mirror, push).
     load_secs: f64,
+    /// From the child's start to the last page staged (where the push begins).
+    push_start_secs: f64,
     /// CPU seconds (user + system) of the connector process in each of those two phases.
     extract_cpu: f64,
     load_cpu: f64,
@@ -125,6 +127,8 @@ struct ChildStream {
 #[derive(Debug, Clone, Default)]
 struct SyncMeasure {
     child: ChildResult,
+    /// When the parent started the child (the child's clock starts a few milliseconds later).
+    spawned: Option<Instant>,
     /// Intacct HTTP requests per stream, and for the whole run.
     intacct_per_stream: BTreeMap<String, u64>,
     intacct_total: u64,
@@ -368,6 +372,7 @@ async fn sync_in_child(
     }
     let i0 = intacct.stats();
     let p0 = powerbi.stats();
+    let spawned = Instant::now();
     let mut child = cmd.spawn().context("cannot start the connector child")?;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
@@ -401,6 +406,7 @@ async fn sync_in_child(
     };
     Ok(SyncMeasure {
         child: child_result,
+        spawned: Some(spawned),
         intacct_per_stream: per_stream,
         intacct_total: i1.http_requests - i0.http_requests,
         intacct_logins: i1.logins - i0.logins,
@@ -426,9 +432,8 @@ fn push_limit_floor(posts: u64, rows: u64, scale: f64) -> Duration {
     let hour = l.hour.as_secs_f64() / scale;
     let by_posts = (posts.div_ceil(l.posts_per_window as u64)).saturating_sub(1) as f64 * minute;
     let by_rows = (rows.div_ceil(l.rows_per_hour)).saturating_sub(1) as f64 * hour;
-    // Past 250,000 rows in the table, at most 120 POSTs an hour.
-    let small_posts = l.large_table_rows.div_ceil(l.max_rows_per_post as u64);
-    let by_large = if posts > small_posts {
+    // Once the table holds 250,000 rows, at most 120 POSTs an hour.
+    let by_large = if rows > l.large_table_rows {
         (posts.div_ceil(l.large_table_posts_per_hour as u64)).saturating_sub(1) as f64 * hour
     } else {
         0.0
@@ -454,9 +459,9 @@ fn limits_table(
         t,
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for (label, m, cost_m) in [
-        ("full", full, cost.map(|c| &c.0)),
-        ("incremental", incr, cost.map(|c| &c.1)),
+    for (label, m, cost_m, prev) in [
+        ("full", full, cost.map(|c| &c.0), None),
+        ("incremental", incr, cost.map(|c| &c.1), Some(full)),
     ] {
         for o in objects {
             let Some(s) = m.child.streams.iter().find(|s| &s.object == o) else {
@@ -476,11 +481,32 @@ fn limits_table(
             } else {
                 rows.div_ceil(10_000)
             };
-            let limit_floor = if limits {
+            let mut limit_floor = if limits {
                 push_limit_floor(posts, rows, args.time_scale).as_secs_f64()
             } else {
                 0.0
             };
+            // The service's budgets are per sliding window, so the previous sync's pushes count.
+            // A window frees as the earlier rows age out of it, at the pace they were sent: the
+            // earliest finish of both pushes together is the earlier push's end plus the windows
+            // the two need together (an ideal pusher that knew the earlier push).
+            if let (true, Some(p)) = (limits, prev)
+                && let Some(ps) = p.child.streams.iter().find(|x| &x.object == o)
+                && let (Some(t0), Some(t1)) = (p.spawned, m.spawned)
+            {
+                let first_start = ps.push_start_secs;
+                let this_start = (t1 - t0).as_secs_f64() + s.push_start_secs;
+                let p_posts = if objects.len() == 1 {
+                    p.posts
+                } else {
+                    ps.pushed.div_ceil(10_000)
+                };
+                let both = push_limit_floor(posts + p_posts, rows + ps.pushed, args.time_scale)
+                    .as_secs_f64();
+                if both > 0.0 {
+                    limit_floor = limit_floor.max(first_start + ps.load_secs + both - this_start);
+                }
+            }
             // Without any limit the push still takes the time the unthrottled pipeline needs (cost scenario).
             let physical = cost_m
                 .and_then(|c| c.child.streams.iter().find(|x| &x.object == o))
@@ -700,6 +726,7 @@ async fn child(spec: ChildSpec) -> Result<()> {
                 pushed: s.pushed,
                 table_rows: s.table_rows,
                 extract_secs: (staged.0 - start.0).as_secs_f64(),
+                push_start_secs: (staged.0 - started).as_secs_f64(),
                 load_secs: (end.0 - staged.0).as_secs_f64(),
                 extract_cpu: staged.1 - start.1,
                 load_cpu: end.1 - staged.1,

@@ -68,12 +68,66 @@ pub fn parse_gmt_offset(text: &str) -> Option<FixedOffset> {
 /// Parses Intacct's `MM/DD/YYYY HH:MM:SS` (or a bare date) as a wall-clock time of the API user.
 pub fn parse_intacct_datetime(text: &str) -> Option<NaiveDateTime> {
     let text = text.trim();
+    // The exact forms Intacct renders, read by hand: chrono's format interpreter costs more than
+    // the rest of a record's conversion. Anything else goes the general way below.
+    if let Some(dt) = parse_fixed_datetime(text.as_bytes()) {
+        return Some(dt);
+    }
     if let Ok(dt) = NaiveDateTime::parse_from_str(text, "%m/%d/%Y %H:%M:%S") {
         return Some(dt);
     }
     NaiveDate::parse_from_str(text, "%m/%d/%Y")
         .ok()
         .map(|d| d.and_time(NaiveTime::MIN))
+}
+
+/// `MM/DD/YYYY` or `MM/DD/YYYY HH:MM:SS` with every digit present; `None` for any other form.
+fn parse_fixed_datetime(b: &[u8]) -> Option<NaiveDateTime> {
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    }
+    if (b.len() != 10 && b.len() != 19) || b[2] != b'/' || b[5] != b'/' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(num(&b[6..10])? as i32, num(&b[0..2])?, num(&b[3..5])?)?;
+    if b.len() == 10 {
+        return Some(date.and_time(NaiveTime::MIN));
+    }
+    if b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let time = NaiveTime::from_hms_opt(num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?)?;
+    Some(date.and_time(time))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, the form the store keeps cursors and modification times in (written by
+/// hand for the same reason as [`parse_intacct_datetime`]; years outside 0..=9999 take chrono's way).
+pub fn format_iso_seconds(dt: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    let y = dt.year();
+    if !(0..=9999).contains(&y) {
+        return dt.format("%Y-%m-%dT%H:%M:%S").to_string();
+    }
+    let mut s = String::with_capacity(19);
+    let y = y as u32;
+    for (sep, v) in [
+        (None, y / 100),
+        (None, y % 100),
+        (Some('-'), dt.month()),
+        (Some('-'), dt.day()),
+        (Some('T'), dt.hour()),
+        (Some(':'), dt.minute()),
+        (Some(':'), dt.second()),
+    ] {
+        if let Some(c) = sep {
+            s.push(c);
+        }
+        s.push((b'0' + (v / 10) as u8) as char);
+        s.push((b'0' + (v % 10) as u8) as char);
+    }
+    s
 }
 
 /// Formats a wall-clock time the way Intacct filters expect it.
@@ -154,7 +208,18 @@ pub fn source_hash<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> Stri
         h.update(value.as_bytes());
         h.update([0]);
     }
-    hex::encode(h.finalize())
+    lower_hex(&h.finalize())
+}
+
+/// Lower-case hex, as `hex::encode` writes it, without its per-character iterator.
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Converts one record given as a field lookup.
@@ -164,9 +229,25 @@ pub fn transform<'a>(
     columns: &[ColumnSpec],
     time: &TimeContext,
 ) -> Result<TypedRecord, TransformError> {
+    let texts: Vec<&str> = columns
+        .iter()
+        .map(|c| get(&c.field).unwrap_or(""))
+        .collect();
+    transform_texts(key, &texts, get("WHENMODIFIED"), columns, time)
+}
+
+/// Converts one record given as the text of each column (`texts[i]` for `columns[i]`, `""` when
+/// absent) and its WHENMODIFIED. Same result as [`transform`]; callers that resolved the columns'
+/// positions once per page use it to skip a name lookup per field.
+pub fn transform_texts(
+    key: String,
+    texts: &[&str],
+    when_modified: Option<&str>,
+    columns: &[ColumnSpec],
+    time: &TimeContext,
+) -> Result<TypedRecord, TransformError> {
     let mut values = Vec::with_capacity(columns.len());
-    for c in columns {
-        let text = get(&c.field).unwrap_or("");
+    for (c, text) in columns.iter().zip(texts) {
         let v = convert(text, c.data_type, time).map_err(|expected| TransformError {
             key: key.clone(),
             field: c.field.clone(),
@@ -175,11 +256,12 @@ pub fn transform<'a>(
         })?;
         values.push(v);
     }
-    let when_modified = get("WHENMODIFIED").and_then(parse_intacct_datetime);
+    let when_modified = when_modified.and_then(parse_intacct_datetime);
     let source_hash = source_hash(
         columns
             .iter()
-            .map(|c| (c.field.as_str(), get(&c.field).unwrap_or(""))),
+            .zip(texts)
+            .map(|(c, text)| (c.field.as_str(), *text)),
     );
     Ok(TypedRecord {
         key,
@@ -269,6 +351,79 @@ mod tests {
         let err = transform("7".into(), get, &cols, &TimeContext::default()).unwrap_err();
         assert_eq!(err.field, "TOTALDUE");
         assert!(err.to_string().contains("record 7"));
+    }
+
+    #[test]
+    fn hand_parsed_and_formatted_times_match_chrono() {
+        for text in [
+            "07/24/2017 15:19:46",
+            "12/31/1999 23:59:59",
+            "02/29/2024",
+            "01/01/0001 00:00:00",
+        ] {
+            let fast = parse_fixed_datetime(text.as_bytes());
+            let slow = NaiveDateTime::parse_from_str(text, "%m/%d/%Y %H:%M:%S")
+                .ok()
+                .or_else(|| {
+                    NaiveDate::parse_from_str(text, "%m/%d/%Y")
+                        .ok()
+                        .map(|d| d.and_time(NaiveTime::MIN))
+                });
+            assert_eq!(fast, slow, "{text}");
+            let dt = fast.unwrap();
+            assert_eq!(
+                format_iso_seconds(&dt),
+                dt.format("%Y-%m-%dT%H:%M:%S").to_string()
+            );
+        }
+        // Not the exact form: the general parser decides (and still rejects nonsense).
+        for text in [
+            "02/30/2024",
+            "7/4/2017",
+            "24/07/2017 15:19:46",
+            "07/24/2017T15:19:46",
+        ] {
+            assert_eq!(parse_fixed_datetime(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(parse_intacct_datetime("02/30/2024"), None);
+        assert_eq!(
+            parse_intacct_datetime(" 7/4/2017 "),
+            NaiveDate::from_ymd_opt(2017, 7, 4).map(|d| d.and_time(NaiveTime::MIN))
+        );
+    }
+
+    #[test]
+    fn positional_and_named_transforms_agree() {
+        let cols = [
+            col("RECORDNO", DataType::Int64),
+            col("NAME", DataType::String),
+            col("WHENMODIFIED", DataType::DateTime),
+        ];
+        let rec = [
+            ("RECORDNO", "7"),
+            ("NAME", "Acme"),
+            ("WHENMODIFIED", "07/24/2017 15:19:46"),
+        ];
+        let get = |f: &str| rec.iter().find(|(k, _)| *k == f).map(|(_, v)| *v);
+        let tc = TimeContext::default();
+        let a = transform("7".into(), get, &cols, &tc).unwrap();
+        let b = transform_texts(
+            "7".into(),
+            &["7", "Acme", "07/24/2017 15:19:46"],
+            Some("07/24/2017 15:19:46"),
+            &cols,
+            &tc,
+        )
+        .unwrap();
+        assert_eq!(a.values, b.values);
+        assert_eq!(a.source_hash, b.source_hash);
+        assert_eq!(a.when_modified, b.when_modified);
+        assert_eq!(
+            a.source_hash,
+            hex::encode(Sha256::digest(
+                b"RECORDNO\x007\x00NAME\x00Acme\x00WHENMODIFIED\x0007/24/2017 15:19:46\x00"
+            ))
+        );
     }
 
     #[test]

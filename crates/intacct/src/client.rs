@@ -515,15 +515,15 @@ impl IntacctClient {
     /// The next page is fetched while the consumer handles the current one (one page ahead,
     /// inside the concurrency limit).
     ///
-    /// A full read (`since = None`) with a concurrency limit above 1 runs as parallel keyset
-    /// chains instead (see [`Self::full_read`]): same records, same guarantees, pages in any
-    /// order, in about `1 / max_concurrent_requests` of the time.
+    /// With a concurrency limit above 1 the passes run as parallel keyset chains instead (see
+    /// [`Self::full_read`]): the same records with the same guarantee, pages in any order, the
+    /// watermark on a final empty page, in about `1 / max_concurrent_requests` of the time.
     pub fn changed_since(
         &self,
         req: ChangedSince,
     ) -> impl futures::Stream<Item = Result<Page, IntacctError>> + Send + 'static {
         use futures::StreamExt;
-        if req.since.is_none() && self.inner.settings.max_concurrent_requests > 1 {
+        if self.inner.settings.max_concurrent_requests > 1 {
             return self.full_read(req).left_stream();
         }
         let resume = Resume {
@@ -533,25 +533,31 @@ impl IntacctClient {
         self.changed_since_resume(req, resume).right_stream()
     }
 
-    /// Every record of an object, read by parallel keyset chains that keep all
+    /// Every record of an object changed after `req.since` (all when `None`), plus the
+    /// never-modified ones, read by parallel keyset chains that keep all
     /// `max_concurrent_requests` slots busy (a single keyset scan waits one round trip per page,
-    /// so it can use only one slot whatever the limit).
+    /// so it uses one slot whatever the limit).
     ///
-    /// - The never-modified pass is one chain, started together with the first page of the
-    ///   modified pass.
-    /// - The first modified page tells how many records follow (`numremaining`) and how densely
-    ///   their WHENMODIFIED values lie; the rest of the pass is cut at estimated WHENMODIFIED
-    ///   boundaries into `max_concurrent_requests` chains of about equal size, each its own
-    ///   (WHENMODIFIED, RECORDNO) keyset scan inside `(lower, upper]`. No request is spent on
-    ///   probing: a wrong estimate only makes one chain longer than the others.
-    /// - A record modified during the read leaves its chain's range for the top one (its new
-    ///   WHENMODIFIED is the latest), so the top chain's last query is sent only after every other
-    ///   chain has finished; should the top chain run out earlier it asks once more then. That
-    ///   keeps the sequential scan's guarantee: every record existing at the start is yielded at
-    ///   least once, and the highest cursor yielded is a safe watermark.
+    /// - The never-modified pass is one chain (RECORDNO keyset), started together with the
+    ///   first page of the modified pass. On an incremental read, where it is most of the work,
+    ///   it splits after its first page into RECORDNO ranges extrapolated from that page.
+    /// - That first page (the 2,000 oldest modifications) is a sample of the RECORDNOs of the
+    ///   modified records: its quantiles cut the rest of the pass into `max_concurrent_requests`
+    ///   RECORDNO ranges, each read by its own (WHENMODIFIED, RECORDNO) keyset scan. No request
+    ///   is spent on probing; a skewed sample only makes one chain longer than the others.
+    /// - A record keeps its RECORDNO, so a change during the read moves it to the end of its own
+    ///   chain, never out of it: every record is yielded at least once, and its newest version
+    ///   whenever the chain was still reading when it changed. A never-modified record changed
+    ///   during the read leaves the first chain for one of the others, so no other chain sends
+    ///   its last query before the never-modified chain is done (should one run out earlier, it
+    ///   looks once more then).
+    /// - Pages come in any order and carry no cursor. The stream ends with an empty page whose
+    ///   cursor is the watermark: the lowest over the chains of what each had read when it ended
+    ///   (its last record, or the newest WHENMODIFIED seen anywhere before its last query was
+    ///   sent, whichever is later). Every change the read missed is after it.
     ///
     /// Each chain ends on its own partial page, so a read of n records costs at most
-    /// ⌈n/page⌉ + 1 + max_concurrent_requests requests (one more in the rare case above).
+    /// ⌈n/page⌉ + max_concurrent_requests requests, plus one per chain in the rare case above.
     /// At most `max_concurrent_requests` pages are fetched ahead of the consumer.
     pub fn full_read(
         &self,
@@ -561,16 +567,28 @@ impl IntacctClient {
         let width = self.inner.settings.max_concurrent_requests.max(1);
         prefetching_n(width, move |tx| async move {
             let ps = client.page_size(req.page_size);
-            // Chains other than the top one still running; the top one's last query waits for 0.
-            let (others_tx, others_rx) = tokio::sync::watch::channel(1usize);
+            let (nm_done_tx, nm_done) = tokio::sync::watch::channel(false);
+            let marks = Marks::default();
             let nm = async {
-                let r = never_modified_chain(&client, &req, ps, &tx).await;
-                others_tx.send_modify(|n| *n -= 1);
+                let r = never_modified_chain(&client, &req, ps, width, &tx).await;
+                nm_done_tx.send_replace(true);
                 r
             };
-            let m = modified_chains(&client, &req, ps, width, &tx, &others_tx, others_rx);
-            if let Err(Stop::Failed(e)) = futures::try_join!(nm, m) {
-                let _ = tx.send(Err(e)).await;
+            let m = modified_chains(&client, &req, ps, width, &tx, &marks, nm_done);
+            match futures::try_join!(nm, m) {
+                Ok(_) => {
+                    let page = Page {
+                        object: req.object.clone(),
+                        pass: Pass::Modified,
+                        cursor: marks.watermark(),
+                        ..Page::default()
+                    };
+                    let _ = tx.send(Ok(page)).await;
+                }
+                Err(Stop::Failed(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+                Err(Stop::Closed) => {}
             }
         })
     }
@@ -862,9 +880,11 @@ async fn never_modified_chain(
     client: &IntacctClient,
     req: &ChangedSince,
     ps: u32,
+    width: usize,
     tx: &PageTx,
 ) -> Result<(), Stop> {
     let mut after = None;
+    let mut split = req.since.is_some() && width > 1;
     loop {
         // The slot is taken before the fetch: pages fetched ahead stay within the channel's size.
         let permit = tx.reserve().await.map_err(|_| Stop::Closed)?;
@@ -877,8 +897,61 @@ async fn never_modified_chain(
             ..page
         };
         let next = next_never_modified(&page, ps).map_err(Stop::Failed)?;
+        // On an incremental read the never-modified records are most of what is read: after
+        // the first page, cut the rest into RECORDNO ranges (extrapolated from the page's span;
+        // RECORDNOs are assigned in sequence) read in parallel. A full read does not: there the
+        // modified chains keep every slot busy.
+        let bounds = match (split, next) {
+            (true, Some(Some(_))) => nm_split_points(&page, width),
+            _ => Vec::new(),
+        };
+        split = false;
         if !page.records.is_empty() {
             permit.send(Ok(page));
+        } else {
+            drop(permit);
+        }
+        let Some(a) = next else { return Ok(()) };
+        if bounds.is_empty() {
+            after = a;
+            continue;
+        }
+        // This chain continues to the first bound; the others take the ranges above it.
+        let mut chains = Vec::with_capacity(bounds.len() + 1);
+        let mut lower = a;
+        for up in bounds.iter().copied().map(Some).chain([None]) {
+            chains.push(never_modified_range(client, req, ps, lower, up, tx));
+            lower = up;
+        }
+        return futures::future::try_join_all(chains).await.map(|_| ());
+    }
+}
+
+/// One RECORDNO keyset scan of the never-modified records in `(after, upper]`.
+async fn never_modified_range(
+    client: &IntacctClient,
+    req: &ChangedSince,
+    ps: u32,
+    mut after: Option<i64>,
+    upper: Option<i64>,
+    tx: &PageTx,
+) -> Result<(), Stop> {
+    loop {
+        let permit = tx.reserve().await.map_err(|_| Stop::Closed)?;
+        let mut q = never_modified_query(req, after, ps);
+        if let (Some(u), Some(Filter::And(conds))) = (upper, q.filter.as_mut()) {
+            conds.push(Filter::LessThanOrEqualTo("RECORDNO".into(), u.to_string()));
+        }
+        let page = client.query(q).await.map_err(Stop::Failed)?;
+        let page = Page {
+            pass: Pass::NeverModified,
+            ..page
+        };
+        let next = next_never_modified(&page, ps).map_err(Stop::Failed)?;
+        if !page.records.is_empty() {
+            permit.send(Ok(page));
+        } else {
+            drop(permit);
         }
         match next {
             Some(a) => after = a,
@@ -887,102 +960,181 @@ async fn never_modified_chain(
     }
 }
 
-/// The modified pass: the first page, then `width` chains over estimated WHENMODIFIED ranges.
+/// RECORDNOs cutting the never-modified records after the first page into `width` ranges,
+/// extrapolating the page's RECORDNO span over `numremaining` records.
+fn nm_split_points(first: &Page, width: usize) -> Vec<i64> {
+    let keys: Vec<i64> = first
+        .records
+        .iter()
+        .filter_map(|r| recordno(r).ok())
+        .collect();
+    let (Some(&r0), Some(&r1), Some(rest)) = (keys.first(), keys.last(), first.num_remaining)
+    else {
+        return Vec::new();
+    };
+    if width < 2 || r1 <= r0 || (rest as usize) < keys.len() {
+        return Vec::new();
+    }
+    let per_record = (r1 - r0) as f64 / keys.len() as f64;
+    let end = r1 as f64 + per_record * rest as f64;
+    let mut out: Vec<i64> = Vec::new();
+    for k in 1..width {
+        let b = (r1 as f64 + (end - r1 as f64) * k as f64 / width as f64) as i64;
+        if b > r1 && out.last().is_none_or(|l| b > *l) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// What the modified chains of a full read have seen, for the watermark.
+#[derive(Default)]
+struct Marks(std::sync::Mutex<MarksInner>);
+
+#[derive(Default)]
+struct MarksInner {
+    /// Newest WHENMODIFIED in any response received so far.
+    newest: Option<NaiveDateTime>,
+    /// Per finished chain: how far it is known to have read.
+    finals: Vec<Cursor>,
+}
+
+impl Marks {
+    fn newest(&self) -> Option<NaiveDateTime> {
+        self.0.lock().expect("marks lock").newest
+    }
+
+    fn saw(&self, page: &Page) {
+        // Modified pages are in WHENMODIFIED order: the last record has the newest.
+        if let Some(c) = last_cursor(page).ok().flatten() {
+            let mut m = self.0.lock().expect("marks lock");
+            m.newest = m.newest.max(Some(c.when_modified));
+        }
+    }
+
+    fn finished(&self, mark: Cursor) {
+        self.0.lock().expect("marks lock").finals.push(mark);
+    }
+
+    fn watermark(&self) -> Option<Cursor> {
+        self.0
+            .lock()
+            .expect("marks lock")
+            .finals
+            .iter()
+            .min()
+            .copied()
+    }
+}
+
+/// The modified pass: the first page, then `width` chains over RECORDNO ranges.
 async fn modified_chains(
     client: &IntacctClient,
     req: &ChangedSince,
     ps: u32,
     width: usize,
     tx: &PageTx,
-    others_tx: &tokio::sync::watch::Sender<usize>,
-    others_rx: tokio::sync::watch::Receiver<usize>,
+    marks: &Marks,
+    nm_done: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     let permit = tx.reserve().await.map_err(|_| Stop::Closed)?;
     let mut first = client
-        .query(modified_query(req, None, ps))
+        .query(modified_query(req, req.since, ps))
         .await
         .map_err(Stop::Failed)?;
     first.pass = Pass::Modified;
-    first.cursor = last_cursor(&first).map_err(Stop::Failed)?;
-    let tx_first_cursor = first.cursor;
-    let after = next_modified(&first, ps).map_err(Stop::Failed)?;
-    let bounds = match after {
-        Some(_) => split_points(&first, width),
-        None => Vec::new(),
+    marks.saw(&first);
+    let c1 = last_cursor(&first).map_err(Stop::Failed)?;
+    let more = next_modified(&first, ps).map_err(Stop::Failed)?.is_some();
+    let bounds = if more {
+        split_points(&first, width)
+    } else {
+        Vec::new()
     };
     if !first.records.is_empty() {
         permit.send(Ok(first));
     } else {
         drop(permit);
     }
-    let Some(after) = after else {
-        // Everything fitted on one page, which makes it the top chain's last query: sent while
-        // the never-modified chain ran, so it looks once more after that chain is done.
-        let cursor = tx_first_cursor;
-        return modified_chain(client, req, ps, cursor, None, None, tx, true, others_rx, true)
-            .await;
+    let Some(c1) = c1 else {
+        // No modified record at all: the never-modified chain may still move one here.
+        let r = modified_chain(
+            client,
+            req,
+            ps,
+            None,
+            (None, None),
+            tx,
+            marks,
+            nm_done,
+            true,
+        )
+        .await;
+        return r;
     };
-    // Ranges: (after, b1], (b1, b2], ..., (b_last, open). The last is the top chain.
-    others_tx.send_modify(|n| *n += bounds.len());
+    if !more {
+        // The first page was the whole pass, read while the never-modified chain ran.
+        return modified_chain(
+            client,
+            req,
+            ps,
+            Some(c1),
+            (None, None),
+            tx,
+            marks,
+            nm_done,
+            true,
+        )
+        .await;
+    }
     let mut chains = Vec::with_capacity(bounds.len() + 1);
     let mut lower = None;
-    let mut start = after;
     for upper in bounds.iter().copied().map(Some).chain([None]) {
-        let top = upper.is_none();
-        let others_rx = others_rx.clone();
-        chains.push(async move {
-            let r = modified_chain(
-                client, req, ps, start, lower, upper, tx, top, others_rx, false,
-            )
-            .await;
-            if !top {
-                others_tx.send_modify(|n| *n -= 1);
-            }
-            r
-        });
+        let nm_done = nm_done.clone();
+        chains.push(modified_chain(
+            client,
+            req,
+            ps,
+            Some(c1),
+            (lower, upper),
+            tx,
+            marks,
+            nm_done,
+            false,
+        ));
         lower = upper;
-        start = None;
     }
     futures::future::try_join_all(chains).await.map(|_| ())
 }
 
-/// One (WHENMODIFIED, RECORDNO) keyset scan inside `(lower, upper]`.
+/// One (WHENMODIFIED, RECORDNO) keyset scan of the records with RECORDNO in `(lower, upper]`,
+/// after `after`. `ran_out`: the caller's last query was sent while the never-modified chain ran.
 #[allow(clippy::too_many_arguments)]
 async fn modified_chain(
     client: &IntacctClient,
     req: &ChangedSince,
     ps: u32,
     mut after: Option<Cursor>,
-    lower: Option<NaiveDateTime>,
-    upper: Option<NaiveDateTime>,
+    (lower, upper): (Option<i64>, Option<i64>),
     tx: &PageTx,
-    top: bool,
-    mut others: tokio::sync::watch::Receiver<usize>,
+    marks: &Marks,
+    mut nm_done: tokio::sync::watch::Receiver<bool>,
     ran_out: bool,
 ) -> Result<(), Stop> {
-    let mut after_others = false;
     if ran_out {
-        // The caller's last query was sent while other chains ran: wait for them, look again.
-        let _ = others.wait_for(|n| *n == 0).await;
+        let _ = nm_done.wait_for(|d| *d).await;
     }
     loop {
-        if top && !after_others && *others.borrow() == 0 {
-            after_others = true;
-        }
+        let after_nm = *nm_done.borrow();
+        let newest_before = marks.newest();
         let permit = tx.reserve().await.map_err(|_| Stop::Closed)?;
         let mut q = modified_query(req, after, ps);
         let mut conds = vec![q.filter.take().expect("modified queries filter")];
         if let Some(l) = lower {
-            conds.push(Filter::gt(
-                "WHENMODIFIED",
-                crate::protocol::values::format_timestamp(l),
-            ));
+            conds.push(Filter::gt("RECORDNO", l.to_string()));
         }
         if let Some(u) = upper {
-            conds.push(Filter::LessThanOrEqualTo(
-                "WHENMODIFIED".into(),
-                crate::protocol::values::format_timestamp(u),
-            ));
+            conds.push(Filter::LessThanOrEqualTo("RECORDNO".into(), u.to_string()));
         }
         q.filter = Some(if conds.len() == 1 {
             conds.pop().expect("one")
@@ -991,9 +1143,10 @@ async fn modified_chain(
         });
         let mut page = client.query(q).await.map_err(Stop::Failed)?;
         page.pass = Pass::Modified;
-        page.cursor = last_cursor(&page).map_err(Stop::Failed)?;
+        marks.saw(&page);
         let next = next_modified(&page, ps).map_err(Stop::Failed)?;
-        let cursor = page.cursor.or(after);
+        let last = last_cursor(&page).map_err(Stop::Failed)?;
+        after = last.or(after);
         if !page.records.is_empty() {
             permit.send(Ok(page));
         } else {
@@ -1001,48 +1154,43 @@ async fn modified_chain(
         }
         match next {
             Some(c) => after = c,
-            None if top && !after_others => {
-                // Records modified while other chains still ran may have moved in behind this
-                // scan's position only if they were modified after its last query: look once
-                // more when the others are done.
-                let _ = others.wait_for(|n| *n == 0).await;
-                after_others = true;
-                after = cursor;
+            None if !after_nm => {
+                // Sent while the never-modified chain ran: look once more when it is done.
+                let _ = nm_done.wait_for(|d| *d).await;
             }
-            None => return Ok(()),
+            None => {
+                // Read up to `after`; and everything changed before the newest modification
+                // seen before this last query was sent (that query ran later).
+                let seen = newest_before.map(|t| Cursor {
+                    when_modified: t,
+                    recordno: 0,
+                });
+                if let Some(mark) = after.max(seen) {
+                    marks.finished(mark);
+                }
+                return Ok(());
+            }
         }
     }
 }
 
-/// WHENMODIFIED values that cut the rest of the modified pass into `width` ranges of about
-/// equal record counts, extrapolated from the first page (its span of WHENMODIFIED and the
-/// `numremaining` count). Empty when the rest is small or the page gives no span to go by.
-fn split_points(first: &Page, width: usize) -> Vec<NaiveDateTime> {
-    let wm = |r: &Record| {
-        r.get("WHENMODIFIED")
-            .and_then(crate::protocol::values::parse_timestamp)
-    };
-    let (Some(t0), Some(t1), Some(rest)) = (
-        first.records.first().and_then(wm),
-        first.records.last().and_then(wm),
-        first.num_remaining,
-    ) else {
-        return Vec::new();
-    };
-    let n = first.records.len() as f64;
-    let total = n + rest as f64;
-    let span = (t1 - t0).num_seconds() as f64;
-    if width < 2 || span <= 0.0 || total / (width as f64) <= n {
+/// RECORDNOs that cut the rest of the modified pass into `width` ranges of about equal size:
+/// quantiles of the RECORDNOs on the first page, a sample of the pass (its oldest changes).
+/// Empty when the page has too few records to go by.
+fn split_points(first: &Page, width: usize) -> Vec<i64> {
+    let mut keys: Vec<i64> = first
+        .records
+        .iter()
+        .filter_map(|r| recordno(r).ok())
+        .collect();
+    if width < 2 || keys.len() < width * 2 {
         return Vec::new();
     }
-    let per_record = span / n;
-    let mut out: Vec<NaiveDateTime> = Vec::new();
+    keys.sort_unstable();
+    let mut out: Vec<i64> = Vec::new();
     for k in 1..width {
-        // The lower chains get a little less than an equal share, so that the top chain (which
-        // must send the last query) normally is the last to finish and needs no extra look.
-        let at = total * k as f64 / width as f64 * 0.9;
-        let b = t0 + chrono::Duration::seconds((per_record * at) as i64);
-        if b > t1 && out.last().is_none_or(|l| b > *l) {
+        let b = keys[keys.len() * k / width];
+        if out.last().is_none_or(|l| b > *l) {
             out.push(b);
         }
     }

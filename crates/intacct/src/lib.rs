@@ -27,7 +27,7 @@ pub use client::{
 };
 pub use error::{ErrorKind, ErrorLevel, IntacctError};
 pub use protocol::{
-    ErrorDetail, FieldDef, Filter, ObjectDefinition, Order, Query, Record, SelectItem,
+    ErrorDetail, FieldDef, Filter, ObjectDefinition, Order, Query, Record, RecordShape, SelectItem,
 };
 pub use settings::{IntacctSettings, RetryPolicy};
 pub use transport::classify_exchange;

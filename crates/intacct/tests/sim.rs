@@ -184,17 +184,149 @@ async fn concurrency_limit_is_never_exceeded() {
 
 #[tokio::test]
 async fn keyset_paging_while_records_change_between_pages() {
-    let sim = Simulator::start(SimConfig::tiny()).await.unwrap();
+    keyset_paging_while_records_change(1, 3).await;
+}
+
+/// The same with parallel chains (a full read with two slots): pages come in any order, so the
+/// checks are on versions, not on the order of pages.
+#[tokio::test]
+async fn parallel_full_read_while_records_change_between_pages() {
+    keyset_paging_while_records_change(2, 4).await;
+}
+
+/// A full read with two slots keeps both busy, yields every record once, stays within one
+/// request per page of each chain, and ends with a watermark no later than the newest record.
+#[tokio::test]
+async fn parallel_full_read_uses_every_slot() {
+    let mut cfg = SimConfig::tiny();
+    cfg.size.vendors = 600;
+    // Requests must take some time to overlap at all on a one-thread test runtime.
+    cfg.latency.per_request = Duration::from_millis(5);
+    let sim = Simulator::start(cfg).await.unwrap();
     let client = IntacctClient::new(settings(&sim)).unwrap();
+    let before = source_keys(&sim, "VENDOR");
+    let pages = collect(&client, req("VENDOR", 20)).await;
+    let mut keys: Vec<i64> = pages
+        .iter()
+        .flat_map(|p| p.records.iter())
+        .map(|r| r.get("RECORDNO").unwrap().parse().unwrap())
+        .collect();
+    keys.sort_unstable();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "no record twice when nothing changes");
+    assert_eq!(keys.into_iter().collect::<BTreeSet<_>>(), before);
+    let st = sim.stats();
+    assert_eq!(st.peak_concurrency, 2, "{st:?}");
+    assert_eq!(st.rejected_429, 0);
+    let queries = st.requests_by_function.get("query").copied().unwrap_or(0);
+    assert!(
+        queries <= (n as u64).div_ceil(20) + 2,
+        "{queries} queries for {n} records"
+    );
+    let last = pages.last().expect("pages");
+    assert!(last.records.is_empty(), "the read ends with its watermark");
+    let watermark = last.cursor.expect("a watermark");
+    let parse = |s: &str| ml_intacct::protocol::values::parse_timestamp(s);
+    let newest = pages
+        .iter()
+        .flat_map(|p| p.records.iter())
+        .filter_map(|r| r.get("WHENMODIFIED").and_then(parse))
+        .max()
+        .unwrap();
+    assert!(watermark.when_modified <= newest);
+    assert!(pages[..pages.len() - 1].iter().all(|p| p.cursor.is_none()));
+    sim.shutdown().await;
+}
+
+/// An incremental read with two slots: the never-modified records (most of what it reads) are
+/// read by parallel RECORDNO ranges, with the changes alongside; nothing is missed or doubled.
+#[tokio::test]
+async fn parallel_incremental_read_splits_the_never_modified_pass() {
+    let mut cfg = SimConfig::tiny();
+    cfg.size.vendors = 2000;
+    cfg.latency.per_request = Duration::from_millis(5);
+    let sim = Simulator::start(cfg).await.unwrap();
+    let mut one = settings(&sim);
+    one.max_concurrent_requests = 1;
+    let first = collect(&IntacctClient::new(one).unwrap(), req("VENDOR", 20)).await;
+    let cursor = first.iter().rev().find_map(|p| p.cursor);
+    sim.advance_clock(Duration::from_secs(60));
+    let k = *source_keys(&sim, "VENDOR").iter().nth(7).unwrap();
+    sim.update(
+        "VENDOR",
+        k as u64,
+        BTreeMap::from([("NAME".into(), "changed".into())]),
+    );
+    let q0 = sim
+        .stats()
+        .requests_by_function
+        .get("query")
+        .copied()
+        .unwrap_or(0);
+    let client = IntacctClient::new(settings(&sim)).unwrap();
+    let mut r = req("VENDOR", 20);
+    r.since = cursor;
+    let pages = collect(&client, r).await;
+    let queries = sim
+        .stats()
+        .requests_by_function
+        .get("query")
+        .copied()
+        .unwrap_or(0)
+        - q0;
+    let null_now: BTreeSet<i64> = sim
+        .records("VENDOR")
+        .iter()
+        .filter(|r| r.get("WHENMODIFIED").is_none_or(|w| w.is_empty()))
+        .map(|r| r["RECORDNO"].parse().unwrap())
+        .collect();
+    let mut never: Vec<i64> = pages
+        .iter()
+        .filter(|p| p.pass == Pass::NeverModified)
+        .flat_map(|p| p.records.iter())
+        .map(|r| r.get("RECORDNO").unwrap().parse().unwrap())
+        .collect();
+    let n = never.len();
+    never.sort_unstable();
+    never.dedup();
+    assert_eq!(never.len(), n, "no never-modified record twice");
+    assert_eq!(never.into_iter().collect::<BTreeSet<_>>(), null_now);
+    let modified: Vec<i64> = pages
+        .iter()
+        .filter(|p| p.pass == Pass::Modified)
+        .flat_map(|p| p.records.iter())
+        .map(|r| r.get("RECORDNO").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(modified, [k]);
+    let watermark = pages.last().and_then(|p| p.cursor).expect("a watermark");
+    assert!(watermark >= cursor.unwrap());
+    assert!(
+        queries <= (n as u64).div_ceil(20) + 4,
+        "{queries} queries for {n} never-modified records"
+    );
+    assert_eq!(sim.stats().peak_concurrency, 2);
+    sim.shutdown().await;
+}
+
+async fn keyset_paging_while_records_change(max_concurrent: usize, page_size: u32) {
+    let sim = Simulator::start(SimConfig::tiny()).await.unwrap();
+    let mut st = settings(&sim);
+    st.max_concurrent_requests = max_concurrent;
+    let client = IntacctClient::new(st).unwrap();
     let before = source_keys(&sim, "VENDOR");
     let mut yielded: Vec<(i64, String, String, Pass)> = Vec::new(); // (RECORDNO, WHENMODIFIED, NAME, pass)
     let mut updated = Vec::new();
     let mut inserted = Vec::new();
+    let mut watermark = None;
     {
-        let mut s = std::pin::pin!(client.changed_since(req("VENDOR", 3)));
+        let mut s = std::pin::pin!(client.changed_since(req("VENDOR", page_size)));
         let mut n = 0;
         while let Some(p) = s.next().await {
             let p = p.unwrap();
+            if p.cursor.is_some() {
+                watermark = watermark.max(p.cursor);
+            }
             n += 1;
             for r in &p.records {
                 yielded.push((
@@ -242,10 +374,30 @@ async fn keyset_paging_while_records_change_between_pages() {
         .map(|r| (r["RECORDNO"].parse().unwrap(), r))
         .collect();
 
-    // 1. Nothing lost: every record existing at the start or the end is yielded.
+    // 1. Nothing lost: every record existing at the start is yielded; so is every record
+    //    existing at the end, except (parallel chains) one changed after its chain ended,
+    //    which lies after the watermark, where the next run starts.
+    let parse = |s: &str| ml_intacct::protocol::values::parse_timestamp(s);
+    let watermark = watermark.expect("a cursor");
     let keys: BTreeSet<i64> = yielded.iter().map(|y| y.0).collect();
     assert!(before.iter().all(|k| keys.contains(k)));
-    assert!(after.keys().all(|k| keys.contains(k)));
+    let versions_yielded: BTreeSet<(i64, &str)> =
+        yielded.iter().map(|y| (y.0, y.1.as_str())).collect();
+    for (k, rec) in &after {
+        let wm = rec.get("WHENMODIFIED").map(String::as_str).unwrap_or("");
+        if max_concurrent == 1 {
+            assert!(keys.contains(k), "{k} not yielded");
+        } else if !versions_yielded.contains(&(*k, wm)) {
+            let pos = ml_intacct::Cursor {
+                when_modified: parse(wm).expect("changed records have WHENMODIFIED"),
+                recordno: *k,
+            };
+            assert!(
+                pos > watermark,
+                "{k} at {wm} missed and not after the watermark"
+            );
+        }
+    }
     // 2. No version repeated: (RECORDNO, WHENMODIFIED) pairs are unique within the pass.
     let mut versions = BTreeSet::new();
     for (k, wm, _, _) in &yielded {
@@ -254,13 +406,20 @@ async fn keyset_paging_while_records_change_between_pages() {
             "version of {k} at {wm:?} yielded twice"
         );
     }
-    // 3. Only records changed during the pass appear more than once; the last version
-    //    yielded of every record is its final state.
+    // 3. Only records changed during the pass appear more than once; the newest version
+    //    yielded of every record (the last one, when chains are not parallel) is its final
+    //    state, unless (parallel) that state is after the watermark.
     let mut count: HashMap<i64, usize> = HashMap::new();
     let mut last: HashMap<i64, (&str, &str)> = HashMap::new();
     for (k, wm, name, _) in &yielded {
         *count.entry(*k).or_default() += 1;
-        last.insert(*k, (wm.as_str(), name.as_str()));
+        let newer = match last.get(k) {
+            Some((prev, _)) if max_concurrent > 1 => parse(wm) >= parse(prev),
+            _ => true,
+        };
+        if newer {
+            last.insert(*k, (wm.as_str(), name.as_str()));
+        }
     }
     for (k, c) in &count {
         if *c > 1 {
@@ -271,7 +430,15 @@ async fn keyset_paging_while_records_change_between_pages() {
         }
     }
     for (k, rec) in &after {
-        let (wm, name) = last[k];
+        let Some((wm, name)) = last.get(k).copied() else {
+            continue; // checked in 1.
+        };
+        if max_concurrent > 1
+            && parse(rec.get("WHENMODIFIED").map(String::as_str).unwrap_or(""))
+                .is_some_and(|t| t >= watermark.when_modified)
+        {
+            continue;
+        }
         assert_eq!(
             wm,
             rec.get("WHENMODIFIED").map(String::as_str).unwrap_or(""),
@@ -283,23 +450,44 @@ async fn keyset_paging_while_records_change_between_pages() {
             "record {k}"
         );
     }
-    // 4. Within each pass the keyset strictly increases.
-    let mods: Vec<(String, i64)> = yielded
-        .iter()
-        .filter(|y| y.3 == Pass::Modified)
-        .map(|y| (y.1.clone(), y.0))
-        .collect();
-    let parse = |s: &str| ml_intacct::protocol::values::parse_timestamp(s).unwrap();
-    for w in mods.windows(2) {
-        assert!((parse(&w[0].0), w[0].1) < (parse(&w[1].0), w[1].1), "{w:?}");
+    // 4. Within each pass the keyset strictly increases (one chain per pass only).
+    if max_concurrent == 1 {
+        let mods: Vec<(String, i64)> = yielded
+            .iter()
+            .filter(|y| y.3 == Pass::Modified)
+            .map(|y| (y.1.clone(), y.0))
+            .collect();
+        for w in mods.windows(2) {
+            assert!(
+                (parse(&w[0].0).unwrap(), w[0].1) < (parse(&w[1].0).unwrap(), w[1].1),
+                "{w:?}"
+            );
+        }
     }
+    // 5. Requests: one per page of every chain, plus at most one look after the others.
+    let queries = sim
+        .stats()
+        .requests_by_function
+        .get("query")
+        .copied()
+        .unwrap_or(0);
+    let ceil = (yielded.len() as u64).div_ceil(page_size.into());
+    assert!(
+        queries <= ceil + 2 + 2 * max_concurrent as u64,
+        "{queries} queries for {} records",
+        yielded.len()
+    );
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn incremental_run_from_a_cursor_reads_only_changes_and_never_modified() {
     let sim = Simulator::start(SimConfig::tiny()).await.unwrap();
-    let client = IntacctClient::new(settings(&sim)).unwrap();
+    // One slot: the full read is the sequential scan, whose cursor is its exact last record
+    // (the parallel read's watermark is lower, and the next run re-reads a little more).
+    let mut st = settings(&sim);
+    st.max_concurrent_requests = 1;
+    let client = IntacctClient::new(st).unwrap();
     let first = collect(&client, req("VENDOR", 10)).await;
     let cursor = first.iter().rev().find_map(|p| p.cursor);
     sim.advance_clock(Duration::from_secs(60));

@@ -36,8 +36,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // 64 MiB page cache: staging looks up and inserts into several indexes per record.
-            .pragma("cache_size", "-65536")
+            // 16 MiB page cache per connection (up to 4): staging looks up and inserts into several
+            // indexes per record, but a bigger cache bought no measurable CPU in `ml-connector bench`
+            // and cost up to 4 x 64 MiB of resident memory (BENCHMARKS.md).
+            .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -1,14 +1,19 @@
 //! Extract and stage: pages from Intacct become typed rows, staged one page per transaction.
 //!
-//! Memory stays flat: one page (≤ 2,000 records) is held at a time, plus, for a full pull only, the set of
-//! keys seen (8 bytes a record) to find deletes by comparison.
+//! Memory stays flat: one page (≤ 2,000 records) is held at a time (a few more are being fetched), plus
+//! the keys read (16 bytes a numeric key, with the newest WHENMODIFIED seen), which on a full pull find
+//! deletes by comparison.
+//!
+//! Reads run as parallel chains (see `IntacctClient::full_read`), so pages arrive in any order and a
+//! record changed during the read can arrive as its new version before its old one: the versions seen
+//! decide, and an older version arriving later is not staged over the newer one.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
 use futures::StreamExt;
-use ml_intacct::{ChangedSince, Cursor as IntacctCursor, Record};
-use ml_powerbi::schema::{TableSchema, encode_row};
+use ml_intacct::{ChangedSince, Cursor as IntacctCursor, Record, RecordShape};
+use ml_powerbi::schema::RowEncoder;
 use ml_store::{CursorPos, FailedRecord, StageMode, StagePage, StagedRecord};
 
 use super::{Connection, Job, PipelineError, RunEvent, StreamReport};
@@ -35,7 +40,7 @@ pub async fn extract_and_stage(
         return extract_balances(job, report).await;
     }
     let name = conn.config.name.as_str();
-    let table = plan.table_schema();
+    let encoder = RowEncoder::new(&plan.table_schema());
     let cursor = conn.store.cursor(name, &stream.object).await?;
     let committed = cursor.and_then(|c| c.committed);
     let since = match (&committed, full) {
@@ -58,7 +63,10 @@ pub async fn extract_and_stage(
         _ => None,
     };
     let incremental = since.is_some();
-    let mut seen_keys: Option<HashSet<String>> = (!incremental).then(HashSet::new);
+    // Pages of parallel chains come in any order: versions are checked on every read, and the
+    // keys of a full read find deletes.
+    let mut seen_keys = Seen::default();
+    let mut fields = Fields::default();
     let mut pages = Box::pin(conn.intacct.changed_since(ChangedSince {
         object: plan.object.clone(),
         fields: plan.select.clone(),
@@ -66,18 +74,7 @@ pub async fn extract_and_stage(
         page_size: Some(conn.config.intacct.page_size),
     }));
     let mut high_water: Option<(NaiveDateTime, i64)> = committed.as_ref().and_then(parse_cursor);
-    let (mut t_wait, mut t_tr, mut t_st) = (
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-        std::time::Duration::ZERO,
-    );
-    loop {
-        let t0 = std::time::Instant::now();
-        let Some(page) = pages.next().await else {
-            break;
-        };
-        t_wait += t0.elapsed();
-        let t0 = std::time::Instant::now();
+    while let Some(page) = pages.next().await {
         let page = page?;
         report.extracted += page.records.len() as u64;
         events.emit(RunEvent::Extracted {
@@ -87,11 +84,23 @@ pub async fn extract_and_stage(
         let mut staged = Vec::with_capacity(page.records.len());
         let mut failed = Vec::new();
         for record in &page.records {
-            let key = record_key(record, plan);
-            if let Some(seen) = seen_keys.as_mut() {
-                seen.insert(key.clone());
+            let texts = fields.texts(record, plan);
+            let key = texts.key.to_string();
+            if !seen_keys.offer(&key, texts.when_modified) {
+                // A newer version of this record was already staged in this pull.
+                continue;
             }
-            match typed_record(record, plan, time).and_then(|typed| staged_record(&table, &typed)) {
+            let typed = transform::transform_texts(
+                key.clone(),
+                &texts.columns,
+                texts.when_modified,
+                &plan.columns,
+                time,
+            );
+            match typed
+                .map_err(PipelineError::from)
+                .and_then(|typed| staged_record(&encoder, typed))
+            {
                 Ok(r) => staged.push(r),
                 Err(e) => {
                     // Audited as failed and never pushed; the stream fails at its end so the cursor does
@@ -112,8 +121,6 @@ pub async fn extract_and_stage(
         {
             high_water = Some((c.when_modified, c.recordno));
         }
-        t_tr += t0.elapsed();
-        let t0 = std::time::Instant::now();
         stage(
             job,
             StagedPage {
@@ -125,18 +132,18 @@ pub async fn extract_and_stage(
             report,
         )
         .await?;
-        t_st += t0.elapsed();
         if opts.cancel.is_cancelled() {
             return Err(PipelineError::Interrupted);
         }
     }
     drop(pages);
-    eprintln!("TIMING wait {t_wait:?} transform {t_tr:?} stage {t_st:?}");
 
     // Deletes.
-    let deletes: Vec<String> = match seen_keys {
-        Some(seen) => keys_missing_from(conn, stream, &seen).await?,
-        None => incremental_deletes(conn, stream, since.map(|c| c.when_modified)).await?,
+    let deletes: Vec<String> = if incremental {
+        drop(seen_keys);
+        incremental_deletes(conn, stream, since.map(|c| c.when_modified)).await?
+    } else {
+        keys_missing_from(conn, stream, |k| seen_keys.contains(k)).await?
     };
     if !deletes.is_empty() {
         stage(
@@ -186,8 +193,89 @@ fn record_key(record: &Record, plan: &StreamPlan) -> String {
     }
 }
 
-fn staged_record(table: &TableSchema, typed: &TypedRecord) -> Result<StagedRecord, PipelineError> {
-    let encoded = encode_row(table, &typed.values).map_err(|e| {
+/// Keys a full pull has seen, with the newest WHENMODIFIED seen for each. RECORDNOs (the usual
+/// key) are kept as numbers: 16 bytes a record instead of a string each.
+#[derive(Default)]
+struct Seen {
+    numeric: HashMap<i64, i64>,
+    other: HashMap<String, i64>,
+}
+
+impl Seen {
+    /// Records the key; false when a strictly newer version of it was seen before.
+    fn offer(&mut self, key: &str, when_modified: Option<&str>) -> bool {
+        // Never modified (no WHENMODIFIED) is older than any modification.
+        let wm = when_modified
+            .and_then(transform::parse_intacct_datetime)
+            .map_or(i64::MIN, |t| t.and_utc().timestamp());
+        let slot = match canonical_number(key) {
+            Some(n) => self.numeric.entry(n).or_insert(i64::MIN),
+            None => self.other.entry(key.to_string()).or_insert(i64::MIN),
+        };
+        if *slot > wm {
+            return false;
+        }
+        *slot = wm;
+        true
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        match canonical_number(key) {
+            Some(n) => self.numeric.contains_key(&n),
+            None => self.other.contains_key(key),
+        }
+    }
+}
+
+/// The number a key spells when it is one canonically (so that number and text are the same key).
+fn canonical_number(key: &str) -> Option<i64> {
+    let n: i64 = key.parse().ok()?;
+    (n.to_string() == key).then_some(n)
+}
+
+/// Where a stream's columns are in the records of a page, resolved once per record shape.
+#[derive(Default)]
+struct Fields {
+    shape: Option<RecordShape>,
+    columns: Vec<Option<usize>>,
+    when_modified: Option<usize>,
+    recordno: Option<usize>,
+}
+
+/// One record's texts in column order.
+struct Texts<'r> {
+    key: std::borrow::Cow<'r, str>,
+    columns: Vec<&'r str>,
+    when_modified: Option<&'r str>,
+}
+
+impl Fields {
+    fn texts<'r>(&mut self, record: &'r Record, plan: &StreamPlan) -> Texts<'r> {
+        if !self.shape.as_ref().is_some_and(|s| s.fits(record)) {
+            let shape = record.shape();
+            self.columns = plan
+                .columns
+                .iter()
+                .map(|c| shape.position(&c.field))
+                .collect();
+            self.when_modified = shape.position("WHENMODIFIED");
+            self.recordno = shape.position("RECORDNO");
+            self.shape = Some(shape);
+        }
+        let at = |i: Option<usize>| i.and_then(|i| record.value_at(i));
+        Texts {
+            key: match plan.kind {
+                StreamKind::Balances => record_key(record, plan).into(),
+                _ => at(self.recordno).unwrap_or("").trim().into(),
+            },
+            columns: self.columns.iter().map(|i| at(*i).unwrap_or("")).collect(),
+            when_modified: at(self.when_modified),
+        }
+    }
+}
+
+fn staged_record(encoder: &RowEncoder, typed: TypedRecord) -> Result<StagedRecord, PipelineError> {
+    let encoded = encoder.encode(&typed.values).map_err(|e| {
         let hint = match &e {
             ml_powerbi::ValueError::DecimalScale { column, .. } => format!(
                 " (set column_types = {{ {column} = \"Double\" }} on this stream to keep every decimal)"
@@ -204,11 +292,12 @@ fn staged_record(table: &TableSchema, typed: &TypedRecord) -> Result<StagedRecor
         );
     }
     Ok(StagedRecord {
-        key: typed.key.clone(),
+        key: typed.key,
         when_modified: typed
             .when_modified
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()),
-        source_hash: typed.source_hash.clone(),
+            .as_ref()
+            .map(transform::format_iso_seconds),
+        source_hash: typed.source_hash,
         row_json: encoded.json,
     })
 }
@@ -245,7 +334,7 @@ async fn stage(
             deletes,
             failed,
             pending_cursor: high_water.map(|(ts, recordno)| CursorPos {
-                when_modified: ts.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                when_modified: transform::format_iso_seconds(&ts),
                 recordno,
             }),
         })
@@ -282,7 +371,7 @@ pub fn parse_cursor(pos: &CursorPos) -> Option<(NaiveDateTime, i64)> {
 async fn keys_missing_from(
     conn: &Connection,
     stream: &StreamConfig,
-    seen: &HashSet<String>,
+    seen: impl Fn(&str) -> bool,
 ) -> Result<Vec<String>, PipelineError> {
     let name = conn.config.name.as_str();
     let mut missing = Vec::new();
@@ -295,7 +384,7 @@ async fn keys_missing_from(
         let Some(last) = page.last().cloned() else {
             break;
         };
-        missing.extend(page.into_iter().filter(|k| !seen.contains(k)));
+        missing.extend(page.into_iter().filter(|k| !seen(k)));
         after = Some(last);
     }
     Ok(missing)
@@ -348,7 +437,7 @@ async fn incremental_deletes(
     while let Some(page) = keys.next().await {
         present.extend(page?.into_iter().map(|k| k.to_string()));
     }
-    keys_missing_from(conn, stream, &present).await
+    keys_missing_from(conn, stream, |k| present.contains(k)).await
 }
 
 /// GL balances: a snapshot of the configured periods each run; balances that disappeared are deleted.
@@ -361,7 +450,7 @@ async fn extract_balances(job: &Job<'_>, report: &mut StreamReport) -> Result<()
         events,
         ..
     } = *job;
-    let table = plan.table_schema();
+    let encoder = RowEncoder::new(&plan.table_schema());
     let through = stream
         .periods_through
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
@@ -386,7 +475,7 @@ async fn extract_balances(job: &Job<'_>, report: &mut StreamReport) -> Result<()
         for record in chunk {
             let typed = typed_record(record, plan, time)?;
             seen.insert(typed.key.clone());
-            staged.push(staged_record(&table, &typed)?);
+            staged.push(staged_record(&encoder, typed)?);
         }
         stage(
             job,
@@ -400,7 +489,7 @@ async fn extract_balances(job: &Job<'_>, report: &mut StreamReport) -> Result<()
         )
         .await?;
     }
-    let deletes = keys_missing_from(conn, stream, &seen).await?;
+    let deletes = keys_missing_from(conn, stream, |k| seen.contains(k)).await?;
     if !deletes.is_empty() {
         stage(
             job,
@@ -442,6 +531,24 @@ pub fn recent_periods(today: chrono::NaiveDate, count: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_older_version_arriving_after_a_newer_one_is_refused() {
+        let mut seen = Seen::default();
+        assert!(seen.offer("42", None));
+        assert!(seen.offer("42", Some("07/24/2017 15:19:46")));
+        // The never-modified version or an earlier modification, arriving late.
+        assert!(!seen.offer("42", None));
+        assert!(!seen.offer("42", Some("07/24/2017 15:19:45")));
+        // The same version again is harmless (it stages as unchanged).
+        assert!(seen.offer("42", Some("07/24/2017 15:19:46")));
+        assert!(seen.offer("V-1", Some("07/24/2017 15:19:46")));
+        assert!(!seen.offer("V-1", Some("01/01/2017 00:00:00")));
+        assert!(seen.contains("42") && seen.contains("V-1"));
+        // Only canonical numbers share the numeric set: "042" is another key than "42".
+        assert!(!seen.contains("042"));
+        assert!(!seen.contains("43"));
+    }
 
     #[test]
     fn periods_are_named_like_intacct_and_cross_years() {

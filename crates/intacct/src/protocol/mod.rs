@@ -55,12 +55,19 @@ impl Record {
     /// The value of `name`: exact match first, then ASCII case-insensitive (field tags are
     /// normally upper case, but `readByQuery` has been seen to vary).
     pub fn get(&self, name: &str) -> Option<&str> {
-        let i = self
-            .names
-            .iter()
-            .position(|k| &**k == name)
-            .or_else(|| self.names.iter().position(|k| k.eq_ignore_ascii_case(name)))?;
+        let i = position(&self.names, name)?;
         Some(self.value(i))
+    }
+
+    /// The record's field names, to resolve names to positions once for every record of the
+    /// same shape (see [`RecordShape`]).
+    pub fn shape(&self) -> RecordShape {
+        RecordShape(self.names.clone())
+    }
+
+    /// The value of the field at `i` (a position from [`RecordShape::position`]).
+    pub fn value_at(&self, i: usize) -> Option<&str> {
+        (i < self.ends.len()).then(|| self.value(i))
     }
 
     fn value(&self, i: usize) -> &str {
@@ -133,6 +140,32 @@ pub(crate) struct RecordBuilder {
     values: String,
     ends: Vec<usize>,
     value_hint: usize,
+}
+
+/// The field names of a record. The records of a page that have the same fields share one
+/// shape, so a consumer reading many fields of many records resolves each name once per shape
+/// (with [`RecordShape::position`], the lookup [`Record::get`] does) and then reads by position.
+#[derive(Clone, Debug)]
+pub struct RecordShape(Arc<[Box<str>]>);
+
+impl RecordShape {
+    /// Position of `name`, matched like [`Record::get`] matches it.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        position(&self.0, name)
+    }
+
+    /// Whether `record` has exactly this shape (the same shared names).
+    pub fn fits(&self, record: &Record) -> bool {
+        Arc::ptr_eq(&self.0, &record.names)
+    }
+}
+
+/// Exact match first, then ASCII case-insensitive.
+fn position(names: &[Box<str>], name: &str) -> Option<usize> {
+    names
+        .iter()
+        .position(|k| &**k == name)
+        .or_else(|| names.iter().position(|k| k.eq_ignore_ascii_case(name)))
 }
 
 impl RecordBuilder {
