@@ -146,6 +146,8 @@ pub struct StreamConfig {
     pub lookback: Duration,
     pub schema_drift: SchemaDrift,
     pub deletes: DeleteDetection,
+    /// How often deletes are found by comparing every key (when AUDITHISTORY is not used); zero = every run.
+    pub key_compare_every: Duration,
     /// Intacct field → existing Power BI column, for datasets whose tables someone else defined.
     pub column_map: BTreeMap<String, String>,
     /// When false the table schema in Power BI is never changed by us.
@@ -229,6 +231,7 @@ struct RawStream {
     lookback: Option<Spanned<String>>,
     schema_drift: Option<Spanned<String>>,
     deletes: Option<Spanned<String>>,
+    key_compare_every: Option<Spanned<String>>,
     #[serde(default)]
     columns: BTreeMap<String, String>,
     #[serde(default)]
@@ -676,6 +679,11 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
             "stream.lookback",
             Duration::from_secs(2 * 3600),
         )?,
+        key_compare_every: ctx.duration(
+            &s.key_compare_every,
+            "stream.key_compare_every",
+            Duration::ZERO,
+        )?,
         schema_drift,
         deletes,
         column_map: s.columns,
@@ -723,6 +731,7 @@ mode = "replace"                      # replace (mirror Intacct) | append (chang
 lookback = "2h"                       # re-read this much before the last cursor: Intacct is eventually consistent
 # custom_fields = ["VENDOR_TIER"]
 # deletes = "auto"                    # auto | audit_history | key_compare | none
+# key_compare_every = "24h"           # when comparing keys: at most this often (default: every run)
 # schema_drift = "add_column"         # add_column | block
 # column_types = { EXCHANGE_RATE = "Double" }   # override a column's type
 

@@ -42,6 +42,7 @@ pub fn demo_streams(balances_through: Option<chrono::NaiveDate>) -> Vec<StreamCo
             lookback: Duration::from_secs(2 * 3600),
             schema_drift: SchemaDrift::AddColumn,
             deletes: DeleteDetection::Auto,
+            key_compare_every: Duration::ZERO,
             column_map: BTreeMap::new(),
             column_types: BTreeMap::new(),
             manage_schema: true,

@@ -201,6 +201,7 @@ mod tests {
             lookback: Duration::from_secs(0),
             schema_drift: SchemaDrift::AddColumn,
             deletes: DeleteDetection::Auto,
+            key_compare_every: Duration::ZERO,
             column_map: BTreeMap::new(),
             column_types: BTreeMap::new(),
             manage_schema: true,

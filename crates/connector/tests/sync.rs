@@ -495,3 +495,73 @@ async fn a_dataset_defined_by_someone_else_is_fed_through_a_column_mapping() {
         );
     }
 }
+
+/// Without AUDITHISTORY, deletes are found by comparing every key, at most once per
+/// `key_compare_every`: every run by default, and not again within the cadence.
+#[tokio::test]
+async fn without_audit_history_deletes_are_found_by_key_comparison_at_its_cadence() {
+    let mut icfg = tiny_intacct();
+    icfg.audit_history_readable = false;
+    let w = World::start(icfg).await;
+    let mut conn = w.connection().await;
+    assert_eq!(
+        conn.run(&opts(), &Events::default()).await.unwrap().status,
+        RunStatus::Succeeded
+    );
+    let keys = |w: &World| -> Vec<i64> {
+        w.table("Vendors")
+            .iter()
+            .map(|r| r["RECORDNO"].as_i64().unwrap())
+            .collect()
+    };
+
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let a: i64 = w.intacct.records("VENDOR")[0]["RECORDNO"].parse().unwrap();
+    w.intacct.delete("VENDOR", a as u64);
+    let report = conn.run(&opts(), &Events::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    assert_eq!(
+        report
+            .streams
+            .iter()
+            .find(|s| s.object == "VENDOR")
+            .unwrap()
+            .deleted,
+        1
+    );
+    assert!(!keys(&w).contains(&a));
+
+    // Compared keys a moment ago: with a 24-hour cadence the next run does not compare again.
+    conn.config
+        .streams
+        .iter_mut()
+        .find(|s| s.object == "VENDOR")
+        .unwrap()
+        .key_compare_every = Duration::from_secs(24 * 3600);
+    let b: i64 = w.intacct.records("VENDOR")[0]["RECORDNO"].parse().unwrap();
+    w.intacct.delete("VENDOR", b as u64);
+    let report = conn.run(&opts(), &Events::default()).await.unwrap();
+    assert_eq!(
+        report
+            .streams
+            .iter()
+            .find(|s| s.object == "VENDOR")
+            .unwrap()
+            .deleted,
+        0
+    );
+    assert!(
+        keys(&w).contains(&b),
+        "within the cadence the delete waits for the next comparison"
+    );
+
+    // With the cadence back to every run, it is found.
+    conn.config
+        .streams
+        .iter_mut()
+        .find(|s| s.object == "VENDOR")
+        .unwrap()
+        .key_compare_every = Duration::ZERO;
+    conn.run(&opts(), &Events::default()).await.unwrap();
+    assert!(!keys(&w).contains(&b));
+}

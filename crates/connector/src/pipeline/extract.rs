@@ -141,7 +141,7 @@ pub async fn extract_and_stage(
     // Deletes.
     let deletes: Vec<String> = if incremental {
         drop(seen_keys);
-        incremental_deletes(conn, stream, since.map(|c| c.when_modified)).await?
+        incremental_deletes(conn, job.run, stream, since.map(|c| c.when_modified)).await?
     } else {
         keys_missing_from(conn, stream, |k| seen_keys.contains(k)).await?
     };
@@ -393,6 +393,7 @@ async fn keys_missing_from(
 /// Deletes since the cursor: AUDITHISTORY when allowed, else a comparison of all keys.
 async fn incremental_deletes(
     conn: &Connection,
+    run: ml_store::RunId,
     stream: &StreamConfig,
     since: Option<NaiveDateTime>,
 ) -> Result<Vec<String>, PipelineError> {
@@ -432,12 +433,45 @@ async fn incremental_deletes(
             Err(e) => return Err(e.into()),
         }
     }
+    // Comparing every key costs ⌈records/2000⌉ requests: done at most once per `key_compare_every`. The
+    // time of the last comparison is kept as the cursor of a marker stream, so it survives restarts.
+    let marker = format!("{}#key-compare", stream.object);
+    let now = chrono::Utc::now().naive_utc();
+    if !stream.key_compare_every.is_zero()
+        && let Some(last) = conn
+            .store
+            .cursor(&conn.config.name, &marker)
+            .await?
+            .and_then(|c| c.committed)
+            .as_ref()
+            .and_then(parse_cursor)
+        && now < last.0 + chrono::Duration::from_std(stream.key_compare_every).unwrap_or_default()
+    {
+        return Ok(Vec::new());
+    }
     let mut present = HashSet::new();
     let mut keys = Box::pin(conn.intacct.all_keys(&stream.object));
     while let Some(page) = keys.next().await {
         present.extend(page?.into_iter().map(|k| k.to_string()));
     }
-    keys_missing_from(conn, stream, |k| present.contains(k)).await
+    let missing = keys_missing_from(conn, stream, |k| present.contains(k)).await?;
+    conn.store
+        .stage_page(StagePage {
+            connection: conn.config.name.clone(),
+            run,
+            stream: marker.clone(),
+            mode: StageMode::Replace,
+            records: Vec::new(),
+            deletes: Vec::new(),
+            failed: Vec::new(),
+            pending_cursor: Some(CursorPos {
+                when_modified: transform::format_iso_seconds(&now),
+                recordno: 0,
+            }),
+        })
+        .await?;
+    conn.store.commit_cursor(&conn.config.name, &marker).await?;
+    Ok(missing)
 }
 
 /// GL balances: a snapshot of the configured periods each run; balances that disappeared are deleted.
