@@ -268,6 +268,15 @@ pub(crate) fn dataset_not_found(id: &str) -> Response {
     )
 }
 
+/// Rows and tables exist only on push datasets; Power BI answers 404 for a Desktop-published one.
+pub(crate) fn not_push_dataset(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "ItemNotFound",
+        &format!("Dataset {id} is not Push API dataset."),
+    )
+}
+
 pub(crate) fn table_not_found(table: &str, dataset: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -636,11 +645,7 @@ async fn get_tables(
         return dataset_not_found(&dataset);
     };
     if !matches!(d.kind, DatasetKind::Push { .. }) {
-        return error(
-            StatusCode::NOT_FOUND,
-            "ItemNotFound",
-            &format!("Dataset {} is not Push API dataset.", d.id),
-        );
+        return not_push_dataset(&d.id);
     }
     let value: Vec<Value> = d.tables.iter().map(|t| t.raw.clone()).collect();
     let body = json!({"@odata.context": context(&shared, &ws_id, &format!("datasets('{}')/tables", d.id)), "value": value});
@@ -665,11 +670,7 @@ async fn put_table(
         return dataset_not_found(&dataset);
     };
     if !matches!(d.kind, DatasetKind::Push { .. }) {
-        return error(
-            StatusCode::NOT_FOUND,
-            "ItemNotFound",
-            &format!("Dataset {} is not Push API dataset.", d.id),
-        );
+        return not_push_dataset(&d.id);
     }
     let ds_id = d.id.clone();
     let Some(t) = d.table_mut(&table) else {

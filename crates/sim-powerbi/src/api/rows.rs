@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 
 use super::{
     Pre, REQUESTS_EXCEEDED, access, authenticate, bad_request, dataset_not_found, enter, error,
-    finish, pre_fault, table_not_found, too_many,
+    finish, not_push_dataset, pre_fault, table_not_found, too_many,
 };
 use crate::config::Retention;
 use crate::faults::Operation;
@@ -135,11 +135,7 @@ pub(super) async fn post_rows(
             return dataset_not_found(&dataset);
         };
         if !matches!(d.kind, DatasetKind::Push { .. }) {
-            return error(
-                StatusCode::NOT_FOUND,
-                "ItemNotFound",
-                &format!("Dataset {} is not Push API dataset.", d.id),
-            );
+            return not_push_dataset(&d.id);
         }
         let Some(t) = d.table(&table) else {
             return table_not_found(&table, &d.id);
@@ -321,11 +317,7 @@ pub(super) async fn delete_rows(
         return dataset_not_found(&dataset);
     };
     if !matches!(d.kind, DatasetKind::Push { .. }) {
-        return error(
-            StatusCode::NOT_FOUND,
-            "ItemNotFound",
-            &format!("Dataset {} is not Push API dataset.", d.id),
-        );
+        return not_push_dataset(&d.id);
     }
     let ds_id = d.id.clone();
     let Some(t) = d.table_mut(&table) else {
