@@ -1023,6 +1023,21 @@ macro_rules! impl_store {
                 })
             }
 
+            async fn mark_dirty(&self, connection: &str, stream: &str) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                     VALUES ($1, $2, 1, NULL, 0) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1, table_rows = 0",
+                )
+                .bind(cid)
+                .bind(stream)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn mark_reloaded(&self, connection: &str, stream: &str, run: RunId, rows: u64, batches: &[Delivery]) -> Result<(), StoreError> {
                 let cid = self.cid(connection).await?;
                 let created = ts(self.now());

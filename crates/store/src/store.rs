@@ -136,6 +136,9 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> R<Vec<String>>;
     async fn stream_state(&self, connection: &str, stream: &str) -> R<StreamState>;
+    /// Flags a replace table for a rebuild from the mirror before anything makes the Power BI table
+    /// differ from it (emptying it, changing its schema); its row count is 0 until the rebuild is done.
+    async fn mark_dirty(&self, connection: &str, stream: &str) -> R<()>;
     /// One transaction: an audit entry per batch; when every batch was accepted the stream is
     /// clean and `last_loaded_run = run`, otherwise it stays dirty. `table_rows = rows` either way.
     async fn mark_reloaded(

@@ -37,6 +37,7 @@ conformance_tests!(
     staging_append_classifies,
     outbox_delivery,
     replace_mode_and_mirror,
+    mark_dirty_flags_a_rebuild,
     replay_as_of_run,
     dataset_state,
     leases,

@@ -14,7 +14,6 @@ use super::load::mark_dirty;
 use super::{Connection, PipelineError};
 use crate::config::{self, SchemaDrift};
 use crate::plan::StreamPlan;
-use ml_store::RunId;
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -29,11 +28,7 @@ fn schema_hash(schema: &DatasetSchema) -> String {
     hex::encode(Sha256::digest(json.as_bytes()))
 }
 
-pub async fn ensure(
-    conn: &Connection,
-    run: RunId,
-    plans: &[&StreamPlan],
-) -> Result<Target, PipelineError> {
+pub async fn ensure(conn: &Connection, plans: &[&StreamPlan]) -> Result<Target, PipelineError> {
     let cfg = &conn.config.powerbi;
     let name = conn.config.name.as_str();
     let group = conn.powerbi.find_workspace(&cfg.workspace).await?;
@@ -52,15 +47,7 @@ pub async fn ensure(
         && datasets.iter().any(|d| d.id == state.dataset_id)
     {
         let previous: Option<DatasetSchema> = serde_json::from_str(&state.schema_json).ok();
-        reconcile_tables(
-            conn,
-            run,
-            &group.id,
-            &state.dataset_id,
-            plans,
-            previous.as_ref(),
-        )
-        .await?;
+        reconcile_tables(conn, &group.id, &state.dataset_id, plans, previous.as_ref()).await?;
         if state.schema_hash != schema_hash(&wanted) {
             save(conn, &group.id, &state.dataset_id, &wanted).await?;
         }
@@ -78,7 +65,7 @@ pub async fn ensure(
                 cfg.dataset, cfg.workspace
             )));
         }
-        reconcile_tables(conn, run, &group.id, &existing.id, plans, None).await?;
+        reconcile_tables(conn, &group.id, &existing.id, plans, None).await?;
         save(conn, &group.id, &existing.id, &wanted).await?;
         return Ok(Target {
             group_id: group.id,
@@ -98,7 +85,7 @@ pub async fn ensure(
     save(conn, &group.id, &created.id, &wanted).await?;
     for p in plans {
         // The new dataset is empty: every stream's table must be rebuilt from the mirror.
-        mark_dirty(conn, &p.object, run, "the dataset was created").await?;
+        mark_dirty(conn, &p.object, "the dataset was created").await?;
     }
     Ok(Target {
         group_id: group.id,
@@ -131,7 +118,6 @@ async fn save(
 /// allows schema changes, tables the dataset lacks are added, mappings onto foreign tables are checked.
 async fn reconcile_tables(
     conn: &Connection,
-    run: RunId,
     group: &str,
     dataset: &str,
     plans: &[&StreamPlan],
@@ -207,7 +193,7 @@ async fn reconcile_tables(
             )));
         }
         // Rows stored under the old schema may not survive a change (reference §3.4): rebuild the table.
-        mark_dirty(conn, &plan.object, run, "its schema changed").await?;
+        mark_dirty(conn, &plan.object, "its schema changed").await?;
         // Rows in the mirror were built with the old columns: read the whole object again this run so
         // every row gets the new ones (unchanged records would otherwise not be re-read).
         conn.store

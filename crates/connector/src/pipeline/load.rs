@@ -70,29 +70,11 @@ pub async fn load(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pipeli
     Ok(())
 }
 
-/// Marks a replace table as needing a rebuild, durably and with the reason in the audit trail, before
-/// anything makes the Power BI table differ from the mirror (deleting its rows, changing its schema).
-pub async fn mark_dirty(
-    conn: &Connection,
-    stream: &str,
-    run: RunId,
-    why: &str,
-) -> Result<(), PipelineError> {
-    conn.store
-        .mark_reloaded(
-            &conn.config.name,
-            stream,
-            run,
-            0,
-            &[Delivery {
-                run,
-                batch_id: format!("rebuild-{}", uuid::Uuid::new_v4()),
-                request_id: None,
-                outcome: DeliveryOutcome::Failed,
-                error: Some(format!("table to be rebuilt from the mirror: {why}")),
-            }],
-        )
-        .await?;
+/// Marks a replace table as needing a rebuild, durably, before anything makes the Power BI table differ
+/// from the mirror (deleting its rows, changing its schema).
+pub async fn mark_dirty(conn: &Connection, stream: &str, why: &str) -> Result<(), PipelineError> {
+    conn.store.mark_dirty(&conn.config.name, stream).await?;
+    tracing::info!(stream, reason = why, "table to be rebuilt from the mirror");
     Ok(())
 }
 
@@ -389,7 +371,7 @@ async fn rebuild(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pipelin
     let in_flight = conn.pusher.limits().max_in_flight;
     let mut last_error = String::new();
     for attempt in 1..=MAX_REBUILDS {
-        mark_dirty(conn, &stream.object, run, "rebuild started").await?;
+        mark_dirty(conn, &stream.object, "rebuild started").await?;
         conn.powerbi
             .delete_rows(&target.group_id, &target.dataset_id, &plan.table)
             .await?;

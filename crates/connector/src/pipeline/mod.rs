@@ -280,7 +280,7 @@ impl Connection {
             .iter()
             .filter_map(|(_, p)| p.as_ref().ok())
             .collect();
-        let target = dataset::ensure(self, run, &ok_plans).await?;
+        let target = dataset::ensure(self, &ok_plans).await?;
 
         let mut reports = Vec::new();
         for (stream, plan) in planned {

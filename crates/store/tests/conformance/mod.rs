@@ -1264,3 +1264,21 @@ pub async fn concurrent_staging_serialises_chain(db: Arc<TestDb>) {
         assert_eq!(v.entries_checked, 3 * 5 * 50);
     }
 }
+
+pub async fn mark_dirty_flags_a_rebuild(db: Arc<TestDb>) {
+    let s = &*db.store;
+    s.ensure_connection("acme").await.unwrap();
+    let r1 = s.begin_run("acme", "manual").await.unwrap();
+    s.mark_reloaded("acme", "VENDOR", r1, 5, &[]).await.unwrap();
+    let clean = s.stream_state("acme", "VENDOR").await.unwrap();
+    assert!(!clean.dirty);
+    assert_eq!(clean.table_rows, 5);
+    s.mark_dirty("acme", "VENDOR").await.unwrap();
+    let dirty = s.stream_state("acme", "VENDOR").await.unwrap();
+    assert!(dirty.dirty);
+    assert_eq!(dirty.table_rows, 0);
+    // A stream never seen before can be flagged too (a dataset just created).
+    s.mark_dirty("acme", "GLACCOUNT").await.unwrap();
+    assert!(s.stream_state("acme", "GLACCOUNT").await.unwrap().dirty);
+    assert!(s.audit_verify("acme").await.unwrap().ok);
+}
