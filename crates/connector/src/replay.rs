@@ -7,7 +7,7 @@
 use futures::StreamExt;
 use ml_powerbi::{BatchOutcome, TableTarget};
 
-use crate::pipeline::load::cut_batches;
+use crate::pipeline::load::{cut_batches, send_batches};
 
 use crate::config::Mode;
 use crate::pipeline::{Connection, Events, PipelineError, RunEvent};
@@ -140,13 +140,12 @@ async fn collect(
                 rows.iter().enumerate().map(|(i, r)| (i as i64, r.as_str())),
                 &limits,
             )?;
-            let mut before = total;
-            let mut sends = futures::stream::iter(batches.into_iter().map(|(_, batch)| {
-                let rows_before = before;
-                before += batch.row_count() as u64;
-                async move { conn.pusher.send(t, batch, rows_before).await }
-            }))
-            .buffer_unordered(limits.max_in_flight);
+            let mut sends = send_batches(
+                conn,
+                t,
+                batches.into_iter().map(|(_, b)| b).collect(),
+                total,
+            );
             while let Some(r) = sends.next().await {
                 match r.outcome {
                     BatchOutcome::Accepted => events.emit(RunEvent::Pushed {

@@ -105,6 +105,23 @@ pub fn cut_batches<'a>(
         .collect())
 }
 
+/// Sends batches with at most the dataset's in-flight limit at once, telling each how many rows the
+/// table held before it (the pusher's ≥ 250,000-row rule); yields each batch's report as it completes.
+pub fn send_batches<'a>(
+    conn: &'a Connection,
+    target: &'a TableTarget,
+    batches: Vec<Batch>,
+    rows_before: u64,
+) -> impl futures::Stream<Item = BatchReport> + 'a {
+    let mut before = rows_before;
+    futures::stream::iter(batches.into_iter().map(move |batch| {
+        let rows_before = before;
+        before += batch.row_count() as u64;
+        conn.pusher.send(target, batch, rows_before)
+    }))
+    .buffer_unordered(conn.pusher.limits().max_in_flight)
+}
+
 /// Sends the append outbox, in chunks, with up to the dataset's in-flight limit of batches at once.
 async fn send_outbox(job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
     let Job {
@@ -368,7 +385,6 @@ async fn rebuild(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pipelin
     } = *job;
     let name = conn.config.name.as_str();
     let tt = table_target(target, plan);
-    let in_flight = conn.pusher.limits().max_in_flight;
     let mut last_error = String::new();
     for attempt in 1..=MAX_REBUILDS {
         mark_dirty(conn, &stream.object, "rebuild started").await?;
@@ -392,14 +408,8 @@ async fn rebuild(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pipelin
                     .map(|(i, r)| (i as i64, r.row_json.as_str())),
                 conn.pusher.limits(),
             )?;
-            let mut before = pushed;
-            let mut sends = futures::stream::iter(cut.into_iter().map(|(_, batch)| {
-                let tt = tt.clone();
-                let rows_before = before;
-                before += batch.row_count() as u64;
-                async move { conn.pusher.send(&tt, batch, rows_before).await }
-            }))
-            .buffer_unordered(in_flight);
+            let mut sends =
+                send_batches(conn, &tt, cut.into_iter().map(|(_, b)| b).collect(), pushed);
             while let Some(result) = sends.next().await {
                 match &result.outcome {
                     BatchOutcome::Accepted => {
