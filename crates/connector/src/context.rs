@@ -121,8 +121,16 @@ impl App {
             .connection(name)
             .map_err(ContextError::Usage)?
             .clone();
-        let key = self.master_key()?;
-        let mut conn = connect(cfg, self.store.clone(), &key).await?;
+        self.connect(cfg, &self.master_key()?).await
+    }
+
+    /// Builds a configured connection with the file-wide settings (audit retention) applied.
+    pub async fn connect(
+        &self,
+        cfg: ConnectionConfig,
+        key: &MasterKey,
+    ) -> Result<Connection, ContextError> {
+        let mut conn = connect(cfg, self.store.clone(), key).await?;
         conn.audit_retention = self.config.audit_retention;
         Ok(conn)
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{self, App};
+use crate::context::App;
 use crate::pipeline::{Events, RunOptions};
 use crate::schedule::{self, SystemClock};
 
@@ -32,9 +32,7 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<()> {
             tracing::info!(connection = %cfg.name, "no schedule: run it with `ml-connector sync`");
             continue;
         };
-        let mut conn = context::connect(cfg.clone(), app.store.clone(), &key).await?;
-        conn.audit_retention = app.config.audit_retention;
-        let conn = Arc::new(conn);
+        let conn = Arc::new(app.connect(cfg.clone(), &key).await?);
         let store = app.store.clone();
         let stop = stop.clone();
         let worker = worker.clone();
