@@ -28,7 +28,7 @@ pub(crate) mod prelude {
     pub(crate) use chrono::{DateTime, Utc};
     pub(crate) use sqlx::{QueryBuilder, Row};
 
-    pub(crate) use super::{AUDIT_COLS, CHUNK, WALK_PAGE};
+    pub(crate) use super::{AUDIT_COLS, CHUNK, MultiRow, WALK_PAGE};
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
         ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier,
@@ -36,6 +36,111 @@ pub(crate) mod prelude {
     pub(crate) use crate::crypto::SealedSecret;
     pub(crate) use crate::model::*;
     pub(crate) use crate::store::{Clock, Store};
+    pub(crate) use std::sync::OnceLock;
+}
+
+/// Text of a multi-row statement: `head`, then `rows` groups of `cols` numbered placeholders from
+/// `$first` on (`($1, $2), ($3, $4)` with `group = true`, or a flat `$3, $4` list for `IN (...)`),
+/// then `tail`.
+///
+/// With `anonymous` (SQLite) every placeholder, those written in `head` and `tail` included, is a
+/// plain `?` and they are bound in order: sqlx-sqlite resolves a *numbered* placeholder through
+/// `sqlite3_bind_parameter_name`, a linear search, which made an 18,000-parameter insert quadratic.
+/// So `$n` in `head`/`tail` must appear in the order of their numbers.
+///
+/// Why not sqlx's `QueryBuilder`: it formats every placeholder anew for every statement, which was
+/// ~4 % of the staging CPU (18,000 placeholders per audit chunk). Full chunks, the common case, are
+/// built once per statement and kept in `cache`; sqlx then also reuses its prepared statement,
+/// which it keys by this text.
+pub(crate) struct MultiRow {
+    pub head: &'static str,
+    /// Number of the first generated placeholder.
+    pub first: usize,
+    /// Placeholders per row.
+    pub cols: usize,
+    /// `(..), (..)` groups (VALUES) rather than one flat list (IN).
+    pub group: bool,
+    pub tail: &'static str,
+}
+
+impl MultiRow {
+    /// The text for `rows` rows.
+    pub(crate) fn sql(
+        &self,
+        cache: &'static std::sync::OnceLock<String>,
+        anonymous: bool,
+        rows: usize,
+    ) -> std::borrow::Cow<'static, str> {
+        multi_row_sql(self, cache, anonymous, rows)
+    }
+}
+
+fn multi_row_sql(
+    spec: &MultiRow,
+    cache: &'static std::sync::OnceLock<String>,
+    anonymous: bool,
+    rows: usize,
+) -> std::borrow::Cow<'static, str> {
+    let MultiRow {
+        head,
+        first,
+        cols,
+        group,
+        tail,
+    } = *spec;
+    use std::fmt::Write;
+    let fixed = |text: &str| -> String {
+        if !anonymous {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.chars().peekable();
+        while let Some(ch) = chars.next() {
+            if ch == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+                out.push('?');
+            } else {
+                out.push(ch);
+            }
+        }
+        out
+    };
+    let build = || {
+        let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 7);
+        sql.push_str(&fixed(head));
+        let mut n = first - 1;
+        for r in 0..rows {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            if group {
+                sql.push('(');
+            }
+            for c in 0..cols {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                n += 1;
+                if anonymous {
+                    sql.push('?');
+                } else {
+                    let _ = write!(sql, "${n}");
+                }
+            }
+            if group {
+                sql.push(')');
+            }
+        }
+        sql.push_str(&fixed(tail));
+        sql
+    };
+    if rows == CHUNK {
+        std::borrow::Cow::Borrowed(cache.get_or_init(build).as_str())
+    } else {
+        std::borrow::Cow::Owned(build())
+    }
 }
 
 pub(crate) fn to_u64(v: i64) -> u64 {
@@ -68,7 +173,7 @@ pub(crate) fn lease_expiry(
 }
 
 macro_rules! impl_store {
-    ($ty:ident, $db:ty, $conn:ty, lock = $lock:literal, backend = $backend:literal) => {
+    ($ty:ident, $db:ty, $conn:ty, lock = $lock:literal, backend = $backend:literal, anonymous_placeholders = $anon:literal) => {
         impl $ty {
             fn now(&self) -> DateTime<Utc> {
                 self.clock.now()
@@ -154,32 +259,40 @@ macro_rules! impl_store {
             }
 
             async fn insert_entries(c: &mut $conn, cid: i64, entries: &[ChainedEntry]) -> Result<(), StoreError> {
+                static SQL: OnceLock<String> = OnceLock::new();
                 for chunk in entries.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, when_modified, source_hash, \
-                         action, row_json, ref_seq, batch_id, request_id, outcome, error, detail, created_at, prev_hash, hash) ",
-                    );
-                    qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(cid)
-                            .push_bind(e.seq)
-                            .push_bind(e.entry.run.map(|r| r.0))
-                            .push_bind(e.entry.stream.as_deref())
-                            .push_bind(e.entry.record_key.as_deref())
-                            .push_bind(e.entry.when_modified.as_deref())
-                            .push_bind(e.entry.source_hash.as_deref())
-                            .push_bind(e.entry.action.as_str())
-                            .push_bind(e.entry.row_json.as_deref())
-                            .push_bind(e.entry.ref_seq)
-                            .push_bind(e.entry.batch_id.as_deref())
-                            .push_bind(e.entry.request_id.as_deref())
-                            .push_bind(e.entry.outcome.as_deref())
-                            .push_bind(e.entry.error.as_deref())
-                            .push_bind(e.entry.detail.as_deref())
-                            .push_bind(e.created_at.as_str())
-                            .push_bind(&e.prev_hash[..])
-                            .push_bind(&e.hash[..]);
-                    });
-                    qb.build().execute(&mut *c).await?;
+                    let sql = MultiRow {
+                        head: "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, when_modified, source_hash, \
+                         action, row_json, ref_seq, batch_id, request_id, outcome, error, detail, created_at, prev_hash, hash) VALUES ",
+                        first: 1,
+                        cols: 18,
+                        group: true,
+                        tail: "",
+                    }
+                    .sql(&SQL, $anon, chunk.len());
+                    let mut q = sqlx::query(&sql);
+                    for e in chunk {
+                        q = q
+                            .bind(cid)
+                            .bind(e.seq)
+                            .bind(e.entry.run.map(|r| r.0))
+                            .bind(e.entry.stream.as_deref())
+                            .bind(e.entry.record_key.as_deref())
+                            .bind(e.entry.when_modified.as_deref())
+                            .bind(e.entry.source_hash.as_deref())
+                            .bind(e.entry.action.as_str())
+                            .bind(e.entry.row_json.as_deref())
+                            .bind(e.entry.ref_seq)
+                            .bind(e.entry.batch_id.as_deref())
+                            .bind(e.entry.request_id.as_deref())
+                            .bind(e.entry.outcome.as_deref())
+                            .bind(e.entry.error.as_deref())
+                            .bind(e.entry.detail.as_deref())
+                            .bind(e.created_at.as_str())
+                            .bind(&e.prev_hash[..])
+                            .bind(&e.hash[..]);
+                    }
+                    q.execute(&mut *c).await?;
                 }
                 Ok(())
             }
@@ -306,8 +419,9 @@ macro_rules! impl_store {
             ) -> Result<Vec<OutboxRow>, StoreError> {
                 let cid = self.cid(connection).await?;
                 let rows = sqlx::query(
-                    "SELECT id, record_key, row_json, audit_seq, ambiguous, batch_id FROM outbox \
-                     WHERE connection_id = $1 AND stream = $2 AND ambiguous = $3 AND id > $4 ORDER BY id LIMIT $5",
+                    "SELECT o.id, o.record_key, a.row_json, o.audit_seq, o.ambiguous, o.batch_id FROM outbox o \
+                     JOIN audit a ON a.connection_id = o.connection_id AND a.seq = o.audit_seq \
+                     WHERE o.connection_id = $1 AND o.stream = $2 AND o.ambiguous = $3 AND o.id > $4 ORDER BY o.id LIMIT $5",
                 )
                 .bind(cid)
                 .bind(stream)
@@ -696,17 +810,23 @@ macro_rules! impl_store {
                         .chain(deletes.iter().map(String::as_str))
                         .filter(|k| seen.insert(*k))
                         .collect();
+                    static SQL: OnceLock<String> = OnceLock::new();
                     for chunk in keys.chunks(CHUNK) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "SELECT record_key, source_hash FROM mirror WHERE connection_id = ",
-                        );
-                        qb.push_bind(cid).push(" AND stream = ").push_bind(stream.as_str()).push(" AND record_key IN (");
-                        let mut sep = qb.separated(", ");
-                        for k in chunk {
-                            sep.push_bind(*k);
+                        // $1 and $2 are the connection and stream; the keys follow from $3.
+                        let sql = MultiRow {
+                            head: "SELECT record_key, source_hash FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                             AND record_key IN (",
+                            first: 3,
+                            cols: 1,
+                            group: false,
+                            tail: ")",
                         }
-                        sep.push_unseparated(")");
-                        for row in qb.build().fetch_all(&mut *tx).await? {
+                        .sql(&SQL, $anon, chunk.len());
+                        let mut q = sqlx::query(&sql).bind(cid).bind(stream.as_str());
+                        for k in chunk {
+                            q = q.bind(*k);
+                        }
+                        for row in q.fetch_all(&mut *tx).await? {
                             current.insert(row.try_get(0)?, Some(row.try_get(1)?));
                         }
                     }
@@ -769,60 +889,31 @@ macro_rules! impl_store {
                     summary.failed += 1;
                 }
 
-                let chained = Self::append(&mut tx, cid, &connection, &mut head, &created, entries).await?;
-
-                let upserts: Vec<&ChainedEntry> =
-                    final_state.values().filter_map(|i| i.map(|i| &chained[i])).collect();
-                for chunk in upserts.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new(
-                        "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) ",
-                    );
-                    qb.push_values(chunk, |mut b, e| {
-                        b.push_bind(cid)
-                            .push_bind(stream.as_str())
-                            .push_bind(e.entry.record_key.as_deref())
-                            .push_bind(e.entry.when_modified.as_deref())
-                            .push_bind(e.entry.source_hash.as_deref())
-                            .push_bind(e.entry.row_json.as_deref());
-                    });
-                    qb.push(
-                        " ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
-                         source_hash = excluded.source_hash, row_json = excluded.row_json",
-                    );
-                    qb.build().execute(&mut *tx).await?;
-                }
-                let removed: Vec<&str> =
-                    final_state.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.as_str()).collect();
-                for chunk in removed.chunks(CHUNK) {
-                    let mut qb = QueryBuilder::<$db>::new("DELETE FROM mirror WHERE connection_id = ");
-                    qb.push_bind(cid).push(" AND stream = ").push_bind(stream.as_str()).push(" AND record_key IN (");
-                    let mut sep = qb.separated(", ");
-                    for k in chunk {
-                        sep.push_bind(*k);
-                    }
-                    sep.push_unseparated(")");
-                    qb.build().execute(&mut *tx).await?;
-                }
+                let mut chained = Self::append(&mut tx, cid, &connection, &mut head, &created, entries).await?;
 
                 let changed = summary.inserted + summary.updated + summary.deleted > 0;
                 match mode {
                     StageMode::Append => {
+                        // The outbox points at the staging entry, which holds the row: one copy of it, not two.
+                        static SQL: OnceLock<String> = OnceLock::new();
                         let rows: Vec<&ChainedEntry> = chained
                             .iter()
                             .filter(|e| matches!(e.entry.action, AuditAction::Inserted | AuditAction::Updated))
                             .collect();
                         for chunk in rows.chunks(CHUNK) {
-                            let mut qb = QueryBuilder::<$db>::new(
-                                "INSERT INTO outbox (connection_id, stream, record_key, row_json, audit_seq) ",
-                            );
-                            qb.push_values(chunk, |mut b, e| {
-                                b.push_bind(cid)
-                                    .push_bind(stream.as_str())
-                                    .push_bind(e.entry.record_key.as_deref())
-                                    .push_bind(e.entry.row_json.as_deref())
-                                    .push_bind(e.seq);
-                            });
-                            qb.build().execute(&mut *tx).await?;
+                            let sql = MultiRow {
+                                head: "INSERT INTO outbox (connection_id, stream, record_key, audit_seq) VALUES ",
+                                first: 1,
+                                cols: 4,
+                                group: true,
+                                tail: "",
+                            }
+                            .sql(&SQL, $anon, chunk.len());
+                            let mut q = sqlx::query(&sql);
+                            for e in chunk {
+                                q = q.bind(cid).bind(stream.as_str()).bind(e.entry.record_key.as_deref()).bind(e.seq);
+                            }
+                            q.execute(&mut *tx).await?;
                         }
                     }
                     StageMode::Replace if changed => {
@@ -836,6 +927,52 @@ macro_rules! impl_store {
                         .await?;
                     }
                     StageMode::Replace => {}
+                }
+                // Mirror writes last: they take the rows out of the chained entries (moved, not copied), in key
+                // order so that neighbouring keys land on the same index pages.
+                let mut upserts: Vec<usize> = final_state.values().filter_map(|i| *i).collect();
+                upserts.sort_unstable_by(|x, y| chained[*x].entry.record_key.cmp(&chained[*y].entry.record_key));
+                static UPSERT: OnceLock<String> = OnceLock::new();
+                for chunk in upserts.chunks(CHUNK) {
+                    let sql = MultiRow {
+                        head: "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) VALUES ",
+                        first: 1,
+                        cols: 6,
+                        group: true,
+                        tail: " ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
+                         source_hash = excluded.source_hash, row_json = excluded.row_json",
+                    }
+                    .sql(&UPSERT, $anon, chunk.len());
+                    let mut q = sqlx::query(&sql);
+                    for i in chunk {
+                        let e = &mut chained[*i].entry;
+                        q = q
+                            .bind(cid)
+                            .bind(stream.as_str())
+                            .bind(e.record_key.take())
+                            .bind(e.when_modified.take())
+                            .bind(e.source_hash.take())
+                            .bind(e.row_json.take());
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                let removed: Vec<&str> =
+                    final_state.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.as_str()).collect();
+                static DELETE: OnceLock<String> = OnceLock::new();
+                for chunk in removed.chunks(CHUNK) {
+                    let sql = MultiRow {
+                        head: "DELETE FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key IN (",
+                        first: 3,
+                        cols: 1,
+                        group: false,
+                        tail: ")",
+                    }
+                    .sql(&DELETE, $anon, chunk.len());
+                    let mut q = sqlx::query(&sql).bind(cid).bind(stream.as_str());
+                    for k in chunk {
+                        q = q.bind(*k);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 if let Some(c) = &pending_cursor {
                     sqlx::query(
@@ -1384,3 +1521,60 @@ macro_rules! impl_store {
 }
 
 pub(crate) use impl_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    #[test]
+    fn multi_row_sql_numbers_or_anonymises_every_placeholder() {
+        static A: OnceLock<String> = OnceLock::new();
+        static B: OnceLock<String> = OnceLock::new();
+        let head = "SELECT k FROM t WHERE c = $1 AND s = $2 AND k IN (";
+        assert_eq!(
+            MultiRow {
+                head,
+                first: 3,
+                cols: 1,
+                group: false,
+                tail: ")"
+            }
+            .sql(&A, false, 3),
+            "SELECT k FROM t WHERE c = $1 AND s = $2 AND k IN ($3, $4, $5)"
+        );
+        assert_eq!(
+            MultiRow {
+                head,
+                first: 3,
+                cols: 1,
+                group: false,
+                tail: ") AND x = $5"
+            }
+            .sql(&B, true, 2),
+            "SELECT k FROM t WHERE c = ? AND s = ? AND k IN (?, ?) AND x = ?"
+        );
+        assert_eq!(
+            MultiRow {
+                head: "INSERT INTO t (a, b) VALUES ",
+                first: 1,
+                cols: 2,
+                group: true,
+                tail: ""
+            }
+            .sql(&A, false, 2),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+        // A full chunk is built once and then served from the cache.
+        let full = MultiRow {
+            head: "V ",
+            first: 1,
+            cols: 1,
+            group: true,
+            tail: "",
+        }
+        .sql(&B, true, CHUNK);
+        assert!(matches!(full, std::borrow::Cow::Borrowed(_)));
+        assert_eq!(full.matches('?').count(), CHUNK);
+    }
+}

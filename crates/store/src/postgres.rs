@@ -55,5 +55,6 @@ crate::backend::impl_store!(
     Postgres,
     PgConnection,
     lock = " FOR UPDATE",
-    backend = "postgres"
+    backend = "postgres",
+    anonymous_placeholders = false
 );

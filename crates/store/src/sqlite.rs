@@ -40,6 +40,10 @@ impl SqliteStore {
             // indexes per record, but a bigger cache bought no measurable CPU in `ml-connector bench`
             // and cost up to 4 x 64 MiB of resident memory (BENCHMARKS.md).
             .pragma("cache_size", "-16384")
+            // 16 KiB pages for new files (an existing file keeps its own): audit rows carry the whole
+            // Power BI row, and bigger pages mean fewer b-tree splits and overflow pages per record
+            // staged (~10 % more records/s in the stage bench than 4 KiB).
+            .page_size(16384)
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -69,5 +73,6 @@ crate::backend::impl_store!(
     Sqlite,
     SqliteConnection,
     lock = "",
-    backend = "sqlite"
+    backend = "sqlite",
+    anonymous_placeholders = true
 );

@@ -1,0 +1,63 @@
+//! A store written by an earlier version opens under this one without losing anything: rows that
+//! were waiting in the outbox before the outbox stopped keeping its own copy of each row (migration
+//! 0002) are still delivered, byte for byte, from their staging audit entries.
+
+use std::borrow::Cow;
+
+use ml_store::{StoreLocation, open};
+use sqlx::sqlite::SqliteConnectOptions;
+
+#[tokio::test]
+async fn outbox_rows_from_a_version_1_store_survive_the_upgrade() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.sqlite");
+    let row = r#"{"RECORDNO":7,"NAME":"Acme, \"Ltd\"","AMOUNT":"12.3400"}"#;
+    {
+        // The schema as version 1 left it (first migration only), with one staged, undelivered row.
+        let pool = sqlx::SqlitePool::connect_with(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .expect("pool");
+        let mut v1 = sqlx::migrate!("./migrations/sqlite");
+        v1.migrations = Cow::Owned(v1.migrations[..1].to_vec());
+        v1.run(&pool).await.expect("version 1 schema");
+        for sql in [
+            "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z')",
+            "INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, 1, zeroblob(32))",
+        ] {
+            sqlx::query(sql).execute(&pool).await.expect("seed");
+        }
+        sqlx::query(
+            "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, action, row_json, created_at, prev_hash, hash) \
+             VALUES (1, 1, NULL, 'APBILL', '7', 'inserted', $1, '2026-01-01T00:00:00.000000Z', zeroblob(32), zeroblob(32))",
+        )
+        .bind(row)
+        .execute(&pool)
+        .await
+        .expect("audit entry");
+        sqlx::query(
+            "INSERT INTO outbox (connection_id, stream, record_key, row_json, audit_seq) VALUES (1, 'APBILL', '7', $1, 1)",
+        )
+        .bind(row)
+        .execute(&pool)
+        .await
+        .expect("outbox row");
+        pool.close().await;
+    }
+
+    let store = open(&StoreLocation::Sqlite(path))
+        .await
+        .expect("open upgrades");
+    let waiting = store
+        .outbox_batch("acme", "APBILL", 0, 10)
+        .await
+        .expect("outbox");
+    assert_eq!(waiting.len(), 1, "the waiting row is still there");
+    assert_eq!(waiting[0].key, "7");
+    assert_eq!(waiting[0].row_json, row, "and exactly as it was staged");
+    assert_eq!(waiting[0].audit_seq, 1);
+    store.close().await;
+}
