@@ -59,6 +59,8 @@ pub async fn replay(
             dataset_id: state.dataset_id.clone(),
             table: stream.table.clone(),
         };
+        crate::pipeline::pacing::seed(conn.store.as_ref(), &conn.pusher, &target.dataset_id)
+            .await?;
         // Count first (and for a dry run, only count).
         let rows = collect(conn, run, &stream.object, stream.mode, true, None, events).await?;
         if !dry_run {

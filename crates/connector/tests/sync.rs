@@ -565,3 +565,86 @@ async fn without_audit_history_deletes_are_found_by_key_comparison_at_its_cadenc
     conn.run(&opts(), &Events::default()).await.unwrap();
     assert!(!keys(&w).contains(&b));
 }
+
+/// The next process (the next `ml-connector sync`, another worker) pushing into the dataset within
+/// the hour knows what the last one sent: its pusher is seeded from the POSTs recorded in the store,
+/// so it waits for the hourly row budget instead of drawing 429s from Power BI.
+#[tokio::test]
+async fn a_new_process_paces_from_the_posts_the_last_one_recorded() {
+    // How many rows one full sync pushes (the tiny company is generated the same every time).
+    let rows_per_sync = {
+        let probe = World::start(tiny_intacct()).await;
+        let report = probe
+            .connection()
+            .await
+            .run(&opts(), &Events::default())
+            .await
+            .expect("probe run");
+        report.streams.iter().map(|s| s.pushed).sum::<u64>()
+    };
+    assert!(rows_per_sync > 100, "{rows_per_sync}");
+    // An "hour" of two seconds holding one and a half syncs' rows: the second full sync must wait
+    // for the first one's rows to age out.
+    let hour = Duration::from_secs(2);
+    let budget = rows_per_sync * 3 / 2;
+    let w = World::start_with(
+        tiny_intacct(),
+        ml_sim_powerbi::SimConfig {
+            limits: ml_sim_powerbi::SimLimits {
+                rows_per_hour: budget,
+                hour,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    let process = || async {
+        let mut conn = w.connection().await;
+        let limits = ml_powerbi::PushLimits {
+            rows_per_hour: budget,
+            hour,
+            // A 429 would fail the batch instead of being retried out of sight.
+            max_attempts: 1,
+            ..Default::default()
+        };
+        conn.pusher = std::sync::Arc::new(ml_powerbi::Pusher::new(conn.powerbi.clone(), limits));
+        conn
+    };
+    let first = process().await;
+    let report = first.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    drop(first);
+
+    let second = process().await;
+    let mut waits = second.pusher.events();
+    let full = RunOptions {
+        full: true,
+        ..opts()
+    };
+    let report = second.run(&full, &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let pushed_again = report.streams.iter().map(|s| s.pushed).sum::<u64>();
+    assert!(
+        rows_per_sync + pushed_again > budget,
+        "the full sync ({pushed_again} rows, replace tables rebuilt) does not fit the hour beside the first one"
+    );
+    let stats = w.powerbi.stats();
+    assert_eq!(stats.throttled_429, 0, "{stats:?}");
+    let mut waited = false;
+    while let Ok(e) = waits.try_recv() {
+        waited |= matches!(
+            e,
+            ml_powerbi::PushEvent::Waiting {
+                reason: "hourly row budget",
+                ..
+            }
+        );
+    }
+    assert!(
+        waited,
+        "the second process waited for the first one's rows to age out"
+    );
+    let offset = user_offset(&second).await;
+    w.assert_tables_equal_source(offset);
+}

@@ -38,7 +38,7 @@ pub use error::{
     ApiError, ApiErrorKind, ErrorClass, PowerBiError, TokenError, TokenErrorKind, TransportError,
 };
 pub use pace::{PushLimits, WaitReason};
-pub use pusher::{BatchOutcome, BatchReport, PushEvent, Pusher, TableTarget};
+pub use pusher::{BatchOutcome, BatchReport, PostRecord, PushEvent, Pusher, TableTarget};
 pub use schema::{
     Column, DataType, DatasetSchema, EncodedRow, Measure, Relationship, RowEncoder, SchemaError,
     TableSchema, Value, ValueError, encode_row, validate_dataset,

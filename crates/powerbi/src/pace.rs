@@ -219,6 +219,19 @@ impl PaceLog {
         }
     }
 
+    /// Adds POSTs that ended before this log existed (another process's, read back from where it
+    /// recorded them), as (end, rows applied): the budgets then count them like this log's own.
+    pub fn seed(&mut self, past: impl IntoIterator<Item = (Instant, u64)>) {
+        for (end, rows) in past {
+            self.next_id += 1;
+            self.entries.push_back(Entry {
+                id: self.next_id,
+                end: Some(end),
+                rows,
+            });
+        }
+    }
+
     /// Holds every POST of the dataset until `until` (a 429's Retry-After).
     pub fn block_until(&mut self, until: Instant) {
         self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
@@ -338,6 +351,11 @@ impl DatasetPacer {
     pub fn complete(&self, mut ticket: Ticket, rows_applied: bool) {
         debug_assert!(std::ptr::eq(Arc::as_ptr(&ticket.pacer), self));
         ticket.finish(rows_applied);
+    }
+
+    /// See [`PaceLog::seed`].
+    pub fn seed(&self, past: impl IntoIterator<Item = (Instant, u64)>) {
+        self.log.lock().expect("pace log poisoned").seed(past);
     }
 
     /// Holds all POSTs of this dataset until `until` (after a 429).

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::Method;
 use tokio::sync::broadcast;
@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::batch::Batch;
 use crate::client::PowerBiClient;
 use crate::error::{ErrorClass, PowerBiError};
-use crate::pace::{DatasetPacer, PushLimits};
+use crate::pace::{DatasetPacer, PushLimits, Ticket};
 
 /// Where a batch goes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -167,6 +167,17 @@ pub struct BatchReport {
     pub throttled: u32,
     pub token_refreshes: u32,
     pub outcome: BatchOutcome,
+    /// Every POST of this batch that counts against the dataset's budgets, for
+    /// [`Pusher::seed_history`] in the next process.
+    pub posts: Vec<PostRecord>,
+}
+
+/// One POST as the dataset's budgets see it: when its answer came and how many rows it added
+/// (0 when the service refused them; the POST itself still counts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PostRecord {
+    pub at: SystemTime,
+    pub rows: u64,
 }
 
 /// Sends batches under per-dataset budgets; one per process, shared by every table and caller.
@@ -196,6 +207,27 @@ impl Pusher {
     /// Subscribe to progress notices (lagging receivers lose the oldest ones).
     pub fn events(&self) -> broadcast::Receiver<PushEvent> {
         self.events.subscribe()
+    }
+
+    /// Tells the pacer of `dataset` about POSTs sent before this process started (recorded from
+    /// earlier [`BatchReport::posts`]), so that a new process stays inside the hourly and
+    /// per-minute budgets its predecessor used up, instead of learning them from 429s. Only a
+    /// dataset this pusher has not sent to yet is seeded (its own log already knows the rest);
+    /// returns whether it was.
+    pub fn seed_history(&self, dataset: &str, posts: &[PostRecord]) -> bool {
+        let mut m = self.pacers.lock().expect("pacer map poisoned");
+        if m.contains_key(dataset) {
+            return false;
+        }
+        let pacer = Arc::new(DatasetPacer::new(dataset.to_string(), self.limits.clone()));
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        pacer.seed(posts.iter().filter_map(|p| {
+            // A time in the future (clock skew between hosts) counts as now: never less careful.
+            let age = wall.duration_since(p.at).unwrap_or(Duration::ZERO);
+            now.checked_sub(age).map(|end| (end, p.rows))
+        }));
+        m.insert(dataset.to_string(), pacer);
+        true
     }
 
     fn pacer(&self, dataset: &str) -> Arc<DatasetPacer> {
@@ -236,7 +268,17 @@ impl Pusher {
             throttled: 0,
             token_refreshes: 0,
             outcome: BatchOutcome::Accepted,
+            posts: Vec::new(),
         };
+        // Ends an admitted POST in the pacer and keeps it for the report.
+        let done =
+            |pacer: &DatasetPacer, ticket: Ticket, applied: bool, posts: &mut Vec<PostRecord>| {
+                pacer.complete(ticket, applied);
+                posts.push(PostRecord {
+                    at: SystemTime::now(),
+                    rows: if applied { rows as u64 } else { 0 },
+                });
+            };
         let mut retries = 0u32;
         let outcome = loop {
             let ticket = pacer.acquire(rows as u64, large, &self.events).await;
@@ -245,7 +287,7 @@ impl Pusher {
             let token = match self.client.tokens().token().await {
                 Ok(t) => t,
                 Err(e) => {
-                    pacer.complete(ticket, false);
+                    done(&pacer, ticket, false, &mut report.posts);
                     break BatchOutcome::Failed(e.into());
                 }
             };
@@ -262,7 +304,7 @@ impl Pusher {
                 .await;
             match result {
                 Ok(answer) => {
-                    pacer.complete(ticket, true);
+                    done(&pacer, ticket, true, &mut report.posts);
                     report.request_id = answer
                         .headers
                         .get("requestid")
@@ -271,7 +313,7 @@ impl Pusher {
                     break BatchOutcome::Accepted;
                 }
                 Err(PowerBiError::Api(e)) => {
-                    pacer.complete(ticket, false);
+                    done(&pacer, ticket, false, &mut report.posts);
                     report.request_id = e.request_id.clone().or(report.request_id.take());
                     if e.status == 429 {
                         report.throttled += 1;
@@ -317,15 +359,15 @@ impl Pusher {
                         && (200..300).contains(&status)
                     {
                         // The service answered 2xx; only reading the (empty) body failed.
-                        pacer.complete(ticket, true);
+                        done(&pacer, ticket, true, &mut report.posts);
                         break BatchOutcome::Accepted;
                     }
                     if t.maybe_sent {
                         // Counted against the budget: the service may have applied it.
-                        pacer.complete(ticket, true);
+                        done(&pacer, ticket, true, &mut report.posts);
                         break BatchOutcome::Ambiguous { why: t.to_string() };
                     }
-                    pacer.complete(ticket, false);
+                    done(&pacer, ticket, false, &mut report.posts);
                     if report.attempts >= self.limits.max_attempts {
                         break BatchOutcome::Failed(PowerBiError::Transport(t));
                     }
@@ -343,7 +385,7 @@ impl Pusher {
                     report.waited += before.elapsed();
                 }
                 Err(other) => {
-                    pacer.complete(ticket, false);
+                    done(&pacer, ticket, false, &mut report.posts);
                     break BatchOutcome::Failed(other);
                 }
             }

@@ -391,6 +391,103 @@ async fn hourly_row_budget_is_respected() {
     s.shutdown().await;
 }
 
+/// A new process (here a second `Pusher`) pushing into a dataset within the hour after another one:
+/// seeded with the first one's recorded POSTs, it waits for the budget instead of drawing 429s;
+/// without the history it draws them (which is what the seeding is for).
+#[tokio::test]
+async fn a_new_pusher_seeded_with_earlier_posts_stays_inside_the_hourly_budget() {
+    let limits = sim::SimLimits {
+        rows_per_hour: 4_000,
+        hour: Duration::from_secs(2),
+        rows_per_post: 1_000,
+        ..sim::SimLimits::default()
+    };
+    let s = sim::Simulator::start(sim_with_limits(limits))
+        .await
+        .unwrap();
+    let c = client(&s);
+    let t = table("Carried");
+    let target = setup(&s, &c, &t).await;
+    let push_limits = PushLimits {
+        rows_per_hour: 4_000,
+        hour: Duration::from_secs(2),
+        // One attempt: a 429 is then visible as a failed batch, not hidden by a retry.
+        max_attempts: 1,
+        ..PushLimits::default()
+    };
+    let (bs, expected) = batches(&t, 8_000, 1_000);
+    let (first, second) = {
+        let mut bs = bs;
+        let second = bs.split_off(4);
+        (bs, second)
+    };
+    let earlier = Pusher::new(c.clone(), push_limits.clone());
+    let reports = push_all(&earlier, &target, first, 4).await;
+    assert!(
+        reports
+            .iter()
+            .all(|r| matches!(r.outcome, BatchOutcome::Accepted))
+    );
+    let history: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.posts.iter().copied())
+        .collect();
+    assert_eq!(history.len(), 4, "one POST per batch");
+    assert_eq!(history.iter().map(|p| p.rows).sum::<u64>(), 4_000);
+
+    // Unseeded, a new process believes the hour is empty: its first POST is refused.
+    let (probe, _) = batches(&t, 1_000, 1_000);
+    let unseeded = Pusher::new(c.clone(), push_limits.clone());
+    let refused = push_all(&unseeded, &target, probe, 1).await;
+    assert!(
+        matches!(refused[0].outcome, BatchOutcome::Failed(_)),
+        "{refused:?}"
+    );
+    assert_eq!(s.stats().throttled_429, 1);
+    assert_eq!(refused[0].posts.len(), 1, "a refused POST still counts");
+    assert_eq!(refused[0].posts[0].rows, 0, "but adds no rows");
+
+    let seeded = Pusher::new(c.clone(), push_limits);
+    assert!(seeded.seed_history(&target.dataset_id, &history));
+    assert!(
+        !seeded.seed_history(&target.dataset_id, &history),
+        "a dataset is seeded once"
+    );
+    let mut events = seeded.events();
+    let reports = push_all(&seeded, &target, second, 4).await;
+    assert!(
+        reports
+            .iter()
+            .all(|r| matches!(r.outcome, BatchOutcome::Accepted)),
+        "{reports:?}"
+    );
+    assert_eq!(
+        s.stats().throttled_429,
+        1,
+        "no 429 once seeded: {:?}",
+        s.stats()
+    );
+    let mut waited_for_hour = false;
+    while let Ok(e) = events.try_recv() {
+        waited_for_hour |= matches!(
+            e,
+            PushEvent::Waiting {
+                reason: "hourly row budget",
+                ..
+            }
+        );
+    }
+    assert!(
+        waited_for_hour,
+        "the seeded pusher waited for the hourly budget"
+    );
+    let stored = s
+        .table_rows(sim::DEFAULT_WORKSPACE, "Sage Intacct", "Carried")
+        .unwrap();
+    assert_eq!(sorted(stored), sorted(expected), "every row arrived once");
+    s.shutdown().await;
+}
+
 #[tokio::test]
 async fn expired_token_mid_push_costs_one_refresh_and_no_failed_batch() {
     let clock = sim::SimClock::manual();

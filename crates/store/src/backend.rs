@@ -1319,6 +1319,49 @@ macro_rules! impl_store {
                 .transpose()
             }
 
+            async fn record_posts(&self, dataset_id: &str, posts: &[PushPost], forget_before: DateTime<Utc>) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM push_log WHERE dataset_id = $1 AND sent_at < $2")
+                    .bind(dataset_id)
+                    .bind(ts(forget_before))
+                    .execute(&mut *tx)
+                    .await?;
+                static SQL: OnceLock<String> = OnceLock::new();
+                for chunk in posts.chunks(CHUNK) {
+                    let sql = MultiRow {
+                        head: "INSERT INTO push_log (dataset_id, sent_at, row_count) VALUES ",
+                        first: 1,
+                        cols: 3,
+                        group: true,
+                        tail: "",
+                    }
+                    .sql(&SQL, $anon, chunk.len());
+                    let mut q = sqlx::query(&sql);
+                    for p in chunk {
+                        q = q.bind(dataset_id).bind(ts(p.at)).bind(crate::backend::to_i64(p.rows));
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn recent_posts(&self, dataset_id: &str, since: DateTime<Utc>) -> Result<Vec<PushPost>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT sent_at, row_count FROM push_log WHERE dataset_id = $1 AND sent_at >= $2 ORDER BY sent_at",
+                )
+                .bind(dataset_id)
+                .bind(ts(since))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let at: String = r.try_get(0)?;
+                        Ok(PushPost { at: parse_ts(&at)?, rows: crate::backend::to_u64(r.try_get(1)?) })
+                    })
+                    .collect()
+            }
+
             async fn try_acquire_lease(&self, connection: &str, worker_id: &str, ttl: Duration) -> Result<Option<Lease>, StoreError> {
                 let cid = self.cid(connection).await?;
                 let now = self.now();

@@ -259,6 +259,15 @@ pub struct DatasetState {
     pub schema_hash: String,
 }
 
+/// One POST to a Power BI dataset, as its rate budgets count it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PushPost {
+    /// When the answer came.
+    pub at: DateTime<Utc>,
+    /// Rows the POST added (0 when refused).
+    pub rows: u64,
+}
+
 /// A time-limited claim on a connection's runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lease {

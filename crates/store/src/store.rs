@@ -174,6 +174,17 @@ pub trait Store: Send + Sync {
     async fn save_dataset(&self, connection: &str, state: &DatasetState) -> R<()>;
     async fn dataset(&self, connection: &str) -> R<Option<DatasetState>>;
 
+    // ---- Power BI push history (pacing across processes) ----
+    /// Records POSTs to a dataset and forgets its POSTs older than `forget_before`.
+    async fn record_posts(
+        &self,
+        dataset_id: &str,
+        posts: &[PushPost],
+        forget_before: DateTime<Utc>,
+    ) -> R<()>;
+    /// The dataset's POSTs answered at or after `since`, oldest first.
+    async fn recent_posts(&self, dataset_id: &str, since: DateTime<Utc>) -> R<Vec<PushPost>>;
+
     // ---- leases ----
     /// Takes the connection's lease if free or expired.
     async fn try_acquire_lease(

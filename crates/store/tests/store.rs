@@ -40,6 +40,7 @@ conformance_tests!(
     mark_dirty_flags_a_rebuild,
     replay_as_of_run,
     dataset_state,
+    push_history,
     leases,
     leases_race,
     audit_search_and_export,

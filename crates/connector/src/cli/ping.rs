@@ -9,6 +9,7 @@ use ml_powerbi::{Batch, BatchOutcome, Batcher, PushLimits, Pusher, TableTarget};
 
 use super::exit;
 use crate::context::{self, App};
+use crate::pipeline::pacing;
 
 /// Both systems; one verdict each.
 pub async fn both(app: &App, connection: Option<&str>) -> Result<u8> {
@@ -181,6 +182,7 @@ pub async fn powerbi_push(
         dataset_id: state.dataset_id,
         table: table.to_string(),
     };
+    pacing::seed(app.store.as_ref(), &pusher, &target.dataset_id).await?;
     let reader = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
     );
@@ -214,6 +216,7 @@ pub async fn powerbi_push(
     for b in pending {
         let rows = b.row_count() as u64;
         let report = pusher.send(&target, b, sent).await;
+        pacing::remember(app.store.as_ref(), &pusher, &target.dataset_id, &report).await;
         match report.outcome {
             BatchOutcome::Accepted => {
                 sent += rows;

@@ -105,6 +105,24 @@ pub fn cut_batches<'a>(
         .collect())
 }
 
+/// Sends one batch through the pusher and records its POSTs for the pacer of the next process.
+pub async fn send_one(
+    conn: &Connection,
+    target: &TableTarget,
+    batch: Batch,
+    rows_before: u64,
+) -> BatchReport {
+    let report = conn.pusher.send(target, batch, rows_before).await;
+    super::pacing::remember(
+        conn.store.as_ref(),
+        &conn.pusher,
+        &target.dataset_id,
+        &report,
+    )
+    .await;
+    report
+}
+
 /// Sends batches with at most the dataset's in-flight limit at once, telling each how many rows the
 /// table held before it (the pusher's ≥ 250,000-row rule); yields each batch's report as it completes.
 pub fn send_batches<'a>(
@@ -117,7 +135,7 @@ pub fn send_batches<'a>(
     futures::stream::iter(batches.into_iter().map(move |batch| {
         let rows_before = before;
         before += batch.row_count() as u64;
-        conn.pusher.send(target, batch, rows_before)
+        send_one(conn, target, batch, rows_before)
     }))
     .buffer_unordered(conn.pusher.limits().max_in_flight)
 }
@@ -167,7 +185,7 @@ async fn send_outbox(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pip
                 conn.store
                     .mark_ambiguous(name, &stream.object, &ids, &batch.id.to_string())
                     .await?;
-                let result = conn.pusher.send(&tt, batch, before).await;
+                let result = send_one(conn, &tt, batch, before).await;
                 Ok::<_, PipelineError>((ids, result))
             }
         }))

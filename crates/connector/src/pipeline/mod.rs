@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod events;
 pub mod extract;
 pub mod load;
+pub mod pacing;
 
 use std::sync::Arc;
 
@@ -281,6 +282,7 @@ impl Connection {
             .filter_map(|(_, p)| p.as_ref().ok())
             .collect();
         let target = dataset::ensure(self, &ok_plans).await?;
+        pacing::seed(self.store.as_ref(), &self.pusher, &target.dataset_id).await?;
 
         let mut reports = Vec::new();
         for (stream, plan) in planned {

@@ -814,6 +814,72 @@ pub async fn dataset_state(db: Arc<TestDb>) {
     assert_eq!(s.dataset("acme").await.unwrap(), Some(d));
 }
 
+pub async fn push_history(db: Arc<TestDb>) {
+    let s = &*db.store;
+    let t0 = db.clock.now();
+    let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
+    let posts = [
+        PushPost {
+            at: at(0),
+            rows: 10_000,
+        },
+        PushPost {
+            at: at(30),
+            rows: 0,
+        },
+        PushPost {
+            at: at(90),
+            rows: 2_500,
+        },
+    ];
+    s.record_posts("ds-1", &posts, at(-3600)).await.unwrap();
+    s.record_posts(
+        "ds-2",
+        &[PushPost {
+            at: at(10),
+            rows: 7,
+        }],
+        at(-3600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.recent_posts("ds-1", at(0)).await.unwrap(), posts.to_vec());
+    assert_eq!(
+        s.recent_posts("ds-1", at(1)).await.unwrap(),
+        posts[1..].to_vec()
+    );
+    assert_eq!(
+        s.recent_posts("ds-2", at(-10)).await.unwrap(),
+        vec![PushPost {
+            at: at(10),
+            rows: 7
+        }],
+        "datasets are kept apart"
+    );
+    // Recording forgets what is older than asked, for that dataset only.
+    s.record_posts(
+        "ds-1",
+        &[PushPost {
+            at: at(4000),
+            rows: 1,
+        }],
+        at(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.recent_posts("ds-1", at(-10)).await.unwrap(),
+        vec![
+            posts[2],
+            PushPost {
+                at: at(4000),
+                rows: 1
+            }
+        ]
+    );
+    assert_eq!(s.recent_posts("ds-2", at(-10)).await.unwrap().len(), 1);
+}
+
 pub async fn leases(db: Arc<TestDb>) {
     let s = &*db.store;
     s.ensure_connection("acme").await.unwrap();
