@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use ml_powerbi::{Batch, BatchOutcome, BatchReport, Batcher, PushLimits, TableTarget};
 use ml_store::{Delivery, DeliveryOutcome, RunId};
 
@@ -389,6 +391,46 @@ pub async fn count_rows(
     }
 }
 
+/// Mirror rows read for a rebuild at a time: one batch's worth, so that memory holds the batches
+/// in flight and the one being cut, not a large page beside them (peak RSS, BENCHMARKS.md).
+const REBUILD_PAGE_ROWS: u32 = 10_000;
+
+/// The stream's mirror, in key order, cut into batches a page at a time as they are pulled.
+fn mirror_batches<'a>(
+    conn: &'a Connection,
+    stream: &'a str,
+) -> impl futures::Stream<Item = Result<Batch, PipelineError>> + 'a {
+    let name = conn.config.name.as_str();
+    futures::stream::try_unfold(Some(None::<String>), move |after| async move {
+        let Some(after) = after else {
+            return Ok::<_, PipelineError>(None);
+        };
+        let page = conn
+            .store
+            .mirror_page(name, stream, after.as_deref(), REBUILD_PAGE_ROWS)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        let next = Some(last.key.clone());
+        let cut = cut_batches(
+            page.iter()
+                .enumerate()
+                .map(|(i, r)| (i as i64, r.row_json.as_str())),
+            conn.pusher.limits(),
+        )?;
+        let batches = futures::stream::iter(cut.into_iter().map(|(_, b)| Ok(b)));
+        Ok(Some((batches, Some(next))))
+    })
+    .try_flatten()
+}
+
+/// Awaits the batches still in flight (their results no longer matter: the table is rebuilt again
+/// or the run fails), so that none can land after a later delete.
+async fn drain<S: futures::Stream + Unpin>(sends: &mut S) {
+    while sends.next().await.is_some() {}
+}
+
 /// Rebuilds a replace table from the mirror. Converges whatever the table held before.
 async fn rebuild(job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
     let Job {
@@ -412,67 +454,76 @@ async fn rebuild(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pipelin
         let mut pushed: u64 = 0;
         let mut deliveries = Vec::new();
         let mut ok = true;
-        let mut after: Option<String> = None;
-        'pages: loop {
-            let page = conn
-                .store
-                .mirror_page(name, &stream.object, after.as_deref(), CHUNK_ROWS)
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.key.clone());
-            let cut = cut_batches(
-                page.iter()
-                    .enumerate()
-                    .map(|(i, r)| (i as i64, r.row_json.as_str())),
-                conn.pusher.limits(),
-            )?;
-            let mut sends =
-                send_batches(conn, &tt, cut.into_iter().map(|(_, b)| b).collect(), pushed);
-            while let Some(result) = sends.next().await {
-                match &result.outcome {
-                    BatchOutcome::Accepted => {
-                        pushed += result.rows as u64;
-                        report.pushed += result.rows as u64;
-                        events.emit(RunEvent::Pushed {
-                            stream: stream.object.clone(),
-                            rows: report.pushed,
-                        });
-                    }
-                    BatchOutcome::Ambiguous { why } => {
-                        last_error = format!(
-                            "batch {} of table {} had an unknown fate: {why}",
-                            result.batch_id, plan.table
-                        );
-                        ok = false;
-                    }
-                    BatchOutcome::Failed(e) => {
-                        last_error = e.to_string();
-                        ok = false;
-                        if !e.is_retryable() {
-                            // A refused row or a permission problem will not change by rebuilding again.
-                            return Err(PipelineError::Other(last_error));
-                        }
+        // Set on the first failure (or a cancel): no new batch leaves, but those in flight are
+        // awaited, because one dropped mid-POST could still land after the next attempt's delete.
+        let stop = AtomicBool::new(false);
+        let mut rows_before = 0u64;
+        let sends = mirror_batches(conn, &stream.object)
+            .try_take_while(|_| {
+                futures::future::ready(Ok(
+                    !stop.load(Ordering::Relaxed) && !opts.cancel.is_cancelled()
+                ))
+            })
+            .map_ok(|batch| {
+                let before = rows_before;
+                rows_before += batch.row_count() as u64;
+                send_one(conn, &tt, batch, before).map(Ok)
+            })
+            .try_buffer_unordered(conn.pusher.limits().max_in_flight);
+        let mut sends = std::pin::pin!(sends);
+        while let Some(result) = sends.next().await {
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    drain(&mut sends).await;
+                    return Err(e);
+                }
+            };
+            match &result.outcome {
+                BatchOutcome::Accepted => {
+                    pushed += result.rows as u64;
+                    report.pushed += result.rows as u64;
+                    events.emit(RunEvent::Pushed {
+                        stream: stream.object.clone(),
+                        rows: report.pushed,
+                    });
+                }
+                BatchOutcome::Ambiguous { why } => {
+                    last_error = format!(
+                        "batch {} of table {} had an unknown fate: {why}",
+                        result.batch_id, plan.table
+                    );
+                    ok = false;
+                    stop.store(true, Ordering::Relaxed);
+                }
+                BatchOutcome::Failed(e) => {
+                    last_error = e.to_string();
+                    ok = false;
+                    stop.store(true, Ordering::Relaxed);
+                    if !e.is_retryable() {
+                        // A refused row or a permission problem will not change by rebuilding again.
+                        drain(&mut sends).await;
+                        return Err(PipelineError::Other(last_error));
                     }
                 }
-                deliveries.push(Delivery {
-                    run,
-                    batch_id: result.batch_id.to_string(),
-                    request_id: result.request_id.clone(),
-                    outcome: match result.outcome {
-                        BatchOutcome::Accepted => DeliveryOutcome::Accepted,
-                        BatchOutcome::Ambiguous { .. } => DeliveryOutcome::Ambiguous,
-                        BatchOutcome::Failed(_) => DeliveryOutcome::Failed,
-                    },
-                    error: None,
-                });
             }
-            if !ok {
-                break 'pages;
-            }
-            if opts.cancel.is_cancelled() {
-                // The table stays dirty: the next run rebuilds it from the start.
-                return Err(PipelineError::Interrupted);
-            }
+            deliveries.push(Delivery {
+                run,
+                batch_id: result.batch_id.to_string(),
+                request_id: result.request_id.clone(),
+                outcome: match result.outcome {
+                    BatchOutcome::Accepted => DeliveryOutcome::Accepted,
+                    BatchOutcome::Ambiguous { .. } => DeliveryOutcome::Ambiguous,
+                    BatchOutcome::Failed(_) => DeliveryOutcome::Failed,
+                },
+                error: None,
+            });
+        }
+        drop(sends);
+        if opts.cancel.is_cancelled() {
+            // The table stays dirty: the next run rebuilds it from the start.
+            return Err(PipelineError::Interrupted);
         }
         if ok {
             conn.store
