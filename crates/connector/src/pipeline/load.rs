@@ -520,7 +520,6 @@ async fn rebuild(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pipelin
                 error: None,
             });
         }
-        drop(sends);
         if opts.cancel.is_cancelled() {
             // The table stays dirty: the next run rebuilds it from the start.
             return Err(PipelineError::Interrupted);
