@@ -1,8 +1,14 @@
 //! Simulator throughput at benchmark scale: a company with many vendors (default 1,000,000; override with
 //! `SIM_BENCH_VENDORS`), read with keyset-paged `query` (the connector's incremental pattern) and with
-//! readByQuery/readMore. Prints pages per second and records per second.
+//! readByQuery/readMore. Prints pages per second and records per second, the first page apart (it
+//! builds the WHENMODIFIED column and the ordered index), then the selection alone (which rows, how
+//! many in all: no rendering, no HTTP) by the scan and by the index for the connector's page shapes.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use ml_sim_intacct::data::{Generator, Store, object_def};
+use ml_sim_intacct::query_eval::{Filter, Op, prepare};
+use ml_sim_intacct::select::{Criteria, indexed, scan};
 
 use ml_sim_intacct::{
     CompanySize, DEFAULT_COMPANY_ID, DEFAULT_SENDER_ID, DEFAULT_SENDER_PASSWORD, DEFAULT_USER_ID,
@@ -53,13 +59,24 @@ async fn main() {
     println!("start with {vendors} vendors: {:?}", t0.elapsed());
     let http = reqwest::Client::new();
 
+    // Fields to select (SIM_BENCH_FIELDS, comma separated); the connector's VENDOR stream selects 18.
+    let fields: String = std::env::var("SIM_BENCH_FIELDS")
+        .unwrap_or_else(|_| "RECORDNO,VENDORID,NAME,WHENMODIFIED".into())
+        .split(',')
+        .map(|f| format!("<field>{}</field>", f.trim()))
+        .collect();
+
     // Keyset paging on (WHENMODIFIED, RECORDNO), 2000 rows a page.
     let (mut wm, mut no) = ("01/01/2000 00:00:00".to_string(), 0u64);
     let t = Instant::now();
     let mut rows = 0usize;
-    for _ in 0..pages {
+    let mut first_page = Duration::ZERO;
+    for page in 0..pages {
+        if page == 1 {
+            first_page = t.elapsed();
+        }
         let f = format!(
-            "<query><object>VENDOR</object><select><field>RECORDNO</field><field>VENDORID</field><field>NAME</field><field>WHENMODIFIED</field></select>\
+            "<query><object>VENDOR</object><select>{fields}</select>\
 <filter><or><greaterthan><field>WHENMODIFIED</field><value>{wm}</value></greaterthan><and><equalto><field>WHENMODIFIED</field><value>{wm}</value></equalto>\
 <greaterthan><field>RECORDNO</field><value>{no}</value></greaterthan></and></or></filter>\
 <orderby><order><field>WHENMODIFIED</field><ascending/></order><order><field>RECORDNO</field><ascending/></order></orderby>\
@@ -90,9 +107,10 @@ async fn main() {
     }
     let el = t.elapsed();
     println!(
-        "query keyset: {pages} pages, {rows} rows in {el:?} ({:.1} pages/s, {:.0} rows/s)",
+        "query keyset: {pages} pages, {rows} rows in {el:?} ({:.1} pages/s, {:.0} rows/s); first page {first_page:?}, then {:?} a page",
         pages as f64 / el.as_secs_f64(),
-        rows as f64 / el.as_secs_f64()
+        rows as f64 / el.as_secs_f64(),
+        (el - first_page) / (pages.max(2) - 1) as u32
     );
 
     // readByQuery + readMore, 1000 rows a page.
@@ -141,4 +159,121 @@ async fn main() {
     );
     println!("stats: {:?}", sim.stats());
     sim.shutdown().await;
+    selection_only(vendors);
+}
+
+/// Time per call of `f`, over at least `min` calls and 0.3 s.
+fn per_call(min: u32, mut f: impl FnMut()) -> Duration {
+    let t = Instant::now();
+    let mut n = 0u32;
+    while n < min || t.elapsed() < Duration::from_millis(300) {
+        f();
+        n += 1;
+    }
+    t.elapsed() / n
+}
+
+/// Which rows a 2,000-row page holds and the total, scan against index, in process.
+fn selection_only(vendors: u64) {
+    let cfg = SimConfig::default();
+    let store = Store::new(Generator {
+        seed: cfg.seed,
+        size: CompanySize {
+            vendors,
+            ..CompanySize::demo()
+        },
+        start: cfg.clock_start,
+        user_id: cfg.user_id.clone(),
+    });
+    let def = object_def("VENDOR").expect("VENDOR");
+    let (k, w) = (
+        def.field_index("RECORDNO").expect("field"),
+        def.field_index("WHENMODIFIED").expect("field"),
+    );
+    let cmp = |field: usize, op: Op, v: &str| Filter::Cmp {
+        field,
+        op,
+        values: if v.is_empty() {
+            vec![]
+        } else {
+            vec![v.to_string()]
+        },
+        lits: vec![],
+    };
+    let t = Instant::now();
+    let _ = store.gen_index(def);
+    println!(
+        "\nselection only, {vendors} vendors (index built in {:?})",
+        t.elapsed()
+    );
+    // A cursor in the middle of the modified pass: the WHENMODIFIED of the median row.
+    let mid = {
+        let all = indexed::select(
+            &store,
+            &Criteria {
+                def,
+                filter: None,
+                order: &[(w, false), (k, false)],
+                ci: false,
+                offset: (vendors / 2) as usize,
+                limit: 1,
+            },
+        )
+        .expect("indexed");
+        let r = store.get(def, all.keys[0]).expect("row");
+        (r.text(w).to_string(), r.key)
+    };
+    let keyset = Filter::Or(vec![
+        cmp(w, Op::Gt, &mid.0),
+        Filter::And(vec![
+            cmp(w, Op::Eq, &mid.0),
+            cmp(k, Op::Gt, &mid.1.to_string()),
+        ]),
+    ]);
+    let half = (vendors / 2).to_string();
+    let shapes = vec![
+        (
+            "modified pass, first page",
+            cmp(w, Op::IsNotNull, ""),
+            vec![(w, false), (k, false)],
+        ),
+        (
+            "modified pass, mid cursor",
+            keyset.clone(),
+            vec![(w, false), (k, false)],
+        ),
+        (
+            "modified chain, RECORDNO <= n/2",
+            Filter::And(vec![keyset, cmp(k, Op::Le, &half)]),
+            vec![(w, false), (k, false)],
+        ),
+        (
+            "never-modified pass, RECORDNO > n/2",
+            Filter::And(vec![cmp(w, Op::IsNull, ""), cmp(k, Op::Gt, &half)]),
+            vec![(k, false)],
+        ),
+        (
+            "all keys, RECORDNO > n/2",
+            cmp(k, Op::Gt, &half),
+            vec![(k, false)],
+        ),
+    ];
+    for (name, mut f, order) in shapes {
+        prepare(&mut f, def);
+        let crit = Criteria {
+            def,
+            filter: Some(&f),
+            order: &order,
+            ci: false,
+            offset: 0,
+            limit: 2000,
+        };
+        let by_index = per_call(20, || {
+            std::hint::black_box(indexed::select(&store, &crit).expect("served"));
+        });
+        let by_scan = per_call(3, || {
+            std::hint::black_box(scan::select(&store, &crit, |_| true));
+        });
+        println!("  {name}: scan {by_scan:?}, index {by_index:?} a page");
+    }
 }

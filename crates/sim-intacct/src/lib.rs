@@ -22,10 +22,13 @@
 //! - [`config`]: `SimConfig`, company size, credentials, latency knobs and the DEFAULT_* constants.
 //! - [`clock`]: the simulated clock (WHENMODIFIED of writes, session expiry) and Intacct date formats.
 //! - [`data`]: object definitions (fields, types, lookup metadata), the seeded generator and the record
-//!   store (generated rows are produced on demand from the seed; writes live in an overlay).
+//!   store (generated rows are produced on demand from the seed; writes live in an overlay), and the
+//!   ordered index of generated rows by (WHENMODIFIED, RECORDNO).
 //! - [`xml_in`]: request parsing into a small element tree (DOCTYPE rejected) and envelope validation.
 //! - [`xml_out`]: response documents: the three error placements, gateway errors, result data.
 //! - [`query_eval`]: readByQuery query strings, `query` filter trees, typed comparisons, ordering.
+//! - [`select`]: the rows of a page and the total: a scan, or for the connector's keyset shapes a walk
+//!   of an ordered index of the generated rows (counts without visiting them).
 //! - [`functions`]: the request pipeline (`pipeline`: faults, gateway errors, concurrency slot, sender
 //!   check, authentication and sessions), schema checks of function bodies (`parse`) and the read
 //!   functions (`reads`: readByQuery, readMore, query, read, readByName, lookup, ...).
@@ -50,6 +53,7 @@ pub mod data;
 pub mod faults;
 pub mod functions;
 pub mod query_eval;
+pub mod select;
 pub mod server;
 pub mod xml_in;
 pub mod xml_out;

@@ -179,25 +179,32 @@ pub fn eval(f: &Filter, row: &RowRef<'_>, ci: bool) -> bool {
             };
             let first = values.first().map(String::as_str).unwrap_or("");
             match op {
-                Op::Eq => cmp(0) == Some(Ordering::Equal),
-                Op::Ne => cmp(0).is_some_and(|o| o != Ordering::Equal),
-                Op::Lt => cmp(0) == Some(Ordering::Less),
-                Op::Le => matches!(cmp(0), Some(Ordering::Less | Ordering::Equal)),
-                Op::Gt => cmp(0) == Some(Ordering::Greater),
-                Op::Ge => matches!(cmp(0), Some(Ordering::Greater | Ordering::Equal)),
-                Op::Between => {
-                    matches!(cmp(0), Some(Ordering::Greater | Ordering::Equal))
-                        && matches!(cmp(1), Some(Ordering::Less | Ordering::Equal))
-                }
-                Op::In => (0..values.len()).any(|i| cmp(i) == Some(Ordering::Equal)),
-                Op::NotIn => {
-                    (0..values.len()).all(|i| cmp(i).is_some_and(|o| o != Ordering::Equal))
-                }
                 Op::Like => like(row.text(*field), first, ci),
                 Op::NotLike => !like(row.text(*field), first, ci),
-                Op::IsNull | Op::IsNotNull => unreachable!("handled above"),
+                _ => compare_holds(*op, values.len(), cmp),
             }
         }
+    }
+}
+
+/// Whether an ordering operator holds of a non-null value, given how it compares with literal `i`
+/// (`None`: not comparable). Shared with the query planner so both read the operators the same way.
+/// Like, NotLike, IsNull and IsNotNull are not ordering operators: false.
+pub fn compare_holds(op: Op, n_values: usize, cmp: impl Fn(usize) -> Option<Ordering>) -> bool {
+    match op {
+        Op::Eq => cmp(0) == Some(Ordering::Equal),
+        Op::Ne => cmp(0).is_some_and(|o| o != Ordering::Equal),
+        Op::Lt => cmp(0) == Some(Ordering::Less),
+        Op::Le => matches!(cmp(0), Some(Ordering::Less | Ordering::Equal)),
+        Op::Gt => cmp(0) == Some(Ordering::Greater),
+        Op::Ge => matches!(cmp(0), Some(Ordering::Greater | Ordering::Equal)),
+        Op::Between => {
+            matches!(cmp(0), Some(Ordering::Greater | Ordering::Equal))
+                && matches!(cmp(1), Some(Ordering::Less | Ordering::Equal))
+        }
+        Op::In => (0..n_values).any(|i| cmp(i) == Some(Ordering::Equal)),
+        Op::NotIn => (0..n_values).all(|i| cmp(i).is_some_and(|o| o != Ordering::Equal)),
+        Op::Like | Op::NotLike | Op::IsNull | Op::IsNotNull => false,
     }
 }
 

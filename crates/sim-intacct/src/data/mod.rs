@@ -4,6 +4,7 @@
 //! million-vendor company costs no memory. Writes (insert/update/delete) live in a small overlay.
 
 pub mod defs;
+pub mod gen_index;
 pub mod generator;
 
 use std::cell::OnceCell;
@@ -14,6 +15,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use rust_decimal::Decimal;
 
 pub use defs::{FieldDef, FieldType, Kind, OBJECTS, ObjectDef, object_def};
+pub use gen_index::GenIndex;
 pub use generator::Generator;
 
 use crate::clock::{fmt_date, fmt_ts, parse_date, parse_ts};
@@ -131,10 +133,7 @@ impl<'a> RowRef<'a> {
             }
             if field.id == "WHENMODIFIED" {
                 if let Some(&secs) = self.wm.and_then(|w| w.get(idx as usize)) {
-                    return match chrono::DateTime::from_timestamp(secs, 0) {
-                        Some(t) if secs != i64::MIN => Val::Ts(t.naive_utc()),
-                        _ => Val::Null,
-                    };
+                    return wm_of(secs).map_or(Val::Null, Val::Ts);
                 }
                 return match self.generator.when_modified(self.def.kind, idx) {
                     Some(t) => Val::Ts(t),
@@ -153,6 +152,15 @@ impl<'a> RowRef<'a> {
             .map(|(f, v)| (f.id.to_string(), v.clone()))
             .collect()
     }
+}
+
+/// WHENMODIFIED of a generated row from its cached column entry (seconds since the epoch, i64::MIN =
+/// NULL). The one definition [`RowRef::val`] and the ordered index share, so both agree on every row.
+pub fn wm_of(secs: i64) -> Option<NaiveDateTime> {
+    if secs == i64::MIN {
+        return None;
+    }
+    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.naive_utc())
 }
 
 impl Table {
@@ -191,6 +199,9 @@ pub struct Store {
     /// recomputing it per row per page would dominate large benchmarks. Writes go to the overlay, which
     /// takes precedence, so the column never goes stale.
     wm_cache: BTreeMap<Kind, std::sync::OnceLock<Vec<i64>>>,
+    /// Lazily built ordered indexes of generated rows (see [`gen_index`]); like the column above they
+    /// cover generated rows only, which never change, so writes never have to maintain them.
+    gen_indexes: BTreeMap<Kind, std::sync::OnceLock<Option<GenIndex>>>,
 }
 
 impl Store {
@@ -203,10 +214,15 @@ impl Store {
             .iter()
             .map(|d| (d.kind, std::sync::OnceLock::new()))
             .collect();
+        let gen_indexes = OBJECTS
+            .iter()
+            .map(|d| (d.kind, std::sync::OnceLock::new()))
+            .collect();
         Store {
             generator,
             tables,
             wm_cache,
+            gen_indexes,
         }
     }
 
@@ -222,10 +238,11 @@ impl Store {
             .expect("every object has a table")
     }
 
-    /// Visits every current row in key order.
-    pub fn scan<'s>(&'s self, def: &'static ObjectDef, mut f: impl FnMut(RowRef<'s>)) {
+    /// The WHENMODIFIED column of the generated rows (see [`wm_of`]); None if the object has no such
+    /// field.
+    pub fn wm_column(&self, def: &'static ObjectDef) -> Option<&[i64]> {
         let t = self.table(def);
-        let wm = def.field_index("WHENMODIFIED").map(|_| {
+        def.field_index("WHENMODIFIED").map(|_| {
             self.wm_cache[&def.kind]
                 .get_or_init(|| {
                     (0..t.base)
@@ -236,7 +253,63 @@ impl Store {
                         .collect()
                 })
                 .as_slice()
-        });
+        })
+    }
+
+    /// The ordered index of the generated rows, built on first use; None if the object has no
+    /// WHENMODIFIED or too many rows for the index's 32-bit positions.
+    pub fn gen_index(&self, def: &'static ObjectDef) -> Option<&GenIndex> {
+        let wm = self.wm_column(def)?;
+        self.gen_indexes[&def.kind]
+            .get_or_init(|| GenIndex::build(wm))
+            .as_ref()
+    }
+
+    /// The generated row `idx` as the generator made it, whether or not a write has replaced it since
+    /// (callers check [`Store::is_overlaid`]).
+    pub fn generated(&self, def: &'static ObjectDef, idx: u64) -> RowRef<'_> {
+        self.generated_with(def, idx, self.wm_column(def))
+    }
+
+    /// [`Store::generated`] with the WHENMODIFIED column already in hand (for loops over many rows).
+    pub fn generated_with<'s>(
+        &'s self,
+        def: &'static ObjectDef,
+        idx: u64,
+        wm: Option<&'s [i64]>,
+    ) -> RowRef<'s> {
+        let mut r = self.row_ref(def, def.recno_base + idx, Src::Gen(idx));
+        r.wm = wm;
+        r
+    }
+
+    /// Whether a write replaced or deleted the generated row with this key.
+    pub fn is_overlaid(&self, def: &'static ObjectDef, key: u64) -> bool {
+        self.table(def).overlay.contains_key(&key)
+    }
+
+    /// Keys of generated rows replaced or deleted by writes.
+    pub fn overlaid_keys(&self, def: &'static ObjectDef) -> impl Iterator<Item = u64> + '_ {
+        self.table(def).overlay.keys().copied()
+    }
+
+    /// Every row that lives in the write overlay (updated generated rows and inserted rows), in no
+    /// particular order.
+    pub fn stored_rows(&self, def: &'static ObjectDef) -> impl Iterator<Item = RowRef<'_>> + '_ {
+        let t = self.table(def);
+        let updated = t
+            .overlay
+            .iter()
+            .filter_map(|(k, r)| r.as_ref().map(|r| (*k, r)));
+        updated
+            .chain(t.inserted.iter().map(|(k, r)| (*k, r)))
+            .map(move |(k, r)| self.row_ref(def, k, Src::Stored(r)))
+    }
+
+    /// Visits every current row in key order.
+    pub fn scan<'s>(&'s self, def: &'static ObjectDef, mut f: impl FnMut(RowRef<'s>)) {
+        let t = self.table(def);
+        let wm = self.wm_column(def);
         for idx in 0..t.base {
             let key = def.recno_base + idx;
             let src = match t.overlay.get(&key) {

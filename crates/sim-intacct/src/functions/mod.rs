@@ -26,9 +26,9 @@ use rand::Rng;
 use crate::clock::fmt_ts;
 use crate::data::{Kind, ObjectDef, RowRef, Store, Val, object_def};
 use crate::faults::Fault;
-use crate::query_eval::{
-    Filter, check_filter_schema, eval, filter_from_xml, order_cmp, parse_query_string,
-};
+use crate::query_eval::{check_filter_schema, filter_from_xml, parse_query_string};
+use crate::select::scan::hits as scan_hits;
+use crate::select::{Criteria, select};
 use crate::server::{ResultSet, Session, State};
 use crate::xml_in::{
     Auth, Element, FunctionCall, Request, XmlError, check_all, check_bool, check_leaf,

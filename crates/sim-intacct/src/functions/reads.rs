@@ -228,14 +228,18 @@ pub(super) fn read_by_query(
     };
     let keys = {
         let store = state.store.read().expect("store lock");
-        let mut keys = Vec::new();
+        // Every match in RECORDNO order: the result set readMore pages through.
+        let req = Criteria {
+            def,
+            filter: filter.as_ref(),
+            order: &[],
+            ci: false,
+            offset: 0,
+            limit: usize::MAX,
+        };
         // Whether readByQuery hides entity-private rows from the top level is unconfirmed: it shows them.
-        store.scan(def, |r| {
-            if visible(p, &r, true) && filter.as_ref().is_none_or(|f| eval(f, &r, false)) {
-                keys.push(r.key);
-            }
-        });
-        keys
+        let see = |r: &RowRef<'_>| visible(p, r, true);
+        select(&store, &req, see, p.locationid.is_empty()).keys
     };
     let set = ResultSet {
         object: def,
@@ -407,73 +411,35 @@ pub(super) fn run_query(state: &Arc<State>, p: &Principal, q: QueryCall) -> Outc
             None => return invalid_fields(state, def, name),
         }
     }
-    let desc: Vec<bool> = order.iter().map(|(_, d)| *d).collect();
     let store = state.store.read().expect("store lock");
-    // Sort keys of all hits in one flat vector (stride = number of order fields), so a scan over a
-    // million rows does not allocate per row; `hits` holds (position in `sort_vals`, key).
-    let stride = order.len();
-    let mut sort_vals: Vec<Val<'static>> = Vec::new();
-    let mut hits: Vec<(usize, u64)> = Vec::new();
-    store.scan(def, |r| {
-        if visible(p, &r, q.showprivate)
-            && filter
-                .as_ref()
-                .is_none_or(|f: &Filter| eval(f, &r, q.caseinsensitive))
-        {
-            hits.push((sort_vals.len(), r.key));
-            sort_vals.extend(order.iter().map(|(i, _)| r.val(*i).into_owned()));
-        }
-    });
-    if stride > 0 {
-        let by = |a: &(usize, u64), b: &(usize, u64)| {
-            order_cmp(
-                &sort_vals[a.0..a.0 + stride],
-                &sort_vals[b.0..b.0 + stride],
-                &desc,
-                q.caseinsensitive,
-            )
-            .then(a.1.cmp(&b.1))
-        };
-        // Only the rows up to the end of the requested page need a full sort.
-        let need = q.offset.saturating_add(q.pagesize);
-        if aggs.is_empty() && need < hits.len() {
-            hits.select_nth_unstable_by(need, by);
-            hits[..need].sort_by(by);
-        } else {
-            hits.sort_by(by);
-        }
-    }
-    let rows: Vec<Vec<(String, String)>> = if aggs.is_empty() {
-        let keys: Vec<u64> = hits.iter().map(|h| h.1).collect();
-        let rows = render_rows(
-            &store,
-            def,
-            &keys[q.offset.min(keys.len())..q.offset.saturating_add(q.pagesize).min(keys.len())],
-            &plain,
-        );
-        rows.into_iter()
+    let all_visible = p.locationid.is_empty() && q.showprivate;
+    let see = |r: &RowRef<'_>| visible(p, r, q.showprivate);
+    let mut req = Criteria {
+        def,
+        filter: filter.as_ref(),
+        order: &order,
+        ci: q.caseinsensitive,
+        offset: q.offset,
+        limit: q.pagesize,
+    };
+    let (rows, total): (Vec<Vec<(String, String)>>, usize) = if aggs.is_empty() {
+        let page = select(&store, &req, see, all_visible);
+        let rows = render_rows(&store, def, &page.keys, &plain)
+            .into_iter()
             .map(|r| r.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-            .collect()
+            .collect();
+        (rows, page.total)
     } else {
-        aggregate(
-            &store,
-            def,
-            &hits.iter().map(|h| h.1).collect::<Vec<_>>(),
-            &plain,
-            &aggs,
-        )
+        // Aggregates group every hit; the offset and page apply to the groups.
+        req.offset = 0;
+        req.limit = usize::MAX;
+        let hits = scan_hits(&store, &req, see);
+        let groups = aggregate(&store, def, &hits, &plain, &aggs);
+        let total = groups.len();
+        let groups = groups.into_iter().skip(q.offset).take(q.pagesize).collect();
+        (groups, total)
     };
     drop(store);
-    let total = if aggs.is_empty() {
-        hits.len()
-    } else {
-        rows.len()
-    };
-    let rows: Vec<_> = if aggs.is_empty() {
-        rows
-    } else {
-        rows.into_iter().skip(q.offset).take(q.pagesize).collect()
-    };
     let count = rows.len();
     let remaining = total.saturating_sub(q.offset.saturating_add(count));
     let offset = q.offset;
