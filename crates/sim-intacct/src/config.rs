@@ -94,7 +94,9 @@ impl Default for CompanySize {
     }
 }
 
-/// Server-side delays (the simulator sleeps with tokio; tests use zero or drive them with paused time).
+/// Server-side response time: `per_request` + `per_function` x functions + `per_record` x records,
+/// the simulator's own work counted inside it (as real Intacct's query time is part of its latency),
+/// never less than that work. The simulator sleeps with tokio; tests use zero or paused time.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Latency {
     pub per_request: Duration,

@@ -150,16 +150,23 @@ pub async fn gateway(AxState(state): AxState<Arc<State>>, body: bytes::Bytes) ->
             ),
         );
     };
-    pause(state.cfg.latency.per_request).await;
-    // A slow answer keeps its concurrency slot busy, as a slow gateway would.
+    // The configured latency is the service's response time as a client sees it, its own work
+    // included (real Intacct's query time is part of its latency): the simulator's work is done
+    // inside it, and the slot stays busy until it has passed.
+    // A slow answer (an injected fault, on top of the latency) keeps its concurrency slot busy, as
+    // a slow gateway would.
     if let Some(d) = fault.as_ref().and_then(Fault::extra_delay) {
         pause(d).await;
     }
+    let started = tokio::time::Instant::now();
 
     let pretty = req.control.includewhitespace;
     let (body, work, content_type) = execute(&state, &req, calls, &echo, pretty, fault.as_ref());
     let lat = &state.cfg.latency;
-    pause(lat.per_function * work.functions as u32 + lat.per_record * work.records as u32).await;
+    let response_time = lat.per_request
+        + lat.per_function * work.functions as u32
+        + lat.per_record * work.records as u32;
+    pause(response_time.saturating_sub(started.elapsed())).await;
     drop(_slot);
 
     match fault {
