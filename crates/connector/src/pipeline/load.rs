@@ -20,8 +20,6 @@ use super::{Connection, Job, PipelineError, RunEvent, StreamReport};
 use crate::config::{Mode, StreamConfig};
 use crate::plan::StreamPlan;
 
-/// Rows read from the store at a time: enough for five full batches in flight.
-const CHUNK_ROWS: u32 = 50_000;
 /// A rebuild that keeps meeting ambiguous batches gives up after this many attempts (and stays dirty).
 const MAX_REBUILDS: usize = 3;
 
@@ -156,29 +154,21 @@ async fn send_outbox(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pip
     } = *job;
     let name = conn.config.name.as_str();
     let tt = table_target(target, plan);
-    let in_flight = conn.pusher.limits().max_in_flight;
-    loop {
-        if opts.cancel.is_cancelled() {
-            return Err(PipelineError::Interrupted);
-        }
-        let rows = conn
-            .store
-            .outbox_batch(name, &stream.object, 0, CHUNK_ROWS)
-            .await?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let cut = cut_batches(
-            rows.iter().map(|r| (r.id, r.row_json.as_str())),
-            conn.pusher.limits(),
-        )?;
-        let mut table_rows = conn
-            .store
-            .stream_state(name, &stream.object)
-            .await?
-            .table_rows;
-        let mut failure: Option<String> = None;
-        let mut sends = futures::stream::iter(cut.into_iter().map(|(ids, batch)| {
+    let mut table_rows = conn
+        .store
+        .stream_state(name, &stream.object)
+        .await?
+        .table_rows;
+    let mut failure: Option<String> = None;
+    // As in `rebuild`: after a failure no new batch leaves, and those in flight are recorded.
+    let stop = AtomicBool::new(false);
+    let sends = outbox_batches(conn, &stream.object)
+        .try_take_while(|_| {
+            futures::future::ready(Ok(
+                !stop.load(Ordering::Relaxed) && !opts.cancel.is_cancelled()
+            ))
+        })
+        .map_ok(|(ids, batch)| {
             let tt = tt.clone();
             let before = table_rows;
             table_rows += ids.len() as u64;
@@ -190,26 +180,78 @@ async fn send_outbox(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pip
                 let result = send_one(conn, &tt, batch, before).await;
                 Ok::<_, PipelineError>((ids, result))
             }
-        }))
-        .buffer_unordered(in_flight);
-        while let Some(sent) = sends.next().await {
-            let (ids, result) = sent?;
-            match record_delivery(conn, run, stream, &ids, &result).await? {
-                Some(err) => failure = failure.or(Some(err)),
-                None => {
-                    report.pushed += ids.len() as u64;
-                    events.emit(RunEvent::Pushed {
-                        stream: stream.object.clone(),
-                        rows: report.pushed,
-                    });
-                }
+        })
+        .try_buffer_unordered(conn.pusher.limits().max_in_flight);
+    let mut sends = std::pin::pin!(sends);
+    while let Some(sent) = sends.next().await {
+        let recorded = match sent {
+            Ok((ids, result)) => record_delivery(conn, run, stream, &ids, &result)
+                .await
+                .map(|r| (ids.len(), r)),
+            Err(e) => Err(e),
+        };
+        match recorded {
+            Err(e) => {
+                // Batches still in flight stay marked in flight: the next run counts the table.
+                stop.store(true, Ordering::Relaxed);
+                drain(&mut sends).await;
+                return Err(e);
+            }
+            Ok((_, Some(err))) => {
+                stop.store(true, Ordering::Relaxed);
+                failure = failure.or(Some(err));
+            }
+            Ok((rows, None)) => {
+                report.pushed += rows as u64;
+                events.emit(RunEvent::Pushed {
+                    stream: stream.object.clone(),
+                    rows: report.pushed,
+                });
             }
         }
-        drop(sends);
-        if let Some(err) = failure {
-            return Err(PipelineError::Other(err));
-        }
     }
+    if let Some(err) = failure {
+        return Err(PipelineError::Other(err));
+    }
+    if opts.cancel.is_cancelled() {
+        return Err(PipelineError::Interrupted);
+    }
+    Ok(())
+}
+
+/// Outbox rows read for sending at a time: one batch's worth (see `REBUILD_PAGE_ROWS`).
+const OUTBOX_PAGE_ROWS: u32 = 10_000;
+
+/// The stream's waiting outbox rows, by id, cut into batches (with their row ids) a page at a time
+/// as they are pulled. Rows marked in flight or sent in this pass are behind the keyset, so none
+/// is read twice.
+fn outbox_batches<'a>(
+    conn: &'a Connection,
+    stream: &'a str,
+) -> impl futures::Stream<Item = Result<(Vec<i64>, Batch), PipelineError>> + 'a {
+    let name = conn.config.name.as_str();
+    futures::stream::try_unfold(Some(0i64), move |after| async move {
+        let Some(after) = after else {
+            return Ok::<_, PipelineError>(None);
+        };
+        let page = conn
+            .store
+            .outbox_batch(name, stream, after, OUTBOX_PAGE_ROWS)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        let next = last.id;
+        let cut = cut_batches(
+            page.iter().map(|r| (r.id, r.row_json.as_str())),
+            conn.pusher.limits(),
+        )?;
+        Ok(Some((
+            futures::stream::iter(cut.into_iter().map(Ok)),
+            Some(next),
+        )))
+    })
+    .try_flatten()
 }
 
 /// Writes a batch's fate to the store; returns the error text when it was not accepted.
