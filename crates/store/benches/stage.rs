@@ -3,7 +3,8 @@
 //! records/s on one core in release.
 //!
 //! `cargo bench -p ml-store --bench stage`; env `ML_STORE_BENCH_RECORDS` changes the count
-//! (e.g. 20000 for a quick sanity run in debug).
+//! (e.g. 20000 for a quick sanity run in debug). "One core": run the built binary under
+//! `taskset -c 1` (the pipeline and SQLite's worker thread then share that core).
 
 use std::time::Instant;
 
