@@ -64,6 +64,32 @@ pub(crate) struct MultiRow {
 }
 
 impl MultiRow {
+    /// `INSERT ... VALUES ($1, ..), (..)` with `cols` values a row.
+    pub(crate) const fn values(head: &'static str, cols: usize) -> Self {
+        MultiRow {
+            head,
+            first: 1,
+            cols,
+            group: true,
+            tail: "",
+        }
+    }
+
+    /// `... AND record_key IN ($3, $4, ..)`, after `$1` and `$2` in `head`.
+    pub(crate) const fn keys_after_two(head: &'static str) -> Self {
+        MultiRow {
+            head,
+            first: 3,
+            cols: 1,
+            group: false,
+            tail: ")",
+        }
+    }
+
+    pub(crate) const fn with_tail(self, tail: &'static str) -> Self {
+        MultiRow { tail, ..self }
+    }
+
     /// The text for `rows` rows.
     pub(crate) fn sql(
         &self,
@@ -261,14 +287,11 @@ macro_rules! impl_store {
             async fn insert_entries(c: &mut $conn, cid: i64, entries: &[ChainedEntry]) -> Result<(), StoreError> {
                 static SQL: OnceLock<String> = OnceLock::new();
                 for chunk in entries.chunks(CHUNK) {
-                    let sql = MultiRow {
-                        head: "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, when_modified, source_hash, \
+                    let sql = MultiRow::values(
+                        "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, when_modified, source_hash, \
                          action, row_json, ref_seq, batch_id, request_id, outcome, error, detail, created_at, prev_hash, hash) VALUES ",
-                        first: 1,
-                        cols: 18,
-                        group: true,
-                        tail: "",
-                    }
+                        18,
+                    )
                     .sql(&SQL, $anon, chunk.len());
                     let mut q = sqlx::query(&sql);
                     for e in chunk {
@@ -813,14 +836,10 @@ macro_rules! impl_store {
                     static SQL: OnceLock<String> = OnceLock::new();
                     for chunk in keys.chunks(CHUNK) {
                         // $1 and $2 are the connection and stream; the keys follow from $3.
-                        let sql = MultiRow {
-                            head: "SELECT record_key, source_hash FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                        let sql = MultiRow::keys_after_two(
+                        "SELECT record_key, source_hash FROM mirror WHERE connection_id = $1 AND stream = $2 \
                              AND record_key IN (",
-                            first: 3,
-                            cols: 1,
-                            group: false,
-                            tail: ")",
-                        }
+                    )
                         .sql(&SQL, $anon, chunk.len());
                         let mut q = sqlx::query(&sql).bind(cid).bind(stream.as_str());
                         for k in chunk {
@@ -901,13 +920,10 @@ macro_rules! impl_store {
                             .filter(|e| matches!(e.entry.action, AuditAction::Inserted | AuditAction::Updated))
                             .collect();
                         for chunk in rows.chunks(CHUNK) {
-                            let sql = MultiRow {
-                                head: "INSERT INTO outbox (connection_id, stream, record_key, audit_seq) VALUES ",
-                                first: 1,
-                                cols: 4,
-                                group: true,
-                                tail: "",
-                            }
+                            let sql = MultiRow::values(
+                        "INSERT INTO outbox (connection_id, stream, record_key, audit_seq) VALUES ",
+                        4,
+                    )
                             .sql(&SQL, $anon, chunk.len());
                             let mut q = sqlx::query(&sql);
                             for e in chunk {
@@ -934,14 +950,12 @@ macro_rules! impl_store {
                 upserts.sort_unstable_by(|x, y| chained[*x].entry.record_key.cmp(&chained[*y].entry.record_key));
                 static UPSERT: OnceLock<String> = OnceLock::new();
                 for chunk in upserts.chunks(CHUNK) {
-                    let sql = MultiRow {
-                        head: "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) VALUES ",
-                        first: 1,
-                        cols: 6,
-                        group: true,
-                        tail: " ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
-                         source_hash = excluded.source_hash, row_json = excluded.row_json",
-                    }
+                    let sql = MultiRow::values(
+                        "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) VALUES ",
+                        6,
+                    )
+                    .with_tail(" ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
+                         source_hash = excluded.source_hash, row_json = excluded.row_json")
                     .sql(&UPSERT, $anon, chunk.len());
                     let mut q = sqlx::query(&sql);
                     for i in chunk {
@@ -960,13 +974,9 @@ macro_rules! impl_store {
                     final_state.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.as_str()).collect();
                 static DELETE: OnceLock<String> = OnceLock::new();
                 for chunk in removed.chunks(CHUNK) {
-                    let sql = MultiRow {
-                        head: "DELETE FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key IN (",
-                        first: 3,
-                        cols: 1,
-                        group: false,
-                        tail: ")",
-                    }
+                    let sql = MultiRow::keys_after_two(
+                        "DELETE FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key IN (",
+                    )
                     .sql(&DELETE, $anon, chunk.len());
                     let mut q = sqlx::query(&sql).bind(cid).bind(stream.as_str());
                     for k in chunk {
@@ -1328,13 +1338,10 @@ macro_rules! impl_store {
                     .await?;
                 static SQL: OnceLock<String> = OnceLock::new();
                 for chunk in posts.chunks(CHUNK) {
-                    let sql = MultiRow {
-                        head: "INSERT INTO push_log (dataset_id, sent_at, row_count) VALUES ",
-                        first: 1,
-                        cols: 3,
-                        group: true,
-                        tail: "",
-                    }
+                    let sql = MultiRow::values(
+                        "INSERT INTO push_log (dataset_id, sent_at, row_count) VALUES ",
+                        3,
+                    )
                     .sql(&SQL, $anon, chunk.len());
                     let mut q = sqlx::query(&sql);
                     for p in chunk {
@@ -1609,14 +1616,7 @@ mod tests {
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
         );
         // A full chunk is built once and then served from the cache.
-        let full = MultiRow {
-            head: "V ",
-            first: 1,
-            cols: 1,
-            group: true,
-            tail: "",
-        }
-        .sql(&B, true, CHUNK);
+        let full = MultiRow::values("V ", 1).sql(&B, true, CHUNK);
         assert!(matches!(full, std::borrow::Cow::Borrowed(_)));
         assert_eq!(full.matches('?').count(), CHUNK);
     }
