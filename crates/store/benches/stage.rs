@@ -5,10 +5,15 @@
 //! `cargo bench -p ml-store --bench stage`; env `ML_STORE_BENCH_RECORDS` changes the count
 //! (e.g. 20000 for a quick sanity run in debug). "One core": run the built binary under
 //! `taskset -c 1` (the pipeline and SQLite's worker thread then share that core).
+//!
+//! With `ML_STORE_BENCH_DATABASE_URL=postgres://...` it stages into a fresh PostgreSQL database
+//! created beside the one named (and dropped afterwards) instead; the CPU figure then counts only
+//! this process, not the server's.
 
 use std::time::Instant;
 
 use ml_store::*;
+use sqlx::Connection as _;
 
 const PAGE: usize = 2_000;
 
@@ -24,7 +29,15 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let store = open(&StoreLocation::Sqlite(path.clone())).await.expect("open");
+        let postgres = match std::env::var("ML_STORE_BENCH_DATABASE_URL") {
+            Ok(url) => Some(FreshPostgres::create(&url).await),
+            Err(_) => None,
+        };
+        let location = match &postgres {
+            Some(pg) => StoreLocation::Postgres(pg.url.clone()),
+            None => StoreLocation::Sqlite(path.clone()),
+        };
+        let store = open(&location).await.expect("open");
         store.ensure_connection("bench").await.expect("connection");
         let run = store.begin_run("bench", "manual").await.expect("run");
         // Pages are built outside the timed region: the bench measures the store.
@@ -76,11 +89,14 @@ fn main() {
         let secs = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu_before;
         store.close().await;
-        let size: u64 = ["", "-wal"]
-            .iter()
-            .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
-            .map(|m| m.len())
-            .sum();
+        let size: u64 = match postgres {
+            Some(pg) => pg.size_then_drop().await,
+            None => ["", "-wal"]
+                .iter()
+                .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+                .map(|m| m.len())
+                .sum(),
+        };
         println!(
             "stage: {staged} records in {secs:.2} s = {:.0} records/s; CPU {cpu:.2} s (all threads) = {:.0} records per CPU-second; \
              database {:.1} MiB ({:.0} bytes/record)",
@@ -90,6 +106,49 @@ fn main() {
             size as f64 / staged.max(1) as f64
         );
     });
+}
+
+/// A database of its own on the server `ML_STORE_BENCH_DATABASE_URL` points at.
+struct FreshPostgres {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl FreshPostgres {
+    async fn create(admin: &str) -> Self {
+        let name = format!("ml_store_bench_{}", std::process::id());
+        let (base, _) = admin
+            .rsplit_once('/')
+            .expect("ML_STORE_BENCH_DATABASE_URL is postgres://user@host:port/database");
+        let mut c = sqlx::PgConnection::connect(admin).await.expect("connect");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .expect("create database");
+        FreshPostgres {
+            admin: admin.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// The database's size in bytes; then drops it.
+    async fn size_then_drop(self) -> u64 {
+        let mut c = sqlx::PgConnection::connect(&self.admin)
+            .await
+            .expect("connect");
+        let size: i64 = sqlx::query_scalar("SELECT pg_database_size($1)")
+            .bind(&self.name)
+            .fetch_one(&mut c)
+            .await
+            .expect("size");
+        sqlx::query(&format!("DROP DATABASE {}", self.name))
+            .execute(&mut c)
+            .await
+            .expect("drop database");
+        u64::try_from(size).unwrap_or(0)
+    }
 }
 
 /// User + system CPU seconds of the whole process (every thread, SQLite's worker included), from

@@ -48,3 +48,26 @@ conformance_tests!(
     audit_prune_keeps_chain_verifiable,
     concurrent_staging_serialises_chain,
 );
+
+/// PostgreSQL must plan the staging lookup (`record_key IN (1,000 keys)`) with the keys each time:
+/// a generic plan made while the mirror was empty is a sequential scan that stays one as the
+/// mirror grows (staging fell to 440 records/s at 200,000 records before this setting).
+#[tokio::test]
+async fn postgres_connections_plan_every_statement_with_its_values() {
+    let Some(db) = harness::TestDb::postgres().await else {
+        return;
+    };
+    let harness::Backend::Postgres { url, .. } = &db.backend else {
+        unreachable!("a PostgreSQL test database")
+    };
+    let store = ml_store::PgStore::open(url, std::sync::Arc::new(ml_store::SystemClock))
+        .await
+        .expect("open");
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(store.pool())
+        .await
+        .expect("show");
+    assert_eq!(mode, "force_custom_plan");
+    store.pool().close().await;
+    db.cleanup().await;
+}
