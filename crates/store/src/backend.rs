@@ -998,6 +998,7 @@ macro_rules! impl_store {
                     .await?;
                 }
                 tx.commit().await?;
+                self.after_stage(summary.inserted + summary.updated + summary.unchanged + summary.deleted).await?;
                 Ok(summary)
             }
 

@@ -70,6 +70,11 @@ impl SqliteStore {
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+
+    /// Nothing to do: SQLite's planner uses the key index without statistics.
+    async fn after_stage(&self, _rows: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 crate::backend::impl_store!(

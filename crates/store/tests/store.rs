@@ -71,3 +71,60 @@ async fn postgres_connections_plan_every_statement_with_its_values() {
     store.pool().close().await;
     db.cleanup().await;
 }
+
+/// A first sync fills the mirror faster than autovacuum analyses it; the store analyses the staging
+/// tables itself (after 10,000 rows, then at every doubling) so the planner sees their real size.
+#[tokio::test]
+async fn postgres_statistics_follow_a_fast_growing_mirror() {
+    use ml_store::{StageMode, StagePage, StagedRecord, Store as _};
+    let Some(db) = harness::TestDb::postgres().await else {
+        return;
+    };
+    let harness::Backend::Postgres { url, .. } = &db.backend else {
+        unreachable!("a PostgreSQL test database")
+    };
+    let store = ml_store::PgStore::open(url, std::sync::Arc::new(ml_store::SystemClock))
+        .await
+        .expect("open");
+    let reltuples = || async {
+        sqlx::query_scalar::<_, f32>("SELECT reltuples FROM pg_class WHERE relname = 'mirror'")
+            .fetch_one(store.pool())
+            .await
+            .expect("reltuples")
+    };
+    store.ensure_connection("acme").await.unwrap();
+    let run = store.begin_run("acme", "test").await.unwrap();
+    for page in 0..6 {
+        let records = (page * 2_000..(page + 1) * 2_000)
+            .map(|n| StagedRecord {
+                key: n.to_string(),
+                when_modified: None,
+                source_hash: format!("h{n}"),
+                row_json: format!("{{\"n\":{n}}}"),
+            })
+            .collect();
+        store
+            .stage_page(StagePage {
+                connection: "acme".into(),
+                run,
+                stream: "VENDOR".into(),
+                mode: StageMode::Replace,
+                records,
+                deletes: vec![],
+                failed: vec![],
+                pending_cursor: None,
+            })
+            .await
+            .unwrap();
+        if page == 3 {
+            assert!(reltuples().await < 1.0, "not analysed before 10,000 rows");
+        }
+    }
+    let seen = reltuples().await;
+    assert!(
+        seen >= 9_000.0,
+        "the mirror was analysed at 10,000 rows: reltuples {seen}"
+    );
+    store.pool().close().await;
+    db.cleanup().await;
+}
