@@ -209,6 +209,15 @@ impl Pusher {
         self.events.subscribe()
     }
 
+    /// Whether this pusher already paces `dataset` (has sent to it, or was seeded for it): then its
+    /// own log knows the history and [`Pusher::seed_history`] would change nothing.
+    pub fn paces(&self, dataset: &str) -> bool {
+        self.pacers
+            .lock()
+            .expect("pacer map poisoned")
+            .contains_key(dataset)
+    }
+
     /// Tells the pacer of `dataset` about POSTs sent before this process started (recorded from
     /// earlier [`BatchReport::posts`]), so that a new process stays inside the hourly and
     /// per-minute budgets its predecessor used up, instead of learning them from 429s. Only a

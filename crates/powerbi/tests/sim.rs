@@ -448,7 +448,9 @@ async fn a_new_pusher_seeded_with_earlier_posts_stays_inside_the_hourly_budget()
     assert_eq!(refused[0].posts[0].rows, 0, "but adds no rows");
 
     let seeded = Pusher::new(c.clone(), push_limits);
+    assert!(!seeded.paces(&target.dataset_id));
     assert!(seeded.seed_history(&target.dataset_id, &history));
+    assert!(seeded.paces(&target.dataset_id));
     assert!(
         !seeded.seed_history(&target.dataset_id, &history),
         "a dataset is seeded once"

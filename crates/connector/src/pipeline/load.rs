@@ -163,11 +163,7 @@ async fn send_outbox(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pip
     // As in `rebuild`: after a failure no new batch leaves, and those in flight are recorded.
     let stop = AtomicBool::new(false);
     let sends = outbox_batches(conn, &stream.object)
-        .try_take_while(|_| {
-            futures::future::ready(Ok(
-                !stop.load(Ordering::Relaxed) && !opts.cancel.is_cancelled()
-            ))
-        })
+        .try_take_while(keep_sending(&stop, &opts.cancel))
         .map_ok(|(ids, batch)| {
             let tt = tt.clone();
             let before = table_rows;
@@ -217,41 +213,6 @@ async fn send_outbox(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pip
         return Err(PipelineError::Interrupted);
     }
     Ok(())
-}
-
-/// Outbox rows read for sending at a time: one batch's worth (see `REBUILD_PAGE_ROWS`).
-const OUTBOX_PAGE_ROWS: u32 = 10_000;
-
-/// The stream's waiting outbox rows, by id, cut into batches (with their row ids) a page at a time
-/// as they are pulled. Rows marked in flight or sent in this pass are behind the keyset, so none
-/// is read twice.
-fn outbox_batches<'a>(
-    conn: &'a Connection,
-    stream: &'a str,
-) -> impl futures::Stream<Item = Result<(Vec<i64>, Batch), PipelineError>> + 'a {
-    let name = conn.config.name.as_str();
-    futures::stream::try_unfold(Some(0i64), move |after| async move {
-        let Some(after) = after else {
-            return Ok::<_, PipelineError>(None);
-        };
-        let page = conn
-            .store
-            .outbox_batch(name, stream, after, OUTBOX_PAGE_ROWS)
-            .await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        let next = last.id;
-        let cut = cut_batches(
-            page.iter().map(|r| (r.id, r.row_json.as_str())),
-            conn.pusher.limits(),
-        )?;
-        Ok(Some((
-            futures::stream::iter(cut.into_iter().map(Ok)),
-            Some(next),
-        )))
-    })
-    .try_flatten()
 }
 
 /// Writes a batch's fate to the store; returns the error text when it was not accepted.
@@ -433,38 +394,90 @@ pub async fn count_rows(
     }
 }
 
-/// Mirror rows read for a rebuild at a time: one batch's worth, so that memory holds the batches
-/// in flight and the one being cut, not a large page beside them (peak RSS, BENCHMARKS.md).
-const REBUILD_PAGE_ROWS: u32 = 10_000;
+/// Rows read from the store for sending at a time: one batch's worth, so that memory holds the
+/// batches in flight and the one being cut, not a large page beside them (peak RSS, BENCHMARKS.md).
+const PAGE_ROWS: u32 = 10_000;
 
-/// The stream's mirror, in key order, cut into batches a page at a time as they are pulled.
+/// Rows read a page at a time by keyset (`fetch(after)` gives the page after `after`) and cut into
+/// batches, with the ids `row` gives each row, as the batches are pulled. `next` is the keyset
+/// position after a row.
+fn paged_batches<'a, K, R, Fut>(
+    conn: &'a Connection,
+    start: K,
+    fetch: impl Fn(K) -> Fut + 'a,
+    next: fn(&R) -> K,
+    row: fn(usize, &R) -> (i64, &str),
+) -> impl futures::Stream<Item = Result<(Vec<i64>, Batch), PipelineError>> + 'a
+where
+    K: 'a,
+    R: 'a,
+    Fut: std::future::Future<Output = Result<Vec<R>, ml_store::StoreError>> + 'a,
+{
+    futures::stream::try_unfold(Some(start), move |after| {
+        let page = after.map(&fetch);
+        async move {
+            let Some(page) = page else {
+                return Ok::<_, PipelineError>(None);
+            };
+            let page = page.await?;
+            let Some(last) = page.last() else {
+                return Ok(None);
+            };
+            let after = next(last);
+            let cut = cut_batches(
+                page.iter().enumerate().map(|(i, r)| row(i, r)),
+                conn.pusher.limits(),
+            )?;
+            Ok(Some((
+                futures::stream::iter(cut.into_iter().map(Ok)),
+                Some(after),
+            )))
+        }
+    })
+    .try_flatten()
+}
+
+/// The stream's waiting outbox rows by id, cut into batches that carry their row ids. Rows
+/// marked in flight or sent in this pass are behind the keyset, so none is read twice.
+fn outbox_batches<'a>(
+    conn: &'a Connection,
+    stream: &'a str,
+) -> impl futures::Stream<Item = Result<(Vec<i64>, Batch), PipelineError>> + 'a {
+    let name = conn.config.name.as_str();
+    paged_batches(
+        conn,
+        0i64,
+        move |after| conn.store.outbox_batch(name, stream, after, PAGE_ROWS),
+        |r: &ml_store::OutboxRow| r.id,
+        |_, r| (r.id, r.row_json.as_str()),
+    )
+}
+
+/// The stream's mirror in key order, cut into batches.
 fn mirror_batches<'a>(
     conn: &'a Connection,
     stream: &'a str,
-) -> impl futures::Stream<Item = Result<Batch, PipelineError>> + 'a {
+) -> impl futures::Stream<Item = Result<(Vec<i64>, Batch), PipelineError>> + 'a {
     let name = conn.config.name.as_str();
-    futures::stream::try_unfold(Some(None::<String>), move |after| async move {
-        let Some(after) = after else {
-            return Ok::<_, PipelineError>(None);
-        };
-        let page = conn
-            .store
-            .mirror_page(name, stream, after.as_deref(), REBUILD_PAGE_ROWS)
-            .await?;
-        let Some(last) = page.last() else {
-            return Ok(None);
-        };
-        let next = Some(last.key.clone());
-        let cut = cut_batches(
-            page.iter()
-                .enumerate()
-                .map(|(i, r)| (i as i64, r.row_json.as_str())),
-            conn.pusher.limits(),
-        )?;
-        let batches = futures::stream::iter(cut.into_iter().map(|(_, b)| Ok(b)));
-        Ok(Some((batches, Some(next))))
-    })
-    .try_flatten()
+    paged_batches(
+        conn,
+        None::<String>,
+        move |after: Option<String>| async move {
+            conn.store
+                .mirror_page(name, stream, after.as_deref(), PAGE_ROWS)
+                .await
+        },
+        |r: &ml_store::MirrorRow| Some(r.key.clone()),
+        |i, r| (i as i64, r.row_json.as_str()),
+    )
+}
+
+/// Whether the next batch may leave: not after a failure (`stop`) or a cancel.
+fn keep_sending<T>(
+    stop: &AtomicBool,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> impl FnMut(&T) -> futures::future::Ready<Result<bool, PipelineError>> {
+    move |_| futures::future::ready(Ok(!stop.load(Ordering::Relaxed) && !cancel.is_cancelled()))
 }
 
 /// Awaits the batches still in flight (their results no longer matter: the table is rebuilt again
@@ -501,12 +514,8 @@ async fn rebuild(job: &Job<'_>, report: &mut StreamReport) -> Result<(), Pipelin
         let stop = AtomicBool::new(false);
         let mut rows_before = 0u64;
         let sends = mirror_batches(conn, &stream.object)
-            .try_take_while(|_| {
-                futures::future::ready(Ok(
-                    !stop.load(Ordering::Relaxed) && !opts.cancel.is_cancelled()
-                ))
-            })
-            .map_ok(|batch| {
+            .try_take_while(keep_sending(&stop, &opts.cancel))
+            .map_ok(|(_, batch)| {
                 let before = rows_before;
                 rows_before += batch.row_count() as u64;
                 send_one(conn, &tt, batch, before).map(Ok)

@@ -11,6 +11,10 @@ use ml_store::{PushPost, Store, StoreError};
 /// Seeds `pusher` with the POSTs to `dataset_id` still inside its longest budget window; once per
 /// dataset per pusher (later calls change nothing).
 pub async fn seed(store: &dyn Store, pusher: &Pusher, dataset_id: &str) -> Result<(), StoreError> {
+    // A long-running service runs many syncs with one pusher: read the history only the first time.
+    if pusher.paces(dataset_id) {
+        return Ok(());
+    }
     let since = Utc::now() - memory(pusher.limits());
     let posts: Vec<PostRecord> = store
         .recent_posts(dataset_id, since)
