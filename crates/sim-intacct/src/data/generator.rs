@@ -85,7 +85,8 @@ const DEPARTMENTS: &[(&str, &str)] = &[
 ];
 const CLASSES: &[&str] = &["Services", "Software", "Hardware", "Training", "Support"];
 const TERMS: &[&str] = &["Net 30", "Net 15", "Net 45", "Due on receipt", "Net 60"];
-const MONTHS: &[&str] = &[
+/// English month names, as Intacct spells them in period names ("Month Ended January 2026").
+pub(crate) const MONTHS: &[&str] = &[
     "January",
     "February",
     "March",

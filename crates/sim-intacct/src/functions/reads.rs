@@ -798,21 +798,8 @@ pub(super) fn account_balances(
 }
 
 pub(super) fn month_number(period_name: &str) -> Option<u32> {
-    const M: &[&str] = &[
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    M.iter()
+    crate::data::generator::MONTHS
+        .iter()
         .position(|m| period_name.contains(m))
         .map(|i| i as u32 + 1)
 }
