@@ -513,7 +513,7 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
-                self.pool.close().await;
+                self.close_pools().await;
             }
 
             async fn ensure_connection(&self, name: &str) -> Result<ConnectionId, StoreError> {
@@ -595,7 +595,7 @@ macro_rules! impl_store {
                 let r = sqlx::query("DELETE FROM credentials WHERE connection_id = $1 AND kind = $2")
                     .bind(cid)
                     .bind(kind)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(r.rows_affected() > 0)
             }
@@ -638,7 +638,7 @@ macro_rules! impl_store {
                 .bind(cid)
                 .bind(trigger)
                 .bind(ts(self.now()))
-                .fetch_one(&self.pool)
+                .fetch_one(self.writer())
                 .await?;
                 Ok(RunId(id))
             }
@@ -690,7 +690,7 @@ macro_rules! impl_store {
                     .bind(status.as_str())
                     .bind(ts(self.now()))
                     .bind(summary)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 if r.rows_affected() == 0 {
                     return Err(StoreError::UnknownRun(run.0));
@@ -798,7 +798,7 @@ macro_rules! impl_store {
                 )
                 .bind(cid)
                 .bind(stream)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -808,7 +808,7 @@ macro_rules! impl_store {
                 sqlx::query("DELETE FROM cursors WHERE connection_id = $1 AND stream = $2")
                     .bind(cid)
                     .bind(stream)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(())
             }
@@ -1306,7 +1306,7 @@ macro_rules! impl_store {
                 .bind(s.schema_json.as_str())
                 .bind(s.schema_hash.as_str())
                 .bind(ts(self.now()))
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
                 Ok(())
             }
@@ -1386,7 +1386,7 @@ macro_rules! impl_store {
                 .bind(token.as_str())
                 .bind(ts(expires_at))
                 .bind(ts(now))
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?;
                 Ok(got.map(|token| Lease {
                     connection: connection.to_string(),
@@ -1406,7 +1406,7 @@ macro_rules! impl_store {
                 .bind(cid)
                 .bind(token)
                 .bind(ts(expires_at))
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?;
                 Ok(worker.map(|worker_id| Lease {
                     connection: connection.to_string(),
@@ -1421,7 +1421,7 @@ macro_rules! impl_store {
                 let r = sqlx::query("DELETE FROM leases WHERE connection_id = $1 AND token = $2")
                     .bind(cid)
                     .bind(token)
-                    .execute(&self.pool)
+                    .execute(self.writer())
                     .await?;
                 Ok(r.rows_affected() > 0)
             }

@@ -59,6 +59,15 @@ impl PgStore {
         &self.pool
     }
 
+    /// PostgreSQL takes writes on any connection: one pool serves both.
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn close_pools(&self) {
+        self.pool.close().await;
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
     }

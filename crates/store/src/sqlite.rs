@@ -13,7 +13,13 @@ use crate::backend::prelude::*;
 
 /// SQLite back end.
 pub struct SqliteStore {
+    /// Readers: concurrent reads never wait behind each other (WAL).
     pool: SqlitePool,
+    /// The one connection every write goes through. SQLite allows one writer at a time anyway, and a
+    /// connection throws its whole page cache away when it finds that *another* connection wrote
+    /// since its last transaction: with writes spread over a pool, every staged page started on a
+    /// cold cache and re-read the mirror's and the audit trail's index pages from the file.
+    writer: SqlitePool,
     clock: Arc<dyn Clock>,
     /// Connection name → id; connections are never deleted, so entries never go stale.
     cache: Mutex<HashMap<String, i64>>,
@@ -36,7 +42,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // 16 MiB page cache per connection (up to 4): staging looks up and inserts into several
+            // 16 MiB page cache per connection (one writer, up to three readers): staging looks up and inserts into several
             // indexes per record, but a bigger cache bought no measurable CPU in `ml-connector bench`
             // and cost up to 4 x 64 MiB of resident memory (BENCHMARKS.md).
             .pragma("cache_size", "-16384")
@@ -49,26 +55,42 @@ impl SqliteStore {
             // mirror page. 1,024 rows (~1 MB of VENDOR rows) lets the SQLite thread run ahead.
             .row_buffer_size(1024)
             .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(3)
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore {
             pool,
+            writer,
             clock,
             cache: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The underlying pool (tests and maintenance tools).
+    /// The underlying pool of readers (tests and maintenance tools).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
+    /// The one connection every write goes through (tests and maintenance tools).
+    pub fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    async fn close_pools(&self) {
+        self.pool.close().await;
+        self.writer.close().await;
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Nothing to do: SQLite's planner uses the key index without statistics.

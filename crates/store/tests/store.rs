@@ -128,3 +128,105 @@ async fn postgres_statistics_follow_a_fast_growing_mirror() {
     store.pool().close().await;
     db.cleanup().await;
 }
+
+/// SQLite drops a connection's whole page cache when it finds that another connection wrote since
+/// its last transaction. Staging looks up and inserts into several indexes per record, so every
+/// write must go through the one writer connection: then the writer never sees a foreign commit
+/// and its cache survives from page to page. `PRAGMA data_version` changes, for a connection,
+/// exactly when another connection has committed.
+#[tokio::test]
+async fn sqlite_writes_all_go_through_one_connection_so_its_cache_survives() {
+    use ml_store::{
+        Delivery, DeliveryOutcome, PushPost, StageMode, StagePage, StagedRecord, Store as _,
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = ml_store::SqliteStore::open(
+        &dir.path().join("state.db"),
+        std::sync::Arc::new(ml_store::SystemClock),
+    )
+    .await
+    .expect("open");
+    store.ensure_connection("acme").await.unwrap();
+    let data_version = || async {
+        sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+            .fetch_one(store.writer())
+            .await
+            .expect("data_version")
+    };
+    let before = data_version().await;
+
+    let run = store.begin_run("acme", "test").await.unwrap();
+    for page in 0..3 {
+        let records = (page * 100..(page + 1) * 100)
+            .map(|n| StagedRecord {
+                key: n.to_string(),
+                when_modified: None,
+                source_hash: format!("h{n}"),
+                row_json: format!("{{\"n\":{n}}}"),
+            })
+            .collect();
+        store
+            .stage_page(StagePage {
+                connection: "acme".into(),
+                run,
+                stream: "GLENTRY".into(),
+                mode: StageMode::Append,
+                records,
+                deletes: vec![],
+                failed: vec![],
+                pending_cursor: None,
+            })
+            .await
+            .unwrap();
+    }
+    let ids: Vec<i64> = store
+        .outbox_batch("acme", "GLENTRY", 0, 50)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let delivery = Delivery {
+        run,
+        batch_id: "b1".into(),
+        request_id: None,
+        outcome: DeliveryOutcome::Accepted,
+        error: None,
+    };
+    store
+        .mark_delivered("acme", "GLENTRY", &ids, &delivery)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    store
+        .record_posts(
+            "ds",
+            &[PushPost { at: now, rows: 50 }],
+            now - chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    store.commit_cursor("acme", "GLENTRY").await.unwrap();
+    let lease = store
+        .try_acquire_lease("acme", "w1", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("lease");
+    store
+        .renew_lease("acme", &lease.token, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.release_lease("acme", &lease.token).await.unwrap();
+    store
+        .finish_run(run, ml_store::RunStatus::Succeeded, serde_json::json!({}))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        data_version().await,
+        before,
+        "another connection committed: the writer's page cache was thrown away"
+    );
+    assert_eq!(store.outbox_count("acme", "GLENTRY").await.unwrap(), 250);
+    store.close().await;
+}
