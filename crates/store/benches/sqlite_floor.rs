@@ -1,0 +1,199 @@
+//! What staging costs SQLite itself: the same pages as the `stage` bench (1,000,000 records by
+//! default, pages of 2,000, append mode: mirror + audit + outbox), the same schema (this crate's
+//! migrations), the same pragmas and the same hash chain, but written through rusqlite with one
+//! cached single-row statement per table on the calling thread: no async driver, no worker
+//! thread, no argument copies. The gap between the two benches is what the driver costs; this
+//! one is the floor any SQLite driver can reach with this schema.
+//!
+//! `cargo bench -p ml-store --bench sqlite_floor`; `ML_STORE_BENCH_RECORDS` changes the count.
+
+use std::time::Instant;
+
+use ml_store::audit::{ChainHead, NewEntry};
+use ml_store::{AuditAction, RunId};
+use rusqlite::{Connection, params};
+
+const PAGE: usize = 2_000;
+
+struct Record {
+    key: String,
+    when_modified: String,
+    source_hash: String,
+    row_json: String,
+}
+
+fn main() {
+    let total: usize = std::env::var("ML_STORE_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.db");
+    let mut db = Connection::open(&path).expect("open");
+    db.execute_batch(
+        "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         PRAGMA cache_size = -16384; PRAGMA temp_store = memory;",
+    )
+    .expect("pragmas");
+    let migrations = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    let mut files: Vec<_> = std::fs::read_dir(migrations)
+        .expect("migrations")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    for f in files {
+        db.execute_batch(&std::fs::read_to_string(&f).expect("migration"))
+            .expect("migrate");
+    }
+    if let Ok(sql) = std::env::var("ML_FLOOR_EXTRA_SQL") {
+        db.execute_batch(&sql).expect("extra sql");
+    }
+    db.execute_batch(
+        "INSERT INTO connections (id, name, created_at) VALUES (1, 'bench', '2026-01-01T00:00:00Z'); \
+         INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, 0, zeroblob(32)); \
+         INSERT INTO runs (id, connection_id, run_trigger, status, started_at, summary) \
+           VALUES (1, 1, 'manual', 'running', '2026-01-01T00:00:00Z', '{}');",
+    )
+    .expect("seed");
+
+    let pages: Vec<Vec<Record>> = (0..total.div_ceil(PAGE))
+        .map(|p| {
+            (p * PAGE..((p + 1) * PAGE).min(total))
+                .map(|n| Record {
+                    key: n.to_string(),
+                    when_modified: format!("2026-01-{:02}T10:00:00", n % 28 + 1),
+                    source_hash: format!("{:064x}", n as u128 * 0x9E37_79B9_7F4A_7C15),
+                    row_json: format!(
+                        "{{\"RECORDNO\":{n},\"BATCHNO\":{},\"ACCOUNTNO\":\"{}\",\"AMOUNT\":{}.{:02},\
+                         \"DEPARTMENTID\":\"D{}\",\"LOCATIONID\":\"L{}\",\"ENTRY_DATE\":\"2026-01-{:02}T00:00:00\",\
+                         \"MEMO\":\"Journal line {n}\"}}",
+                        n / 10,
+                        4000 + n % 300,
+                        n % 100_000,
+                        n % 100,
+                        n % 40,
+                        n % 12,
+                        n % 28 + 1
+                    ),
+                })
+                .collect()
+        })
+        .collect();
+
+    let started = Instant::now();
+    let cpu_before = cpu_seconds();
+    let mut head = ChainHead::GENESIS;
+    let created = "2026-11-24T08:00:00.000000Z";
+    let mut staged = 0u64;
+    for (i, records) in pages.into_iter().enumerate() {
+        let tx = db.transaction().expect("begin");
+        {
+            let mut lookup = tx
+                .prepare_cached(
+                    "SELECT source_hash FROM mirror WHERE connection_id = 1 AND stream = ?1 AND record_key = ?2",
+                )
+                .expect("prepare");
+            let mut audit = tx
+                .prepare_cached(
+                    "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, when_modified, source_hash, \
+                     action, row_json, ref_seq, batch_id, request_id, outcome, error, detail, created_at, prev_hash, hash) \
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, NULL, NULL, ?9, ?10, ?11)",
+                )
+                .expect("prepare");
+            let mut outbox = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (connection_id, stream, record_key, audit_seq) VALUES (1, ?1, ?2, ?3)",
+                )
+                .expect("prepare");
+            let mut mirror = tx
+                .prepare_cached(
+                    "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) \
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5) ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET \
+                     when_modified = excluded.when_modified, source_hash = excluded.source_hash, row_json = excluded.row_json",
+                )
+                .expect("prepare");
+            for r in records {
+                let known: Option<String> = lookup
+                    .query_row(params!["GLENTRY", r.key], |row| row.get(0))
+                    .ok();
+                assert!(known.is_none(), "every bench record is new");
+                let mut e = NewEntry::new(AuditAction::Inserted);
+                e.run = Some(RunId(1));
+                e.stream = Some("GLENTRY".into());
+                e.record_key = Some(r.key);
+                e.when_modified = Some(r.when_modified);
+                e.source_hash = Some(r.source_hash);
+                e.row_json = Some(r.row_json);
+                let prev = head.hash;
+                let c = head.chain("bench", created, e);
+                let e = &c.entry;
+                audit
+                    .execute(params![
+                        c.seq,
+                        1,
+                        e.stream,
+                        e.record_key,
+                        e.when_modified,
+                        e.source_hash,
+                        e.action.as_str(),
+                        e.row_json,
+                        created,
+                        &prev[..],
+                        &c.hash[..],
+                    ])
+                    .expect("audit");
+                outbox
+                    .execute(params![e.stream, e.record_key, c.seq])
+                    .expect("outbox");
+                mirror
+                    .execute(params![
+                        e.stream,
+                        e.record_key,
+                        e.when_modified,
+                        e.source_hash,
+                        e.row_json
+                    ])
+                    .expect("mirror");
+                staged += 1;
+            }
+        }
+        tx.execute(
+            "UPDATE audit_head SET last_seq = ?1, last_hash = ?2 WHERE connection_id = 1",
+            params![head.seq, &head.hash[..]],
+        )
+        .expect("head");
+        tx.execute(
+            "INSERT INTO cursors (connection_id, stream, pending_wm, pending_recno) VALUES (1, 'GLENTRY', ?1, ?2) \
+             ON CONFLICT (connection_id, stream) DO UPDATE SET pending_wm = excluded.pending_wm, \
+             pending_recno = excluded.pending_recno",
+            params!["2026-01-28T10:00:00", i as i64],
+        )
+        .expect("cursor");
+        tx.commit().expect("commit");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    drop(db);
+    let size: u64 = ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "sqlite floor: {staged} records in {secs:.2} s = {:.0} records/s; CPU {cpu:.2} s = {:.0} records per CPU-second; \
+         database {:.1} MiB ({:.0} bytes/record)",
+        staged as f64 / secs,
+        staged as f64 / cpu.max(0.01),
+        size as f64 / (1024.0 * 1024.0),
+        size as f64 / staged.max(1) as f64
+    );
+}
+
+/// User + system CPU seconds of this process, all threads (Linux `/proc/self/stat`).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
