@@ -823,8 +823,9 @@ macro_rules! impl_store {
                 let mut tx = self.begin_write().await?;
                 let mut head = Self::lock_head(&mut tx, cid).await?;
 
-                // The mirror's hash of every key this page touches: absent = new record.
-                let mut current: HashMap<String, Option<String>> = HashMap::with_capacity(records.len() + deletes.len());
+                // The mirror's hash of every key this page touches (absent = new record), read into
+                // `known` and looked up by borrowed key: no key or hash is copied per record.
+                let mut known: Vec<(String, String)> = Vec::new();
                 {
                     let mut seen = HashSet::with_capacity(records.len() + deletes.len());
                     let keys: Vec<&str> = records
@@ -846,55 +847,79 @@ macro_rules! impl_store {
                             q = q.bind(*k);
                         }
                         for row in q.fetch_all(&mut *tx).await? {
-                            current.insert(row.try_get(0)?, Some(row.try_get(1)?));
+                            known.push((row.try_get(0)?, row.try_get(1)?));
                         }
                     }
                 }
 
+                // Classify in page order. Entries are records first (entry i = record i), then deletes,
+                // then failures; `last` maps a key to the entry holding its final row (None: deleted).
                 let mut summary = StageSummary::default();
+                let mut actions: Vec<AuditAction> = Vec::with_capacity(records.len());
+                let mut deleting: Vec<bool> = Vec::with_capacity(deletes.len());
+                let mut upserts: Vec<usize> = Vec::new();
+                let mut removed: Vec<String> = Vec::new();
+                {
+                    let mut current: HashMap<&str, Option<&str>> =
+                        known.iter().map(|(k, h)| (k.as_str(), Some(h.as_str()))).collect();
+                    let mut last: HashMap<&str, Option<usize>> = HashMap::new();
+                    for (i, r) in records.iter().enumerate() {
+                        let action = match current.get(r.key.as_str()) {
+                            Some(Some(h)) if *h == r.source_hash => AuditAction::Unchanged,
+                            Some(Some(_)) => AuditAction::Updated,
+                            _ => AuditAction::Inserted,
+                        };
+                        match action {
+                            AuditAction::Unchanged => summary.unchanged += 1,
+                            AuditAction::Inserted => summary.inserted += 1,
+                            _ => summary.updated += 1,
+                        }
+                        if action != AuditAction::Unchanged {
+                            current.insert(&r.key, Some(&r.source_hash));
+                            last.insert(&r.key, Some(i));
+                        }
+                        actions.push(action);
+                    }
+                    for key in &deletes {
+                        let live = matches!(current.get(key.as_str()), Some(Some(_)));
+                        if live {
+                            current.insert(key, None);
+                            last.insert(key, None);
+                            summary.deleted += 1;
+                        }
+                        deleting.push(live);
+                    }
+                    for (key, at) in last {
+                        match at {
+                            Some(i) => upserts.push(i),
+                            None => removed.push(key.to_string()),
+                        }
+                    }
+                }
+                summary.failed = failed.len() as u64;
+
                 let mut entries: Vec<NewEntry> = Vec::with_capacity(records.len() + deletes.len() + failed.len());
-                // key -> index of the entry holding its final row, or None when deleted.
-                let mut final_state: HashMap<String, Option<usize>> = HashMap::new();
-                for r in records {
-                    let action = match current.get(&r.key) {
-                        Some(Some(h)) if *h == r.source_hash => AuditAction::Unchanged,
-                        Some(Some(_)) => AuditAction::Updated,
-                        _ => AuditAction::Inserted,
-                    };
+                for (r, action) in records.into_iter().zip(actions) {
                     let mut e = NewEntry::new(action);
                     e.run = Some(run);
                     e.stream = Some(stream.clone());
                     e.when_modified = r.when_modified;
-                    match action {
-                        AuditAction::Unchanged => summary.unchanged += 1,
-                        _ => {
-                            if action == AuditAction::Inserted {
-                                summary.inserted += 1;
-                            } else {
-                                summary.updated += 1;
-                            }
-                            current.insert(r.key.clone(), Some(r.source_hash.clone()));
-                            final_state.insert(r.key.clone(), Some(entries.len()));
-                            // Unchanged entries stay compact: the row is already in the trail.
-                            e.row_json = Some(r.row_json);
-                        }
+                    if action != AuditAction::Unchanged {
+                        // Unchanged entries stay compact: the row is already in the trail.
+                        e.row_json = Some(r.row_json);
                     }
                     e.record_key = Some(r.key);
                     e.source_hash = Some(r.source_hash);
                     entries.push(e);
                 }
-                for key in deletes {
-                    if !matches!(current.get(&key), Some(Some(_))) {
-                        continue;
+                for (key, live) in deletes.into_iter().zip(deleting) {
+                    if live {
+                        let mut e = NewEntry::new(AuditAction::Deleted);
+                        e.run = Some(run);
+                        e.stream = Some(stream.clone());
+                        e.record_key = Some(key);
+                        entries.push(e);
                     }
-                    current.insert(key.clone(), None);
-                    final_state.insert(key.clone(), None);
-                    let mut e = NewEntry::new(AuditAction::Deleted);
-                    e.run = Some(run);
-                    e.stream = Some(stream.clone());
-                    e.record_key = Some(key);
-                    entries.push(e);
-                    summary.deleted += 1;
                 }
                 for f in failed {
                     let mut e = NewEntry::new(AuditAction::Failed);
@@ -905,7 +930,6 @@ macro_rules! impl_store {
                     e.source_hash = f.source_hash;
                     e.error = Some(f.error);
                     entries.push(e);
-                    summary.failed += 1;
                 }
 
                 let mut chained = Self::append(&mut tx, cid, &connection, &mut head, &created, entries).await?;
@@ -946,7 +970,6 @@ macro_rules! impl_store {
                 }
                 // Mirror writes last: they take the rows out of the chained entries (moved, not copied), in key
                 // order so that neighbouring keys land on the same index pages.
-                let mut upserts: Vec<usize> = final_state.values().filter_map(|i| *i).collect();
                 upserts.sort_unstable_by(|x, y| chained[*x].entry.record_key.cmp(&chained[*y].entry.record_key));
                 static UPSERT: OnceLock<String> = OnceLock::new();
                 for chunk in upserts.chunks(CHUNK) {
@@ -970,8 +993,6 @@ macro_rules! impl_store {
                     }
                     q.execute(&mut *tx).await?;
                 }
-                let removed: Vec<&str> =
-                    final_state.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k.as_str()).collect();
                 static DELETE: OnceLock<String> = OnceLock::new();
                 for chunk in removed.chunks(CHUNK) {
                     let sql = MultiRow::keys_after_two(
@@ -980,7 +1001,7 @@ macro_rules! impl_store {
                     .sql(&DELETE, $anon, chunk.len());
                     let mut q = sqlx::query(&sql).bind(cid).bind(stream.as_str());
                     for k in chunk {
-                        q = q.bind(*k);
+                        q = q.bind(k.as_str());
                     }
                     q.execute(&mut *tx).await?;
                 }

@@ -273,9 +273,18 @@ fn newest<T: PartialOrd + Copy>(slot: &mut T, wm: T) -> bool {
 }
 
 /// The number a key spells when it is one canonically (so that number and text are the same key).
+/// Checked on the text rather than by printing the number back: this runs for every record of a
+/// full pull, and the round trip allocated a string each time.
 fn canonical_number(key: &str) -> Option<i64> {
     let n: i64 = key.parse().ok()?;
-    (n.to_string() == key).then_some(n)
+    let digits = key.strip_prefix('-').unwrap_or(key);
+    let canonical = !digits.starts_with('+')
+        && if digits.starts_with('0') {
+            key == "0"
+        } else {
+            true
+        };
+    canonical.then_some(n)
 }
 
 /// Where a stream's columns are in the records of a page, resolved once per record shape.
@@ -610,6 +619,31 @@ pub fn recent_periods(today: chrono::NaiveDate, count: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_a_number_only_when_it_spells_one_canonically() {
+        for (key, want) in [
+            ("0", Some(0)),
+            ("42", Some(42)),
+            ("-7", Some(-7)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-0", None),
+            ("042", None),
+            ("-042", None),
+            ("00", None),
+            ("+5", None),
+            (" 5", None),
+            ("5 ", None),
+            ("", None),
+            ("V-1", None),
+            ("9223372036854775808", None),
+        ] {
+            assert_eq!(canonical_number(key), want, "key {key:?}");
+            // The same answer as printing the number back.
+            let printed = key.parse::<i64>().ok().filter(|n| n.to_string() == key);
+            assert_eq!(canonical_number(key), printed, "key {key:?}");
+        }
+    }
 
     #[test]
     fn an_older_version_arriving_after_a_newer_one_is_refused() {
