@@ -11,6 +11,14 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use crate::backend::prelude::*;
 
+/// The writer's page cache (negative: KiB). Staging inserts into the mirror's and the audit trail's
+/// key indexes in key order, and numeric keys compared as text land all over those indexes: once
+/// they outgrow the cache, every page staged re-reads and rewrites index pages.
+const WRITER_CACHE_KIB: &str = "-32768";
+/// A reader's page cache. Readers page through the mirror and the outbox once per load, in key or
+/// id order: a cache keeps little that is read again.
+const READER_CACHE_KIB: &str = "-4096";
+
 /// SQLite back end.
 pub struct SqliteStore {
     /// Readers: concurrent reads never wait behind each other (WAL).
@@ -42,10 +50,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // 16 MiB page cache per connection (one writer, up to three readers): staging looks up and inserts into several
-            // indexes per record, but a bigger cache bought no measurable CPU in `ml-connector bench`
-            // and cost up to 4 x 64 MiB of resident memory (BENCHMARKS.md).
-            .pragma("cache_size", "-16384")
+            // Page cache: see WRITER_CACHE_KIB and READER_CACHE_KIB.
+            .pragma("cache_size", READER_CACHE_KIB)
             // 16 KiB pages for new files (an existing file keeps its own): audit rows carry the whole
             // Power BI row, and bigger pages mean fewer b-tree splits and overflow pages per record
             // staged (~10 % more records/s in the stage bench than 4 KiB).
@@ -57,7 +63,7 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().pragma("cache_size", WRITER_CACHE_KIB))
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
