@@ -1161,6 +1161,27 @@ macro_rules! impl_store {
                 Ok(crate::backend::to_u64(n))
             }
 
+            async fn mirror_versions(&self, connection: &str, stream: &str, keys: &[String]) -> Result<Vec<(String, Option<String>)>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let mut out = Vec::new();
+                static SQL: OnceLock<String> = OnceLock::new();
+                for chunk in keys.chunks(CHUNK) {
+                    let sql = MultiRow::keys_after_two(
+                        "SELECT record_key, when_modified FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                         AND record_key IN (",
+                    )
+                    .sql(&SQL, $anon, chunk.len());
+                    let mut q = sqlx::query(&sql).bind(cid).bind(stream);
+                    for k in chunk {
+                        q = q.bind(k.as_str());
+                    }
+                    for row in q.fetch_all(&self.pool).await? {
+                        out.push((row.try_get(0)?, row.try_get(1)?));
+                    }
+                }
+                Ok(out)
+            }
+
             async fn mirror_keys_page(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
                 let cid = self.cid(connection).await?;
                 Ok(sqlx::query_scalar(

@@ -128,6 +128,14 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> R<Vec<MirrorRow>>;
     async fn mirror_count(&self, connection: &str, stream: &str) -> R<u64>;
+    /// The WHENMODIFIED the mirror holds for those of `keys` it has (None: never modified), in no
+    /// particular order: what a pull compares a record read twice against.
+    async fn mirror_versions(
+        &self,
+        connection: &str,
+        stream: &str,
+        keys: &[String],
+    ) -> R<Vec<(String, Option<String>)>>;
     async fn mirror_keys_page(
         &self,
         connection: &str,

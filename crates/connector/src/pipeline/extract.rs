@@ -1,7 +1,7 @@
 //! Extract and stage: pages from Intacct become typed rows, staged one page per transaction.
 //!
 //! Memory stays flat: one page (≤ 2,000 records) is held at a time (a few more are being fetched), plus
-//! the keys read (16 bytes a numeric key, with the newest WHENMODIFIED seen), which on a full pull find
+//! the keys read (RECORDNOs in a compressed bitmap: ~130 KB for a million), which on a full pull find
 //! deletes by comparison.
 //!
 //! Reads run as parallel chains (see `IntacctClient::full_read`), so pages arrive in any order and a
@@ -66,17 +66,6 @@ pub async fn extract_and_stage(
     // Pages of parallel chains come in any order: versions are checked on every read, and the
     // keys of a full read find deletes.
     let mut seen_keys = Seen::default();
-    if !incremental {
-        // Sized for the records the last pull left, so that the set does not hold its old and new
-        // tables at once while growing through a million keys.
-        let expected = conn
-            .store
-            .mirror_count(&conn.config.name, &stream.object)
-            .await?;
-        seen_keys
-            .compact
-            .reserve(usize::try_from(expected).unwrap_or(0));
-    }
     let mut fields = Fields::default();
     let mut pages = Box::pin(conn.intacct.changed_since(ChangedSince {
         object: plan.object.clone(),
@@ -94,13 +83,25 @@ pub async fn extract_and_stage(
         });
         let mut staged = Vec::with_capacity(page.records.len());
         let mut failed = Vec::new();
-        for record in &page.records {
-            let texts = fields.texts(record, plan);
-            let key = texts.key.to_string();
-            if !seen_keys.offer(&key, texts.when_modified) {
+        let texts: Vec<Texts> = page
+            .records
+            .iter()
+            .map(|record| fields.texts(record, plan))
+            .collect();
+        let mut versions = VersionCheck::new(
+            conn.store.as_ref(),
+            name,
+            &stream.object,
+            &mut seen_keys,
+            texts.iter().map(|t| t.key.as_ref()),
+        )
+        .await?;
+        for (record, texts) in page.records.iter().zip(&texts) {
+            if !versions.admit(texts.key.as_ref(), texts.when_modified) {
                 // A newer version of this record was already staged in this pull.
                 continue;
             }
+            let key = texts.key.to_string();
             let typed = transform::transform_texts(
                 key.clone(),
                 &texts.columns,
@@ -204,72 +205,91 @@ fn record_key(record: &Record, plan: &StreamPlan) -> String {
     }
 }
 
-/// Keys a full pull has seen, with the newest WHENMODIFIED seen for each. A RECORDNO (the usual key)
-/// and its time are kept as two 32-bit numbers, 8 bytes a record (a million keys: ~19 MB, ~28 MB
-/// while the table grows) instead of a string each; keys or times that do not fit go to the
-/// general maps.
+/// Keys a pull has seen: RECORDNOs (the usual key) in a compressed bitmap, ~130 KB for a million
+/// keys, anything else in a set. No times are kept here: a record read a second time is rare (it
+/// changed during the read) and is compared with the version staged, which the mirror holds
+/// (`VersionCheck`).
 #[derive(Default)]
 struct Seen {
-    /// RECORDNO → 0 for never modified, else Unix seconds + 1.
-    compact: HashMap<u32, u32>,
-    numeric: HashMap<i64, i64>,
-    other: HashMap<String, i64>,
+    numbers: roaring::RoaringBitmap,
+    other: HashSet<String>,
 }
 
 impl Seen {
-    /// Records the key; false when a strictly newer version of it was seen before.
-    fn offer(&mut self, key: &str, when_modified: Option<&str>) -> bool {
+    /// Records the key; false when it was seen before.
+    fn insert(&mut self, key: &str) -> bool {
+        match canonical_number(key).and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => self.numbers.insert(n),
+            None => self.other.insert(key.to_string()),
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        match canonical_number(key).and_then(|n| u32::try_from(n).ok()) {
+            Some(n) => self.numbers.contains(n),
+            None => self.other.contains(key),
+        }
+    }
+}
+
+/// One page's decision on which records to stage: a version older than one already staged in this
+/// pull (from an earlier page, or earlier in this page) is not staged over it. Pages of parallel
+/// chains come in any order, so a record changed during the read can arrive as its new version
+/// before its old one.
+struct VersionCheck<'p> {
+    /// Newest WHENMODIFIED (Unix seconds, `i64::MIN` for never modified) of each key of the page so
+    /// far: the mirror's version for a key seen in an earlier page, none yet for a new key.
+    newest: HashMap<&'p str, i64>,
+}
+
+impl<'p> VersionCheck<'p> {
+    /// Takes the page's keys, marks them seen, and looks up in the mirror the versions staged of
+    /// those seen in an earlier page (usually none).
+    async fn new(
+        store: &dyn ml_store::Store,
+        connection: &str,
+        stream: &str,
+        seen: &mut Seen,
+        keys: impl Iterator<Item = &'p str>,
+    ) -> Result<VersionCheck<'p>, PipelineError> {
+        let mut newest: HashMap<&'p str, i64> = HashMap::new();
+        let mut again: Vec<String> = Vec::new();
+        let mut in_page: HashSet<&'p str> = HashSet::new();
+        for key in keys {
+            if !in_page.insert(key) {
+                continue;
+            }
+            if !seen.insert(key) {
+                again.push(key.to_string());
+            }
+        }
+        if !again.is_empty() {
+            for (key, when_modified) in store.mirror_versions(connection, stream, &again).await? {
+                let t = when_modified
+                    .as_deref()
+                    .and_then(|w| NaiveDateTime::parse_from_str(w, "%Y-%m-%dT%H:%M:%S").ok())
+                    .map_or(i64::MIN, |t| t.and_utc().timestamp());
+                if let Some(key) = in_page.get(key.as_str()) {
+                    newest.insert(key, t);
+                }
+            }
+        }
+        Ok(VersionCheck { newest })
+    }
+
+    /// Whether this version of `key` may be staged: not when a strictly newer one came before.
+    fn admit(&mut self, key: &'p str, when_modified: Option<&str>) -> bool {
         // Never modified (no WHENMODIFIED) is older than any modification.
         let wm = when_modified
             .and_then(transform::parse_intacct_datetime)
             .map_or(i64::MIN, |t| t.and_utc().timestamp());
-        let number = canonical_number(key);
-        let in_numeric = |n: i64| !self.numeric.is_empty() && self.numeric.contains_key(&n);
-        if let Some(n) = number.and_then(|n| u32::try_from(n).ok())
-            && !in_numeric(i64::from(n))
-        {
-            if let Some(w) = compact_time(wm) {
-                return newest(self.compact.entry(n).or_insert(0), w);
-            }
-            // A time beyond 2106: this key moves to the general map, with what it had.
-            if let Some(w) = self.compact.remove(&n) {
-                let was = if w == 0 { i64::MIN } else { i64::from(w) - 1 };
-                self.numeric.insert(i64::from(n), was);
-            }
+        let slot = self.newest.entry(key).or_insert(i64::MIN);
+        if *slot > wm {
+            return false;
         }
-        let slot = match number {
-            Some(n) => self.numeric.entry(n).or_insert(i64::MIN),
-            None => self.other.entry(key.to_string()).or_insert(i64::MIN),
-        };
-        newest(slot, wm)
+        *slot = wm;
+        true
     }
-
-    fn contains(&self, key: &str) -> bool {
-        match canonical_number(key) {
-            Some(n) => {
-                u32::try_from(n).is_ok_and(|c| self.compact.contains_key(&c))
-                    || self.numeric.contains_key(&n)
-            }
-            None => self.other.contains_key(key),
-        }
-    }
-}
-
-/// A WHENMODIFIED as a `Seen::compact` time, when it fits (1970 to 2106).
-fn compact_time(wm: i64) -> Option<u32> {
-    if wm == i64::MIN {
-        return Some(0);
-    }
-    u32::try_from(wm).ok().and_then(|w| w.checked_add(1))
-}
-
-/// Moves `slot` to `wm` unless it already holds a newer time; false when it did.
-fn newest<T: PartialOrd + Copy>(slot: &mut T, wm: T) -> bool {
-    if *slot > wm {
-        return false;
-    }
-    *slot = wm;
-    true
 }
 
 /// The number a key spells when it is one canonically (so that number and text are the same key).
@@ -646,30 +666,107 @@ mod tests {
     }
 
     #[test]
-    fn an_older_version_arriving_after_a_newer_one_is_refused() {
+    fn seen_keys_are_numbers_when_canonical_and_text_otherwise() {
         let mut seen = Seen::default();
-        assert!(seen.offer("42", None));
-        assert!(seen.offer("42", Some("07/24/2017 15:19:46")));
-        // The never-modified version or an earlier modification, arriving late.
-        assert!(!seen.offer("42", None));
-        assert!(!seen.offer("42", Some("07/24/2017 15:19:45")));
-        // The same version again is harmless (it stages as unchanged).
-        assert!(seen.offer("42", Some("07/24/2017 15:19:46")));
-        assert!(seen.offer("V-1", Some("07/24/2017 15:19:46")));
-        assert!(!seen.offer("V-1", Some("01/01/2017 00:00:00")));
-        assert!(seen.contains("42") && seen.contains("V-1"));
-        // Only canonical numbers share the numeric set: "042" is another key than "42".
-        assert!(!seen.contains("042"));
-        assert!(!seen.contains("43"));
-        // Keys and times beyond 32 bits are kept exactly too, and a key keeps one version
-        // whichever map holds it.
-        assert!(seen.offer("9876543210", Some("07/24/2017 15:19:46")));
-        assert!(!seen.offer("9876543210", None));
-        assert!(seen.offer("-5", Some("07/24/2017 15:19:46")));
-        assert!(seen.offer("7", Some("12/31/2150 00:00:00")));
-        assert!(!seen.offer("7", Some("07/24/2017 15:19:46")));
-        assert!(seen.offer("7", Some("01/01/2151 00:00:00")));
-        assert!(seen.contains("9876543210") && seen.contains("-5") && seen.contains("7"));
+        assert!(seen.insert("42"));
+        assert!(!seen.insert("42"));
+        assert!(seen.insert("V-1"));
+        // Beyond 32 bits, negative, or not canonical: kept as text, exactly.
+        assert!(seen.insert("9876543210"));
+        assert!(seen.insert("-5"));
+        assert!(seen.insert("042"));
+        assert!(!seen.insert("9876543210"));
+        for key in ["42", "V-1", "9876543210", "-5", "042"] {
+            assert!(seen.contains(key), "{key}");
+        }
+        // "042" is another key than "42", and "43" was never seen.
+        assert!(!seen.contains("43") && !seen.contains("0042"));
+        assert!(seen.insert("4294967295") && seen.contains("4294967295"));
+    }
+
+    fn store_record(key: &str, when_modified: Option<&str>) -> StagedRecord {
+        StagedRecord {
+            key: key.to_string(),
+            when_modified: when_modified.map(str::to_string),
+            source_hash: format!("h-{key}-{when_modified:?}"),
+            row_json: "{}".to_string(),
+        }
+    }
+
+    /// A record read twice during one pull (it changed while the chains ran): a version older than
+    /// one staged before, in an earlier page (the mirror's) or earlier in the same page, is refused.
+    #[tokio::test]
+    async fn an_older_version_arriving_after_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ml_store::SqliteStore::open(
+            &dir.path().join("state.db"),
+            std::sync::Arc::new(ml_store::SystemClock),
+        )
+        .await
+        .unwrap();
+        use ml_store::Store as _;
+        store.ensure_connection("acme").await.unwrap();
+        let run = store.begin_run("acme", "test").await.unwrap();
+        let mut seen = Seen::default();
+
+        // Page 1: 42 in its new version (read first by one chain), 7 never modified, 9 as it was.
+        let page1 = ["42", "7", "9"];
+        let mut check = VersionCheck::new(&store, "acme", "VENDOR", &mut seen, page1.into_iter())
+            .await
+            .unwrap();
+        assert!(check.admit("42", Some("07/24/2017 15:19:46")));
+        assert!(check.admit("7", None));
+        assert!(check.admit("9", Some("01/02/2017 08:00:00")));
+        // The pipeline stages what it admitted, its WHENMODIFIED in ISO form.
+        store
+            .stage_page(StagePage {
+                connection: "acme".into(),
+                run,
+                stream: "VENDOR".into(),
+                mode: StageMode::Replace,
+                records: vec![
+                    store_record("42", Some("2017-07-24T15:19:46")),
+                    store_record("7", None),
+                    store_record("9", Some("2017-01-02T08:00:00")),
+                ],
+                deletes: vec![],
+                failed: vec![],
+                pending_cursor: None,
+            })
+            .await
+            .unwrap();
+
+        // Page 2, from the other chain: 42 in its old version, then twice again; 7 now modified;
+        // 9 never modified (older than any modification); 11 new, twice, the older one last.
+        let page2 = ["42", "7", "9", "11", "11", "42", "42"];
+        let mut check = VersionCheck::new(&store, "acme", "VENDOR", &mut seen, page2.into_iter())
+            .await
+            .unwrap();
+        assert!(
+            !check.admit("42", Some("07/24/2017 15:19:45")),
+            "older than the mirror's"
+        );
+        assert!(
+            check.admit("7", Some("07/24/2017 15:19:46")),
+            "a modification is newer"
+        );
+        assert!(
+            !check.admit("9", None),
+            "never modified is older than a modification"
+        );
+        assert!(check.admit("11", Some("03/01/2017 00:00:00")));
+        assert!(
+            !check.admit("11", Some("02/01/2017 00:00:00")),
+            "older than earlier in the page"
+        );
+        // The same version again is harmless (it stages as unchanged); a newer one goes.
+        assert!(check.admit("42", Some("07/24/2017 15:19:46")));
+        assert!(check.admit("42", Some("07/25/2017 00:00:00")));
+        for key in ["42", "7", "9", "11"] {
+            assert!(seen.contains(key));
+        }
+        assert!(!seen.contains("12"));
+        store.close().await;
     }
 
     #[test]

@@ -646,6 +646,31 @@ pub async fn replace_mode_and_mirror(db: Arc<TestDb>) {
     );
     assert!(s.stream_state("acme", "VENDOR").await.unwrap().dirty);
 
+    // The versions the mirror holds, for the keys it has (and none for one it lacks).
+    let mut versions = s
+        .mirror_versions(
+            "acme",
+            "VENDOR",
+            &["c".to_string(), "zz".to_string(), "a".to_string()],
+        )
+        .await
+        .unwrap();
+    versions.sort();
+    assert_eq!(
+        versions,
+        vec![
+            ("a".to_string(), Some("2026-01-01T00:00:01Z".to_string())),
+            ("c".to_string(), Some("2026-01-01T00:00:01Z".to_string())),
+        ]
+    );
+    assert!(
+        s.mirror_versions("acme", "GLENTRY", &["a".to_string()])
+            .await
+            .unwrap()
+            .is_empty(),
+        "another stream's mirror"
+    );
+
     // Keyset paging over the mirror.
     let p1 = s.mirror_page("acme", "VENDOR", None, 2).await.unwrap();
     let p2 = s
