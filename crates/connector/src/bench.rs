@@ -115,6 +115,9 @@ struct ChildStream {
     extract_secs: f64,
     /// From the last page staged to the stream's end (delete rows, read the mirror, push).
     load_secs: f64,
+    /// Peak RSS of the process when the stream's last page was staged (0 in older reports).
+    #[serde(default)]
+    extract_peak_rss_kb: u64,
     /// From the child's start to the last page staged (where the push begins).
     push_start_secs: f64,
     /// CPU seconds (user + system) of the connector process in each of those two phases.
@@ -232,9 +235,9 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         )?;
         writeln!(
             out,
-            "| records | full: peak RSS | full: wall | incremental: peak RSS | records/CPU-s (full) |"
+            "| records | full: peak RSS | full: peak RSS by the end of extract | full: wall | incremental: peak RSS | records/CPU-s (full) |"
         )?;
-        writeln!(out, "|---:|---:|---:|---:|---:|")?;
+        writeln!(out, "|---:|---:|---:|---:|---:|---:|")?;
         for &n in &args.memory_at {
             println!("memory: {n} records ...");
             let (full, incr) =
@@ -242,9 +245,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             let recs = extracted(&full);
             writeln!(
                 out,
-                "| {} | {:.1} MB | {:.1} s | {:.1} MB | {:.0} |",
+                "| {} | {:.1} MB | {:.1} MB | {:.1} s | {:.1} MB | {:.0} |",
                 n,
                 full.child.peak_rss_kb as f64 / 1024.0,
+                full.child
+                    .streams
+                    .iter()
+                    .map(|s| s.extract_peak_rss_kb)
+                    .max()
+                    .unwrap_or(0) as f64
+                    / 1024.0,
                 full.child.wall,
                 incr.child.peak_rss_kb as f64 / 1024.0,
                 recs as f64 / cpu(&full).max(1e-9)
@@ -680,6 +690,8 @@ async fn child(spec: ChildSpec) -> Result<()> {
     struct Times {
         start: Option<(Instant, f64)>,
         staged: Option<(Instant, f64)>,
+        /// VmHWM when the last page was staged: the extract phase's peak.
+        staged_peak_kb: u64,
         end: Option<(Instant, f64)>,
     }
     let times: Arc<Mutex<BTreeMap<String, Times>>> = Arc::default();
@@ -697,7 +709,10 @@ async fn child(spec: ChildSpec) -> Result<()> {
                     t.entry(stream.clone()).or_default().start = Some(now);
                 }
                 RunEvent::Extracted { stream, .. } | RunEvent::Staged { stream, .. } => {
-                    t.entry(stream.clone()).or_default().staged = Some(now);
+                    let entry = t.entry(stream.clone()).or_default();
+                    entry.staged = Some(now);
+                    entry.staged_peak_kb =
+                        proc_status_kb(Path::new("/proc/self/status"), "VmHWM:").unwrap_or(0);
                 }
                 RunEvent::StreamFinished { stream, .. } => {
                     t.entry(stream.clone()).or_default().end = Some(now);
@@ -740,6 +755,7 @@ async fn child(spec: ChildSpec) -> Result<()> {
                 push_start_secs: (staged.0 - started).as_secs_f64(),
                 load_secs: (end.0 - staged.0).as_secs_f64(),
                 extract_cpu: staged.1 - start.1,
+                extract_peak_rss_kb: t.staged_peak_kb,
                 load_cpu: end.1 - staged.1,
                 error: s.error.clone(),
             }
