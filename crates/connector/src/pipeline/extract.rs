@@ -684,10 +684,13 @@ mod tests {
         assert!(seen.insert("4294967295") && seen.contains("4294967295"));
     }
 
+    /// A record as the pipeline stages it: its Intacct WHENMODIFIED in the store's ISO form.
     fn store_record(key: &str, when_modified: Option<&str>) -> StagedRecord {
         StagedRecord {
             key: key.to_string(),
-            when_modified: when_modified.map(str::to_string),
+            when_modified: when_modified
+                .and_then(transform::parse_intacct_datetime)
+                .map(|t| transform::format_iso_seconds(&t)),
             source_hash: format!("h-{key}-{when_modified:?}"),
             row_json: "{}".to_string(),
         }
@@ -717,7 +720,7 @@ mod tests {
         assert!(check.admit("42", Some("07/24/2017 15:19:46")));
         assert!(check.admit("7", None));
         assert!(check.admit("9", Some("01/02/2017 08:00:00")));
-        // The pipeline stages what it admitted, its WHENMODIFIED in ISO form.
+        // The pipeline stages what it admitted.
         store
             .stage_page(StagePage {
                 connection: "acme".into(),
@@ -725,9 +728,9 @@ mod tests {
                 stream: "VENDOR".into(),
                 mode: StageMode::Replace,
                 records: vec![
-                    store_record("42", Some("2017-07-24T15:19:46")),
+                    store_record("42", Some("07/24/2017 15:19:46")),
                     store_record("7", None),
-                    store_record("9", Some("2017-01-02T08:00:00")),
+                    store_record("9", Some("01/02/2017 08:00:00")),
                 ],
                 deletes: vec![],
                 failed: vec![],
