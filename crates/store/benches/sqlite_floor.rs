@@ -13,20 +13,11 @@ use ml_store::audit::{ChainHead, NewEntry};
 use ml_store::{AuditAction, RunId};
 use rusqlite::{Connection, params};
 
-const PAGE: usize = 2_000;
-
-struct Record {
-    key: String,
-    when_modified: String,
-    source_hash: String,
-    row_json: String,
-}
+mod common;
+use common::{cpu_seconds, pages, record_count, sqlite_size};
 
 fn main() {
-    let total: usize = std::env::var("ML_STORE_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let total = record_count();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.db");
     let mut db = Connection::open(&path).expect("open");
@@ -56,29 +47,7 @@ fn main() {
     )
     .expect("seed");
 
-    let pages: Vec<Vec<Record>> = (0..total.div_ceil(PAGE))
-        .map(|p| {
-            (p * PAGE..((p + 1) * PAGE).min(total))
-                .map(|n| Record {
-                    key: n.to_string(),
-                    when_modified: format!("2026-01-{:02}T10:00:00", n % 28 + 1),
-                    source_hash: format!("{:064x}", n as u128 * 0x9E37_79B9_7F4A_7C15),
-                    row_json: format!(
-                        "{{\"RECORDNO\":{n},\"BATCHNO\":{},\"ACCOUNTNO\":\"{}\",\"AMOUNT\":{}.{:02},\
-                         \"DEPARTMENTID\":\"D{}\",\"LOCATIONID\":\"L{}\",\"ENTRY_DATE\":\"2026-01-{:02}T00:00:00\",\
-                         \"MEMO\":\"Journal line {n}\"}}",
-                        n / 10,
-                        4000 + n % 300,
-                        n % 100_000,
-                        n % 100,
-                        n % 40,
-                        n % 12,
-                        n % 28 + 1
-                    ),
-                })
-                .collect()
-        })
-        .collect();
+    let pages = pages(total);
 
     let started = Instant::now();
     let cpu_before = cpu_seconds();
@@ -121,7 +90,7 @@ fn main() {
                 e.run = Some(RunId(1));
                 e.stream = Some("GLENTRY".into());
                 e.record_key = Some(r.key);
-                e.when_modified = Some(r.when_modified);
+                e.when_modified = r.when_modified;
                 e.source_hash = Some(r.source_hash);
                 e.row_json = Some(r.row_json);
                 let prev = head.hash;
@@ -174,11 +143,7 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
     drop(db);
-    let size: u64 = ["", "-wal"]
-        .iter()
-        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let size = sqlite_size(&path);
     println!(
         "sqlite floor: {staged} records in {secs:.2} s = {:.0} records/s; CPU {cpu:.2} s = {:.0} records per CPU-second; \
          database {:.1} MiB ({:.0} bytes/record)",
@@ -187,13 +152,4 @@ fn main() {
         size as f64 / (1024.0 * 1024.0),
         size as f64 / staged.max(1) as f64
     );
-}
-
-/// User + system CPU seconds of this process, all threads (Linux `/proc/self/stat`).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }

@@ -15,13 +15,11 @@ use std::time::Instant;
 use ml_store::*;
 use sqlx::Connection as _;
 
-const PAGE: usize = 2_000;
+mod common;
+use common::{cpu_seconds, pages, record_count, sqlite_size};
 
 fn main() {
-    let total: usize = std::env::var("ML_STORE_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let total = record_count();
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.db");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -40,30 +38,7 @@ fn main() {
         let store = open(&location).await.expect("open");
         store.ensure_connection("bench").await.expect("connection");
         let run = store.begin_run("bench", "manual").await.expect("run");
-        // Pages are built outside the timed region: the bench measures the store.
-        let pages: Vec<Vec<StagedRecord>> = (0..total.div_ceil(PAGE))
-            .map(|p| {
-                (p * PAGE..((p + 1) * PAGE).min(total))
-                    .map(|n| StagedRecord {
-                        key: n.to_string(),
-                        when_modified: Some(format!("2026-01-{:02}T10:00:00", n % 28 + 1)),
-                        source_hash: format!("{:064x}", n as u128 * 0x9E37_79B9_7F4A_7C15),
-                        row_json: format!(
-                            "{{\"RECORDNO\":{n},\"BATCHNO\":{},\"ACCOUNTNO\":\"{}\",\"AMOUNT\":{}.{:02},\
-                             \"DEPARTMENTID\":\"D{}\",\"LOCATIONID\":\"L{}\",\"ENTRY_DATE\":\"2026-01-{:02}T00:00:00\",\
-                             \"MEMO\":\"Journal line {n}\"}}",
-                            n / 10,
-                            4000 + n % 300,
-                            n % 100_000,
-                            n % 100,
-                            n % 40,
-                            n % 12,
-                            n % 28 + 1
-                        ),
-                    })
-                    .collect()
-            })
-            .collect();
+        let pages = pages(total);
         let started = Instant::now();
         let cpu_before = cpu_seconds();
         let mut staged = 0u64;
@@ -91,11 +66,7 @@ fn main() {
         store.close().await;
         let size: u64 = match postgres {
             Some(pg) => pg.size_then_drop().await,
-            None => ["", "-wal"]
-                .iter()
-                .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
-                .map(|m| m.len())
-                .sum(),
+            None => sqlite_size(&path),
         };
         println!(
             "stage: {staged} records in {secs:.2} s = {:.0} records/s; CPU {cpu:.2} s (all threads) = {:.0} records per CPU-second; \
@@ -149,23 +120,4 @@ impl FreshPostgres {
             .expect("drop database");
         u64::try_from(size).unwrap_or(0)
     }
-}
-
-/// User + system CPU seconds of the whole process (every thread, SQLite's worker included), from
-/// /proc/self/stat in USER_HZ ticks (1/100 s on Linux); 0 elsewhere. The wall-clock figure moves
-/// with whatever else the machine runs; this one does not.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 100.0
-    };
-    tick(11) + tick(12)
 }

@@ -1,0 +1,70 @@
+//! What the staging benches share: the pages they stage and the CPU clock they read.
+
+use ml_store::StagedRecord;
+
+/// Records per page, as Intacct's `query` returns them.
+pub const PAGE: usize = 2_000;
+
+/// `ML_STORE_BENCH_RECORDS`, else a million.
+pub fn record_count() -> usize {
+    std::env::var("ML_STORE_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// `total` GL-entry-like records in pages of [`PAGE`], every key new. Built before the timed region:
+/// the benches measure the store.
+pub fn pages(total: usize) -> Vec<Vec<StagedRecord>> {
+    (0..total.div_ceil(PAGE))
+        .map(|p| {
+            (p * PAGE..((p + 1) * PAGE).min(total))
+                .map(|n| StagedRecord {
+                    key: n.to_string(),
+                    when_modified: Some(format!("2026-01-{:02}T10:00:00", n % 28 + 1)),
+                    source_hash: format!("{:064x}", n as u128 * 0x9E37_79B9_7F4A_7C15),
+                    row_json: format!(
+                        "{{\"RECORDNO\":{n},\"BATCHNO\":{},\"ACCOUNTNO\":\"{}\",\"AMOUNT\":{}.{:02},\
+                         \"DEPARTMENTID\":\"D{}\",\"LOCATIONID\":\"L{}\",\"ENTRY_DATE\":\"2026-01-{:02}T00:00:00\",\
+                         \"MEMO\":\"Journal line {n}\"}}",
+                        n / 10,
+                        4000 + n % 300,
+                        n % 100_000,
+                        n % 100,
+                        n % 40,
+                        n % 12,
+                        n % 28 + 1
+                    ),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// User + system CPU seconds of the whole process (every thread, SQLite's worker included), from
+/// /proc/self/stat in USER_HZ ticks (1/100 s on Linux); 0 elsewhere. The wall-clock figure moves
+/// with whatever else the machine runs; this one does not.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    tick(11) + tick(12)
+}
+
+/// Bytes of a SQLite database and its WAL.
+pub fn sqlite_size(path: &std::path::Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", path.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
