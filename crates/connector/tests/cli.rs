@@ -164,6 +164,26 @@ async fn a_user_sets_up_and_syncs_without_any_secret_leaking() {
     )
     .unwrap();
     let before = w.table("Vendors").len();
+    // Its POST joins the dataset's push history, which the next process paces from.
+    let posts = || async {
+        let store = ml_store::open(&ml_store::StoreLocation::Sqlite(
+            w.dir.path().join("state/state.sqlite"),
+        ))
+        .await
+        .expect("open the store");
+        let dataset = store
+            .dataset(&w.cfg.name)
+            .await
+            .unwrap()
+            .expect("the sync created the dataset")
+            .dataset_id;
+        let since = chrono::Utc::now() - chrono::Duration::hours(1);
+        let posts = store.recent_posts(&dataset, since).await.unwrap();
+        store.close().await;
+        posts
+    };
+    let posts_before = posts().await;
+    assert!(!posts_before.is_empty(), "the sync's POSTs are recorded");
     let (c, f) = (config.clone(), rows_file.clone());
     let out = run_blocking(move || {
         bin(
@@ -176,6 +196,13 @@ async fn a_user_sets_up_and_syncs_without_any_secret_leaking() {
     assert!(out.status.success(), "{}", text(&out));
     all_output += &text(&out);
     assert_eq!(w.table("Vendors").len(), before + 2);
+    let posts_after = posts().await;
+    assert_eq!(posts_after.len(), posts_before.len() + 1, "{posts_after:?}");
+    let newest = posts_after.iter().max_by_key(|p| p.at).unwrap();
+    assert_eq!(
+        newest.rows, 2,
+        "the hand push's POST of 2 rows is the newest: {posts_after:?}"
+    );
     // ... and `verify` now reports the difference with exit code 5.
     let c = config.clone();
     let out = run_blocking(move || bin(&c, &["verify"], None)).await;
