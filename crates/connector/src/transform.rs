@@ -130,6 +130,11 @@ pub fn format_iso_seconds(dt: &NaiveDateTime) -> String {
     s
 }
 
+/// Reads back what [`format_iso_seconds`] wrote (cursors and modification times in the store).
+pub fn parse_iso_seconds(text: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok()
+}
+
 /// Formats a wall-clock time the way Intacct filters expect it.
 pub fn format_intacct_datetime(dt: &NaiveDateTime) -> String {
     dt.format("%m/%d/%Y %H:%M:%S").to_string()

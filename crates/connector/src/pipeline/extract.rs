@@ -252,25 +252,27 @@ impl<'p> VersionCheck<'p> {
         seen: &mut Seen,
         keys: impl Iterator<Item = &'p str>,
     ) -> Result<VersionCheck<'p>, PipelineError> {
+        // Every key of the page starts as "never modified", older than any version: a key new to the
+        // pull keeps that, one seen in an earlier page takes the mirror's version below.
         let mut newest: HashMap<&'p str, i64> = HashMap::new();
         let mut again: Vec<String> = Vec::new();
-        let mut in_page: HashSet<&'p str> = HashSet::new();
         for key in keys {
-            if !in_page.insert(key) {
-                continue;
-            }
-            if !seen.insert(key) {
-                again.push(key.to_string());
+            if let std::collections::hash_map::Entry::Vacant(slot) = newest.entry(key) {
+                slot.insert(i64::MIN);
+                if !seen.insert(key) {
+                    again.push(key.to_string());
+                }
             }
         }
         if !again.is_empty() {
             for (key, when_modified) in store.mirror_versions(connection, stream, &again).await? {
-                let t = when_modified
-                    .as_deref()
-                    .and_then(|w| NaiveDateTime::parse_from_str(w, "%Y-%m-%dT%H:%M:%S").ok())
-                    .map_or(i64::MIN, |t| t.and_utc().timestamp());
-                if let Some(key) = in_page.get(key.as_str()) {
-                    newest.insert(key, t);
+                let t = version_time(
+                    when_modified
+                        .as_deref()
+                        .and_then(transform::parse_iso_seconds),
+                );
+                if let Some(slot) = newest.get_mut(key.as_str()) {
+                    *slot = t;
                 }
             }
         }
@@ -279,10 +281,7 @@ impl<'p> VersionCheck<'p> {
 
     /// Whether this version of `key` may be staged: not when a strictly newer one came before.
     fn admit(&mut self, key: &'p str, when_modified: Option<&str>) -> bool {
-        // Never modified (no WHENMODIFIED) is older than any modification.
-        let wm = when_modified
-            .and_then(transform::parse_intacct_datetime)
-            .map_or(i64::MIN, |t| t.and_utc().timestamp());
+        let wm = version_time(when_modified.and_then(transform::parse_intacct_datetime));
         let slot = self.newest.entry(key).or_insert(i64::MIN);
         if *slot > wm {
             return false;
@@ -290,6 +289,12 @@ impl<'p> VersionCheck<'p> {
         *slot = wm;
         true
     }
+}
+
+/// A version's WHENMODIFIED as a number to compare: never modified (none) is older than any
+/// modification.
+fn version_time(when_modified: Option<NaiveDateTime>) -> i64 {
+    when_modified.map_or(i64::MIN, |t| t.and_utc().timestamp())
 }
 
 /// The number a key spells when it is one canonically (so that number and text are the same key).
@@ -436,9 +441,7 @@ struct StagedPage {
 }
 
 pub fn parse_cursor(pos: &CursorPos) -> Option<(NaiveDateTime, i64)> {
-    NaiveDateTime::parse_from_str(&pos.when_modified, "%Y-%m-%dT%H:%M:%S")
-        .ok()
-        .map(|t| (t, pos.recordno))
+    transform::parse_iso_seconds(&pos.when_modified).map(|t| (t, pos.recordno))
 }
 
 /// Keys in the mirror that a full pull did not see: deleted in Intacct.
