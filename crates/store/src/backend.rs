@@ -28,7 +28,7 @@ pub(crate) mod prelude {
     pub(crate) use chrono::{DateTime, Utc};
     pub(crate) use sqlx::{QueryBuilder, Row};
 
-    pub(crate) use super::{AUDIT_COLS, CHUNK, MultiRow, WALK_PAGE};
+    pub(crate) use super::{AUDIT_COLS, CHUNK, MirrorColumn, MultiRow, WALK_PAGE};
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
         ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier,
@@ -169,6 +169,15 @@ fn multi_row_sql(
     }
 }
 
+/// Which of a mirror row's columns a key lookup reads.
+#[derive(Clone, Copy)]
+pub(crate) enum MirrorColumn {
+    /// What staging compares a record with (changed or not).
+    SourceHash,
+    /// What a pull compares a record read twice with (older or newer).
+    WhenModified,
+}
+
 pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -242,6 +251,43 @@ macro_rules! impl_store {
                     seq: row.try_get(0)?,
                     hash: crate::backend::hash32(row.try_get(1)?, "audit head hash")?,
                 })
+            }
+
+            /// The (key, `column`) of the mirror rows of those of `keys` it holds, in no particular order.
+            async fn mirror_column(
+                c: &mut $conn,
+                cid: i64,
+                stream: &str,
+                keys: &[&str],
+                column: MirrorColumn,
+            ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+                static SOURCE_HASH: OnceLock<String> = OnceLock::new();
+                static WHEN_MODIFIED: OnceLock<String> = OnceLock::new();
+                let (select, sql_cache) = match column {
+                    MirrorColumn::SourceHash => (
+                        "SELECT record_key, source_hash FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                         AND record_key IN (",
+                        &SOURCE_HASH,
+                    ),
+                    MirrorColumn::WhenModified => (
+                        "SELECT record_key, when_modified FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                         AND record_key IN (",
+                        &WHEN_MODIFIED,
+                    ),
+                };
+                let mut out = Vec::new();
+                for chunk in keys.chunks(CHUNK) {
+                    // $1 and $2 are the connection and stream; the keys follow from $3.
+                    let sql = MultiRow::keys_after_two(select).sql(sql_cache, $anon, chunk.len());
+                    let mut q = sqlx::query(&sql).bind(cid).bind(stream);
+                    for k in chunk {
+                        q = q.bind(*k);
+                    }
+                    for row in q.fetch_all(&mut *c).await? {
+                        out.push((row.try_get(0)?, row.try_get(1)?));
+                    }
+                }
+                Ok(out)
             }
 
             async fn read_anchor(c: &mut $conn, cid: i64) -> Result<Option<ChainHead>, StoreError> {
@@ -825,8 +871,7 @@ macro_rules! impl_store {
 
                 // The mirror's hash of every key this page touches (absent = new record), read into
                 // `known` and looked up by borrowed key: no key or hash is copied per record.
-                let mut known: Vec<(String, String)> = Vec::new();
-                {
+                let known = {
                     let mut seen = HashSet::with_capacity(records.len() + deletes.len());
                     let keys: Vec<&str> = records
                         .iter()
@@ -834,23 +879,8 @@ macro_rules! impl_store {
                         .chain(deletes.iter().map(String::as_str))
                         .filter(|k| seen.insert(*k))
                         .collect();
-                    static SQL: OnceLock<String> = OnceLock::new();
-                    for chunk in keys.chunks(CHUNK) {
-                        // $1 and $2 are the connection and stream; the keys follow from $3.
-                        let sql = MultiRow::keys_after_two(
-                        "SELECT record_key, source_hash FROM mirror WHERE connection_id = $1 AND stream = $2 \
-                             AND record_key IN (",
-                    )
-                        .sql(&SQL, $anon, chunk.len());
-                        let mut q = sqlx::query(&sql).bind(cid).bind(stream.as_str());
-                        for k in chunk {
-                            q = q.bind(*k);
-                        }
-                        for row in q.fetch_all(&mut *tx).await? {
-                            known.push((row.try_get(0)?, row.try_get(1)?));
-                        }
-                    }
-                }
+                    Self::mirror_column(&mut tx, cid, &stream, &keys, MirrorColumn::SourceHash).await?
+                };
 
                 // Classify in page order. Entries are records first (entry i = record i), then deletes,
                 // then failures; `last` maps a key to the entry holding its final row (None: deleted).
@@ -861,7 +891,7 @@ macro_rules! impl_store {
                 let mut removed: Vec<String> = Vec::new();
                 {
                     let mut current: HashMap<&str, Option<&str>> =
-                        known.iter().map(|(k, h)| (k.as_str(), Some(h.as_str()))).collect();
+                        known.iter().map(|(k, h)| (k.as_str(), h.as_deref())).collect();
                     let mut last: HashMap<&str, Option<usize>> = HashMap::new();
                     for (i, r) in records.iter().enumerate() {
                         let action = match current.get(r.key.as_str()) {
@@ -1163,23 +1193,9 @@ macro_rules! impl_store {
 
             async fn mirror_versions(&self, connection: &str, stream: &str, keys: &[String]) -> Result<Vec<(String, Option<String>)>, StoreError> {
                 let cid = self.cid(connection).await?;
-                let mut out = Vec::new();
-                static SQL: OnceLock<String> = OnceLock::new();
-                for chunk in keys.chunks(CHUNK) {
-                    let sql = MultiRow::keys_after_two(
-                        "SELECT record_key, when_modified FROM mirror WHERE connection_id = $1 AND stream = $2 \
-                         AND record_key IN (",
-                    )
-                    .sql(&SQL, $anon, chunk.len());
-                    let mut q = sqlx::query(&sql).bind(cid).bind(stream);
-                    for k in chunk {
-                        q = q.bind(k.as_str());
-                    }
-                    for row in q.fetch_all(&self.pool).await? {
-                        out.push((row.try_get(0)?, row.try_get(1)?));
-                    }
-                }
-                Ok(out)
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let mut c = self.pool.acquire().await?;
+                Self::mirror_column(&mut c, cid, stream, &keys, MirrorColumn::WhenModified).await
             }
 
             async fn mirror_keys_page(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
