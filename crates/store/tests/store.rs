@@ -76,7 +76,7 @@ async fn postgres_connections_plan_every_statement_with_its_values() {
 /// tables itself (after 10,000 rows, then at every doubling) so the planner sees their real size.
 #[tokio::test]
 async fn postgres_statistics_follow_a_fast_growing_mirror() {
-    use ml_store::{StageMode, StagePage, StagedRecord, Store as _};
+    use ml_store::{StageMode, Store as _};
     let Some(db) = harness::TestDb::postgres().await else {
         return;
     };
@@ -95,25 +95,13 @@ async fn postgres_statistics_follow_a_fast_growing_mirror() {
     store.ensure_connection("acme").await.unwrap();
     let run = store.begin_run("acme", "test").await.unwrap();
     for page in 0..6 {
-        let records = (page * 2_000..(page + 1) * 2_000)
-            .map(|n| StagedRecord {
-                key: n.to_string(),
-                when_modified: None,
-                source_hash: format!("h{n}"),
-                row_json: format!("{{\"n\":{n}}}"),
-            })
-            .collect();
         store
-            .stage_page(StagePage {
-                connection: "acme".into(),
+            .stage_page(numbered_page(
                 run,
-                stream: "VENDOR".into(),
-                mode: StageMode::Replace,
-                records,
-                deletes: vec![],
-                failed: vec![],
-                pending_cursor: None,
-            })
+                "VENDOR",
+                StageMode::Replace,
+                page * 2_000..(page + 1) * 2_000,
+            ))
             .await
             .unwrap();
         if page == 3 {
@@ -136,9 +124,7 @@ async fn postgres_statistics_follow_a_fast_growing_mirror() {
 /// exactly when another connection has committed.
 #[tokio::test]
 async fn sqlite_writes_all_go_through_one_connection_so_its_cache_survives() {
-    use ml_store::{
-        Delivery, DeliveryOutcome, PushPost, StageMode, StagePage, StagedRecord, Store as _,
-    };
+    use ml_store::{Delivery, DeliveryOutcome, PushPost, StageMode, Store as _};
     let dir = tempfile::tempdir().expect("temp dir");
     let store = ml_store::SqliteStore::open(
         &dir.path().join("state.db"),
@@ -157,25 +143,13 @@ async fn sqlite_writes_all_go_through_one_connection_so_its_cache_survives() {
 
     let run = store.begin_run("acme", "test").await.unwrap();
     for page in 0..3 {
-        let records = (page * 100..(page + 1) * 100)
-            .map(|n| StagedRecord {
-                key: n.to_string(),
-                when_modified: None,
-                source_hash: format!("h{n}"),
-                row_json: format!("{{\"n\":{n}}}"),
-            })
-            .collect();
         store
-            .stage_page(StagePage {
-                connection: "acme".into(),
+            .stage_page(numbered_page(
                 run,
-                stream: "GLENTRY".into(),
-                mode: StageMode::Append,
-                records,
-                deletes: vec![],
-                failed: vec![],
-                pending_cursor: None,
-            })
+                "GLENTRY",
+                StageMode::Append,
+                page * 100..(page + 1) * 100,
+            ))
             .await
             .unwrap();
     }
@@ -229,4 +203,30 @@ async fn sqlite_writes_all_go_through_one_connection_so_its_cache_survives() {
     );
     assert_eq!(store.outbox_count("acme", "GLENTRY").await.unwrap(), 250);
     store.close().await;
+}
+
+/// A page of connection "acme" whose records are numbered `keys`, all new.
+fn numbered_page(
+    run: ml_store::RunId,
+    stream: &str,
+    mode: ml_store::StageMode,
+    keys: std::ops::Range<u32>,
+) -> ml_store::StagePage {
+    ml_store::StagePage {
+        connection: "acme".into(),
+        run,
+        stream: stream.into(),
+        mode,
+        records: keys
+            .map(|n| ml_store::StagedRecord {
+                key: n.to_string(),
+                when_modified: None,
+                source_hash: format!("h{n}"),
+                row_json: format!("{{\"n\":{n}}}"),
+            })
+            .collect(),
+        deletes: vec![],
+        failed: vec![],
+        pending_cursor: None,
+    }
 }
