@@ -68,3 +68,18 @@ pub fn sqlite_size(path: &std::path::Path) -> u64 {
         .map(|m| m.len())
         .sum()
 }
+
+/// Bytes this process has handed to `write`/`pwrite` so far (`wchar` in /proc/self/io); 0 elsewhere.
+/// SQLite writes every changed page twice in WAL mode (the WAL, then the checkpoint into the file),
+/// so this is what a schema or pragma change does to the I/O per record, independent of how fast the
+/// disk is.
+pub fn bytes_written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("wchar:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
