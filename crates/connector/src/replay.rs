@@ -108,7 +108,7 @@ async fn collect(
     let limits = conn.pusher.limits().clone();
     let mut total: u64 = 0;
     let mut after_key: Option<String> = None;
-    let mut after_id: i64 = 0;
+    let mut after_seq: i64 = 0;
     loop {
         let rows: Vec<String> = match mode {
             Mode::Replace => {
@@ -128,9 +128,9 @@ async fn collect(
             Mode::Append => {
                 let page = conn
                     .store
-                    .rows_pushed_by_run(ml_store::RunId(run), stream, after_id, PAGE)
+                    .rows_pushed_by_run(ml_store::RunId(run), stream, after_seq, PAGE)
                     .await?;
-                after_id = page.last().map(|r| r.id).unwrap_or(after_id);
+                after_seq = page.last().map(|r| r.id).unwrap_or(after_seq);
                 page.into_iter().map(|r| r.row_json).collect()
             }
         };

@@ -317,7 +317,35 @@ macro_rules! impl_store {
                     entries.into_iter().map(|e| head.chain(connection, created_at, e)).collect();
                 Self::insert_entries(&mut *c, cid, &chained).await?;
                 Self::save_head(&mut *c, cid, head).await?;
+                Self::widen_run_spans(&mut *c, cid, &chained).await?;
                 Ok(chained)
+            }
+
+            /// Records the seq span of each run among `chained` (all of one append, usually one run):
+            /// replay and search by run read the run's entries as that span of the chain.
+            async fn widen_run_spans(c: &mut $conn, cid: i64, chained: &[ChainedEntry]) -> Result<(), StoreError> {
+                // (run, first seq, last seq); seqs only grow, so the first one seen stays the first.
+                let mut spans: Vec<(i64, i64, i64)> = Vec::new();
+                for e in chained {
+                    let Some(run) = e.entry.run else { continue };
+                    match spans.iter_mut().find(|s| s.0 == run.0) {
+                        Some(span) => span.2 = e.seq,
+                        None => spans.push((run.0, e.seq, e.seq)),
+                    }
+                }
+                for (run, first, last) in spans {
+                    sqlx::query(
+                        "UPDATE runs SET first_seq = COALESCE(first_seq, $3), last_seq = $4 \
+                         WHERE id = $1 AND connection_id = $2",
+                    )
+                    .bind(run)
+                    .bind(cid)
+                    .bind(first)
+                    .bind(last)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                Ok(())
             }
 
             async fn save_head(c: &mut $conn, cid: i64, head: &ChainHead) -> Result<(), StoreError> {
@@ -1290,16 +1318,18 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn rows_pushed_by_run(&self, run: RunId, stream: &str, after_id: i64, limit: u32) -> Result<Vec<ReplayRow>, StoreError> {
+            async fn rows_pushed_by_run(&self, run: RunId, stream: &str, after_seq: i64, limit: u32) -> Result<Vec<ReplayRow>, StoreError> {
+                // The run's span of its chain, in chain order (see widen_run_spans).
                 let rows = sqlx::query(
-                    "SELECT a.id, a.record_key, s.row_json FROM audit a \
+                    "SELECT a.seq, a.record_key, s.row_json FROM runs r \
+                     JOIN audit a ON a.connection_id = r.connection_id AND a.seq >= r.first_seq AND a.seq <= r.last_seq \
                      JOIN audit s ON s.connection_id = a.connection_id AND s.seq = a.ref_seq \
-                     WHERE a.run_id = $1 AND a.stream = $2 AND a.action = 'pushed' AND a.record_key IS NOT NULL \
-                     AND a.id > $3 ORDER BY a.id LIMIT $4",
+                     WHERE r.id = $1 AND a.run_id = $1 AND a.stream = $2 AND a.action = 'pushed' AND a.record_key IS NOT NULL \
+                     AND a.seq > $3 ORDER BY a.seq LIMIT $4",
                 )
                 .bind(run.0)
                 .bind(stream)
-                .bind(after_id)
+                .bind(after_seq)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
@@ -1498,7 +1528,30 @@ macro_rules! impl_store {
                     qb.push(" AND a.connection_id = ").push_bind(cid);
                 }
                 if let Some(run) = f.run {
+                    // The run's span of its connection's chain (see widen_run_spans), read off audit_chain
+                    // from the entry the last page ended with.
+                    let span: Option<(i64, Option<i64>, Option<i64>)> =
+                        sqlx::query_as("SELECT connection_id, first_seq, last_seq FROM runs WHERE id = $1")
+                            .bind(run.0)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    let Some((cid, Some(first), Some(last))) = span else {
+                        return Ok(Vec::new());
+                    };
+                    let mut after_seq = first - 1;
+                    if let Some(id) = f.after_id {
+                        let seq: Option<i64> =
+                            sqlx::query_scalar("SELECT seq FROM audit WHERE id = $1 AND connection_id = $2")
+                                .bind(id)
+                                .bind(cid)
+                                .fetch_optional(&self.pool)
+                                .await?;
+                        after_seq = after_seq.max(seq.unwrap_or(0));
+                    }
                     qb.push(" AND a.run_id = ").push_bind(run.0);
+                    qb.push(" AND a.connection_id = ").push_bind(cid);
+                    qb.push(" AND a.seq > ").push_bind(after_seq);
+                    qb.push(" AND a.seq <= ").push_bind(last);
                 }
                 if let Some(s) = &f.stream {
                     qb.push(" AND a.stream = ").push_bind(s.as_str());
@@ -1518,7 +1571,10 @@ macro_rules! impl_store {
                 if let Some(id) = f.after_id {
                     qb.push(" AND a.id > ").push_bind(id);
                 }
-                qb.push(" ORDER BY a.id LIMIT ").push_bind(i64::from(f.limit.unwrap_or(1000)));
+                // A run's entries all lie in one chain, where ids grow with seqs: in seq order they are
+                // in id order too, and read straight off audit_chain with no sort of the whole span.
+                let order = if f.run.is_some() { " ORDER BY a.seq LIMIT " } else { " ORDER BY a.id LIMIT " };
+                qb.push(order).push_bind(i64::from(f.limit.unwrap_or(1000)));
                 let rows = qb.build().fetch_all(&self.pool).await?;
                 rows.iter()
                     .map(|row| {

@@ -281,7 +281,8 @@ pub struct Lease {
 /// A row replayed from the audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplayRow {
-    /// Audit entry id (page with `after_id`) for pushed rows; 0 for as-of rows (page by key).
+    /// For pushed rows, the seq of the `pushed` entry in its connection's chain (page with
+    /// `after_seq`); 0 for as-of rows (page by key).
     pub id: i64,
     pub key: String,
     pub row_json: String,

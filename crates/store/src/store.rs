@@ -159,12 +159,13 @@ pub trait Store: Send + Sync {
     ) -> R<()>;
 
     // ---- replay ----
-    /// Rows accepted by Power BI in `run` for `stream` (append), from the audit trail, by audit id.
+    /// Rows accepted by Power BI in `run` for `stream` (append), from the audit trail, in chain
+    /// order: page with the last row's `id` (the seq of its `pushed` entry).
     async fn rows_pushed_by_run(
         &self,
         run: RunId,
         stream: &str,
-        after_id: i64,
+        after_seq: i64,
         limit: u32,
     ) -> R<Vec<ReplayRow>>;
     /// The stream's rows as they were after `run` (replace), from the audit trail, by key.

@@ -44,6 +44,7 @@ conformance_tests!(
     leases,
     leases_race,
     audit_search_and_export,
+    runs_are_found_in_their_span_of_the_chain,
     audit_verify_detects_tampering,
     audit_prune_keeps_chain_verifiable,
     concurrent_staging_serialises_chain,
@@ -229,4 +230,74 @@ fn numbered_page(
         failed: vec![],
         pending_cursor: None,
     }
+}
+
+/// A database written before runs recorded their span of the chain (migration 0004) gets the span
+/// of each run from its entries when it is opened, so search and replay by run still find them.
+#[tokio::test]
+async fn sqlite_migration_gives_earlier_runs_their_span_of_the_chain() {
+    use ml_store::{AuditFilter, RunId, Store as _};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.db");
+    {
+        // The schema as it was before 0004, with one connection whose chain holds entries of
+        // runs 1 and 2, interleaved, written as that version wrote them.
+        let mut before = sqlx::migrate!("./migrations/sqlite");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 4)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open");
+        before.run(&pool).await.expect("migrations 1-3");
+        sqlx::raw_sql(
+            "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z');
+             INSERT INTO runs (id, connection_id, run_trigger, status, started_at, summary) VALUES
+                 (1, 1, 'manual', 'succeeded', '2026-01-01T00:00:00.000000Z', '{}'),
+                 (2, 1, 'manual', 'succeeded', '2026-01-01T00:00:00.000000Z', '{}'),
+                 (3, 1, 'manual', 'succeeded', '2026-01-01T00:00:00.000000Z', '{}');
+             INSERT INTO audit (connection_id, seq, run_id, stream, record_key, action, row_json, created_at, prev_hash, hash)
+             VALUES (1, 1, 1, 'GLENTRY', 'k1', 'inserted', '{}', '2026-01-01T00:00:00.000000Z', zeroblob(32), zeroblob(32)),
+                    (1, 2, 2, 'GLENTRY', 'k2', 'inserted', '{}', '2026-01-01T00:00:00.000000Z', zeroblob(32), zeroblob(32)),
+                    (1, 3, 1, 'GLENTRY', 'k3', 'inserted', '{}', '2026-01-01T00:00:00.000000Z', zeroblob(32), zeroblob(32));
+             INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, 3, zeroblob(32));",
+        )
+        .execute(&pool)
+        .await
+        .expect("earlier entries");
+        pool.close().await;
+    }
+    let store = ml_store::SqliteStore::open(&path, std::sync::Arc::new(ml_store::SystemClock))
+        .await
+        .expect("open and migrate");
+    let keys_of = |run| {
+        let store = &store;
+        async move {
+            store
+                .audit_search(&AuditFilter {
+                    run: Some(RunId(run)),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.record_key.unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(keys_of(1).await, ["k1", "k3"]);
+    assert_eq!(keys_of(2).await, ["k2"]);
+    assert!(keys_of(3).await.is_empty());
+    let index: Option<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE name = 'audit_by_run'")
+            .fetch_optional(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(index, None, "the index the spans replace is gone");
+    store.close().await;
 }
