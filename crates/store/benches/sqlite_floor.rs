@@ -5,7 +5,9 @@
 //! thread, no argument copies. The gap between the two benches is what the driver costs; this
 //! one is the floor any SQLite driver can reach with this schema.
 //!
-//! `cargo bench -p ml-store --bench sqlite_floor`; `ML_STORE_BENCH_RECORDS` changes the count.
+//! `cargo bench -p ml-store --bench sqlite_floor`; `ML_STORE_BENCH_RECORDS` changes the count,
+//! `ML_STORE_BENCH_ORDER` and `ML_STORE_BENCH_PAGE` the arrival order and transaction size (see the
+//! `stage` bench).
 
 use std::time::Instant;
 

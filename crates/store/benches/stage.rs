@@ -3,7 +3,9 @@
 //! records/s on one core in release.
 //!
 //! `cargo bench -p ml-store --bench stage`; env `ML_STORE_BENCH_RECORDS` changes the count
-//! (e.g. 20000 for a quick sanity run in debug). "One core": run the built binary under
+//! (e.g. 20000 for a quick sanity run in debug), `ML_STORE_BENCH_ORDER=modified` delivers the keys
+//! scattered as a full pull's modified pass does (WHENMODIFIED order) instead of in key order, and
+//! `ML_STORE_BENCH_PAGE` sets the records per staging transaction (2,000). "One core": run the built binary under
 //! `taskset -c 1` (the pipeline and SQLite's worker thread then share that core).
 //!
 //! With `ML_STORE_BENCH_DATABASE_URL=postgres://...` it stages into a fresh PostgreSQL database

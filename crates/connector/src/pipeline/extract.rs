@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDateTime;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use ml_intacct::{ChangedSince, Cursor as IntacctCursor, Record, RecordShape};
 use ml_powerbi::schema::RowEncoder;
 use ml_store::{CursorPos, FailedRecord, StageMode, StagePage, StagedRecord};
@@ -74,15 +74,37 @@ pub async fn extract_and_stage(
         page_size: Some(conn.config.intacct.page_size),
     }));
     let mut high_water: Option<(NaiveDateTime, i64)> = committed.as_ref().and_then(parse_cursor);
-    while let Some(page) = pages.next().await {
-        let page = page?;
+    // Pages are gathered into one staging transaction of up to STAGE_BATCH_RECORDS records.
+    let mut batch = StagedPage::default();
+    loop {
+        // Gather while pages come quickly; when the next one keeps us waiting, stage what was
+        // gathered meanwhile. A pull paced by Intacct's latency so stages each page as it comes (no
+        // batch is left to stage after the last page), one faster than staging fills batches.
+        let next = match pages.next().now_or_never() {
+            Some(next) => next,
+            None if batch.is_empty() => pages.next().await,
+            None => match tokio::time::timeout(STAGE_WHEN_IDLE, pages.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    flush(job, &mut batch, report).await?;
+                    pages.next().await
+                }
+            },
+        };
+        let Some(page) = next else { break };
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                // What the pull read before the failure is staged, as it would have been page by page.
+                flush(job, &mut batch, report).await?;
+                return Err(e.into());
+            }
+        };
         report.extracted += page.records.len() as u64;
         events.emit(RunEvent::Extracted {
             stream: stream.object.clone(),
             records: report.extracted,
         });
-        let mut staged = Vec::with_capacity(page.records.len());
-        let mut failed = Vec::new();
         let texts: Vec<Texts> = page
             .records
             .iter()
@@ -93,6 +115,7 @@ pub async fn extract_and_stage(
             name,
             &stream.object,
             &mut seen_keys,
+            &batch.records,
             texts.iter().map(|t| t.key.as_ref()),
         )
         .await?;
@@ -113,12 +136,15 @@ pub async fn extract_and_stage(
                 .map_err(PipelineError::from)
                 .and_then(|typed| staged_record(&encoder, typed))
             {
-                Ok(r) => staged.push(r),
+                Ok(r) => {
+                    batch.bytes += r.row_json.len();
+                    batch.records.push(r);
+                }
                 Err(e) => {
                     // Audited as failed and never pushed; the stream fails at its end so the cursor does
                     // not move past the record, and the next run reads it again.
                     report.failed.push(e.to_string());
-                    failed.push(FailedRecord {
+                    batch.failed.push(FailedRecord {
                         key,
                         when_modified: record.get("WHENMODIFIED").map(str::to_string),
                         source_hash: None,
@@ -133,22 +159,19 @@ pub async fn extract_and_stage(
         {
             high_water = Some((c.when_modified, c.recordno));
         }
-        stage(
-            job,
-            StagedPage {
-                records: staged,
-                deletes: Vec::new(),
-                failed,
-                high_water,
-            },
-            report,
-        )
-        .await?;
+        batch.high_water = high_water;
+        if batch.records.len() + batch.failed.len() >= STAGE_BATCH_RECORDS
+            || batch.bytes >= STAGE_BATCH_BYTES
+        {
+            flush(job, &mut batch, report).await?;
+        }
         if opts.cancel.is_cancelled() {
+            flush(job, &mut batch, report).await?;
             return Err(PipelineError::Interrupted);
         }
     }
     drop(pages);
+    flush(job, &mut batch, report).await?;
 
     // Deletes.
     let deletes: Vec<String> = if incremental {
@@ -161,10 +184,9 @@ pub async fn extract_and_stage(
         stage(
             job,
             StagedPage {
-                records: Vec::new(),
                 deletes,
-                failed: Vec::new(),
                 high_water,
+                ..StagedPage::default()
             },
             report,
         )
@@ -243,29 +265,52 @@ struct VersionCheck<'p> {
 }
 
 impl<'p> VersionCheck<'p> {
-    /// Takes the page's keys, marks them seen, and looks up in the mirror the versions staged of
-    /// those seen in an earlier page (usually none).
+    /// Takes the page's keys, marks them seen, and finds the versions this pull admitted before of
+    /// those seen in an earlier page (usually none): in `gathered`, the records of earlier pages
+    /// not staged yet, else in the mirror.
     async fn new(
         store: &dyn ml_store::Store,
         connection: &str,
         stream: &str,
         seen: &mut Seen,
+        gathered: &[StagedRecord],
         keys: impl Iterator<Item = &'p str>,
     ) -> Result<VersionCheck<'p>, PipelineError> {
         // Every key of the page starts as "never modified", older than any version: a key new to the
-        // pull keeps that, one seen in an earlier page takes the mirror's version below.
+        // pull keeps that, one seen in an earlier page takes its admitted version below.
         let mut newest: HashMap<&'p str, i64> = HashMap::new();
-        let mut again: Vec<String> = Vec::new();
+        let mut again: Vec<&'p str> = Vec::new();
         for key in keys {
             if let std::collections::hash_map::Entry::Vacant(slot) = newest.entry(key) {
                 slot.insert(i64::MIN);
                 if !seen.insert(key) {
-                    again.push(key.to_string());
+                    again.push(key);
                 }
             }
         }
-        if !again.is_empty() {
-            for (key, when_modified) in store.mirror_versions(connection, stream, &again).await? {
+        if again.is_empty() {
+            return Ok(VersionCheck { newest });
+        }
+        // A version gathered and not staged yet was admitted over the mirror's: it is the newer one.
+        let mut in_batch: HashSet<&str> = HashSet::new();
+        for r in gathered {
+            if let Some(slot) = newest.get_mut(r.key.as_str()) {
+                let t = version_time(
+                    r.when_modified
+                        .as_deref()
+                        .and_then(transform::parse_iso_seconds),
+                );
+                *slot = (*slot).max(t);
+                in_batch.insert(r.key.as_str());
+            }
+        }
+        let ask: Vec<String> = again
+            .iter()
+            .filter(|k| !in_batch.contains(**k))
+            .map(|k| k.to_string())
+            .collect();
+        if !ask.is_empty() {
+            for (key, when_modified) in store.mirror_versions(connection, stream, &ask).await? {
                 let t = version_time(
                     when_modified
                         .as_deref()
@@ -398,6 +443,7 @@ async fn stage(
         deletes,
         failed,
         high_water,
+        ..
     } = page;
     let summary = conn
         .store
@@ -432,12 +478,57 @@ async fn stage(
     Ok(())
 }
 
+/// Most records one staging transaction carries (five of Intacct's 2,000-record pages). SQLite
+/// writes every index page a transaction touched when it commits, and a full pull's modified
+/// records arrive in WHENMODIFIED order, their keys spread over the whole key range: a 2,000-record
+/// transaction touched most leaves of the mirror's and the audit trail's key indexes, to change a
+/// few entries in each. Five pages a transaction share those writes. Measured with the stage bench
+/// in that arrival order (BENCHMARKS.md): at 300,000 records 60,000 → 88,000 records per
+/// CPU-second and 8.4 → 3.2 KB written per record; at 1,000,000, 31,000 → 54,000.
+const STAGE_BATCH_RECORDS: usize = 10_000;
+/// ... or this many bytes of rows, whichever comes first: wide rows keep the batch's memory bounded.
+const STAGE_BATCH_BYTES: usize = 8 << 20;
+/// A batch is staged early when the next page takes longer than this to come: a fraction of one
+/// Intacct round trip (~200 ms), and longer than the gaps between pages of a pull that outruns
+/// staging (a few ms).
+const STAGE_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(75);
+
 /// What one staging transaction carries.
+#[derive(Default)]
 struct StagedPage {
     records: Vec<StagedRecord>,
     deletes: Vec<String>,
     failed: Vec<FailedRecord>,
     high_water: Option<(NaiveDateTime, i64)>,
+    /// Bytes of the records' rows.
+    bytes: usize,
+}
+
+impl StagedPage {
+    /// Nothing to stage (a watermark alone waits for the records that come with the next page).
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.failed.is_empty()
+    }
+}
+
+/// Stages the batch gathered so far, if it holds anything, and starts a new one.
+async fn flush(
+    job: &Job<'_>,
+    batch: &mut StagedPage,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let high_water = batch.high_water;
+    let page = std::mem::replace(
+        batch,
+        StagedPage {
+            high_water,
+            ..StagedPage::default()
+        },
+    );
+    stage(job, page, report).await
 }
 
 pub fn parse_cursor(pos: &CursorPos) -> Option<(NaiveDateTime, i64)> {
@@ -581,7 +672,7 @@ async fn extract_balances(job: &Job<'_>, report: &mut StreamReport) -> Result<()
         records: report.extracted,
     });
     let mut seen = HashSet::new();
-    for chunk in records.chunks(2000) {
+    for chunk in records.chunks(STAGE_BATCH_RECORDS) {
         let mut staged = Vec::with_capacity(chunk.len());
         for record in chunk {
             let typed = typed_record(record, plan, time)?;
@@ -592,9 +683,7 @@ async fn extract_balances(job: &Job<'_>, report: &mut StreamReport) -> Result<()
             job,
             StagedPage {
                 records: staged,
-                deletes: Vec::new(),
-                failed: Vec::new(),
-                high_water: None,
+                ..StagedPage::default()
             },
             report,
         )
@@ -605,10 +694,8 @@ async fn extract_balances(job: &Job<'_>, report: &mut StreamReport) -> Result<()
         stage(
             job,
             StagedPage {
-                records: Vec::new(),
                 deletes,
-                failed: Vec::new(),
-                high_water: None,
+                ..StagedPage::default()
             },
             report,
         )
@@ -717,9 +804,10 @@ mod tests {
 
         // Page 1: 42 in its new version (read first by one chain), 7 never modified, 9 as it was.
         let page1 = ["42", "7", "9"];
-        let mut check = VersionCheck::new(&store, "acme", "VENDOR", &mut seen, page1.into_iter())
-            .await
-            .unwrap();
+        let mut check =
+            VersionCheck::new(&store, "acme", "VENDOR", &mut seen, &[], page1.into_iter())
+                .await
+                .unwrap();
         assert!(check.admit("42", Some("07/24/2017 15:19:46")));
         assert!(check.admit("7", None));
         assert!(check.admit("9", Some("01/02/2017 08:00:00")));
@@ -745,9 +833,10 @@ mod tests {
         // Page 2, from the other chain: 42 in its old version, then twice again; 7 now modified;
         // 9 never modified (older than any modification); 11 new, twice, the older one last.
         let page2 = ["42", "7", "9", "11", "11", "42", "42"];
-        let mut check = VersionCheck::new(&store, "acme", "VENDOR", &mut seen, page2.into_iter())
-            .await
-            .unwrap();
+        let mut check =
+            VersionCheck::new(&store, "acme", "VENDOR", &mut seen, &[], page2.into_iter())
+                .await
+                .unwrap();
         assert!(
             !check.admit("42", Some("07/24/2017 15:19:45")),
             "older than the mirror's"
@@ -772,6 +861,77 @@ mod tests {
             assert!(seen.contains(key));
         }
         assert!(!seen.contains("12"));
+        store.close().await;
+    }
+
+    /// Pages gathered into one staging batch are not in the mirror yet: a record read again in a
+    /// later page of the same batch is compared with the gathered version, not the mirror's.
+    #[tokio::test]
+    async fn an_older_version_is_refused_against_a_gathered_page_not_yet_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ml_store::SqliteStore::open(
+            &dir.path().join("state.db"),
+            std::sync::Arc::new(ml_store::SystemClock),
+        )
+        .await
+        .unwrap();
+        use ml_store::Store as _;
+        store.ensure_connection("acme").await.unwrap();
+        let run = store.begin_run("acme", "test").await.unwrap();
+        // The mirror holds 42 as it was before the pull.
+        store
+            .stage_page(StagePage {
+                connection: "acme".into(),
+                run,
+                stream: "VENDOR".into(),
+                mode: StageMode::Replace,
+                records: vec![store_record("42", Some("01/01/2017 00:00:00"))],
+                deletes: vec![],
+                failed: vec![],
+                pending_cursor: None,
+            })
+            .await
+            .unwrap();
+        let mut seen = Seen::default();
+
+        // Page 1 admits 42's new version and 7; both wait in the batch, unstaged.
+        let mut check = VersionCheck::new(
+            &store,
+            "acme",
+            "VENDOR",
+            &mut seen,
+            &[],
+            ["42", "7"].into_iter(),
+        )
+        .await
+        .unwrap();
+        assert!(check.admit("42", Some("07/24/2017 15:19:46")));
+        assert!(check.admit("7", Some("03/01/2017 00:00:00")));
+        let gathered = vec![
+            store_record("42", Some("07/24/2017 15:19:46")),
+            store_record("7", Some("03/01/2017 00:00:00")),
+        ];
+
+        // Page 2 of the same batch: 42 in a version newer than the mirror's but older than the
+        // gathered one is refused; 7 in the same version again goes (it stages as unchanged), a
+        // newer 42 goes.
+        let mut check = VersionCheck::new(
+            &store,
+            "acme",
+            "VENDOR",
+            &mut seen,
+            &gathered,
+            ["42", "7", "8"].into_iter(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !check.admit("42", Some("06/01/2017 00:00:00")),
+            "older than the gathered version, though newer than the mirror's"
+        );
+        assert!(check.admit("7", Some("03/01/2017 00:00:00")));
+        assert!(check.admit("8", None), "a key new to the pull");
+        assert!(check.admit("42", Some("07/25/2017 00:00:00")));
         store.close().await;
     }
 

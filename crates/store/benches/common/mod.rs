@@ -13,13 +13,37 @@ pub fn record_count() -> usize {
         .unwrap_or(1_000_000)
 }
 
-/// `total` GL-entry-like records in pages of [`PAGE`], every key new. Built before the timed region:
-/// the benches measure the store.
+/// The order the benches' records arrive in: `ML_STORE_BENCH_ORDER=modified` as a full pull's
+/// modified pass delivers them (by WHENMODIFIED: record numbers scattered over the whole key range,
+/// so every page inserts into the key indexes all over), else by record number (each page a
+/// contiguous key range, as the never-modified pass delivers them).
+fn arrival_order(total: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..total).collect();
+    if std::env::var("ML_STORE_BENCH_ORDER").as_deref() == Ok("modified") {
+        use rand::{SeedableRng, seq::SliceRandom};
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
+    }
+    order
+}
+
+/// Records per staging transaction: `ML_STORE_BENCH_PAGE`, else [`PAGE`].
+fn page_size() -> usize {
+    std::env::var("ML_STORE_BENCH_PAGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(PAGE)
+}
+
+/// `total` GL-entry-like records in pages of [`page_size`], every key new, in [`arrival_order`].
+/// Built before the timed region: the benches measure the store.
 pub fn pages(total: usize) -> Vec<Vec<StagedRecord>> {
-    (0..total.div_ceil(PAGE))
-        .map(|p| {
-            (p * PAGE..((p + 1) * PAGE).min(total))
-                .map(|n| StagedRecord {
+    arrival_order(total)
+        .chunks(page_size())
+        .map(|numbers| {
+            numbers
+                .iter()
+                .map(|&n| StagedRecord {
                     key: n.to_string(),
                     when_modified: Some(format!("2026-01-{:02}T10:00:00", n % 28 + 1)),
                     source_hash: format!("{:064x}", n as u128 * 0x9E37_79B9_7F4A_7C15),
