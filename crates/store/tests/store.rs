@@ -236,7 +236,7 @@ fn numbered_page(
 /// of each run from its entries when it is opened, so search and replay by run still find them.
 #[tokio::test]
 async fn sqlite_migration_gives_earlier_runs_their_span_of_the_chain() {
-    use ml_store::{AuditFilter, RunId, Store as _};
+    use ml_store::{RunId, Store as _};
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.db");
     {
@@ -275,21 +275,7 @@ async fn sqlite_migration_gives_earlier_runs_their_span_of_the_chain() {
     let store = ml_store::SqliteStore::open(&path, std::sync::Arc::new(ml_store::SystemClock))
         .await
         .expect("open and migrate");
-    let keys_of = |run| {
-        let store = &store;
-        async move {
-            store
-                .audit_search(&AuditFilter {
-                    run: Some(RunId(run)),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.record_key.unwrap())
-                .collect::<Vec<_>>()
-        }
-    };
+    let keys_of = |run| conformance::run_keys(&store, RunId(run));
     assert_eq!(keys_of(1).await, ["k1", "k3"]);
     assert_eq!(keys_of(2).await, ["k2"]);
     assert!(keys_of(3).await.is_empty());

@@ -729,6 +729,7 @@ pub fn recent_periods(today: chrono::NaiveDate, count: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ml_store::Store as _;
 
     #[test]
     fn a_key_is_a_number_only_when_it_spells_one_canonically() {
@@ -786,10 +787,9 @@ mod tests {
         }
     }
 
-    /// A record read twice during one pull (it changed while the chains ran): a version older than
-    /// one staged before, in an earlier page (the mirror's) or earlier in the same page, is refused.
-    #[tokio::test]
-    async fn an_older_version_arriving_after_a_newer_one_is_refused() {
+    /// A SQLite store in a temp dir (kept alive by the returned guard) with connection "acme" and
+    /// a run of it.
+    async fn store_with_run() -> (tempfile::TempDir, ml_store::SqliteStore, ml_store::RunId) {
         let dir = tempfile::tempdir().unwrap();
         let store = ml_store::SqliteStore::open(
             &dir.path().join("state.db"),
@@ -797,9 +797,37 @@ mod tests {
         )
         .await
         .unwrap();
-        use ml_store::Store as _;
         store.ensure_connection("acme").await.unwrap();
         let run = store.begin_run("acme", "test").await.unwrap();
+        (dir, store, run)
+    }
+
+    /// Stages `records` of VENDOR (replace mode) as the pipeline does once it admitted them.
+    async fn stage_admitted(
+        store: &ml_store::SqliteStore,
+        run: ml_store::RunId,
+        records: Vec<StagedRecord>,
+    ) {
+        store
+            .stage_page(StagePage {
+                connection: "acme".into(),
+                run,
+                stream: "VENDOR".into(),
+                mode: StageMode::Replace,
+                records,
+                deletes: vec![],
+                failed: vec![],
+                pending_cursor: None,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// A record read twice during one pull (it changed while the chains ran): a version older than
+    /// one staged before, in an earlier page (the mirror's) or earlier in the same page, is refused.
+    #[tokio::test]
+    async fn an_older_version_arriving_after_a_newer_one_is_refused() {
+        let (_dir, store, run) = store_with_run().await;
         let mut seen = Seen::default();
 
         // Page 1: 42 in its new version (read first by one chain), 7 never modified, 9 as it was.
@@ -812,23 +840,16 @@ mod tests {
         assert!(check.admit("7", None));
         assert!(check.admit("9", Some("01/02/2017 08:00:00")));
         // The pipeline stages what it admitted.
-        store
-            .stage_page(StagePage {
-                connection: "acme".into(),
-                run,
-                stream: "VENDOR".into(),
-                mode: StageMode::Replace,
-                records: vec![
-                    store_record("42", Some("07/24/2017 15:19:46")),
-                    store_record("7", None),
-                    store_record("9", Some("01/02/2017 08:00:00")),
-                ],
-                deletes: vec![],
-                failed: vec![],
-                pending_cursor: None,
-            })
-            .await
-            .unwrap();
+        stage_admitted(
+            &store,
+            run,
+            vec![
+                store_record("42", Some("07/24/2017 15:19:46")),
+                store_record("7", None),
+                store_record("9", Some("01/02/2017 08:00:00")),
+            ],
+        )
+        .await;
 
         // Page 2, from the other chain: 42 in its old version, then twice again; 7 now modified;
         // 9 never modified (older than any modification); 11 new, twice, the older one last.
@@ -868,30 +889,14 @@ mod tests {
     /// later page of the same batch is compared with the gathered version, not the mirror's.
     #[tokio::test]
     async fn an_older_version_is_refused_against_a_gathered_page_not_yet_staged() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ml_store::SqliteStore::open(
-            &dir.path().join("state.db"),
-            std::sync::Arc::new(ml_store::SystemClock),
-        )
-        .await
-        .unwrap();
-        use ml_store::Store as _;
-        store.ensure_connection("acme").await.unwrap();
-        let run = store.begin_run("acme", "test").await.unwrap();
+        let (_dir, store, run) = store_with_run().await;
         // The mirror holds 42 as it was before the pull.
-        store
-            .stage_page(StagePage {
-                connection: "acme".into(),
-                run,
-                stream: "VENDOR".into(),
-                mode: StageMode::Replace,
-                records: vec![store_record("42", Some("01/01/2017 00:00:00"))],
-                deletes: vec![],
-                failed: vec![],
-                pending_cursor: None,
-            })
-            .await
-            .unwrap();
+        stage_admitted(
+            &store,
+            run,
+            vec![store_record("42", Some("01/01/2017 00:00:00"))],
+        )
+        .await;
         let mut seen = Seen::default();
 
         // Page 1 admits 42's new version and 7; both wait in the batch, unstaged.

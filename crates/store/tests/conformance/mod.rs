@@ -1151,6 +1151,19 @@ pub async fn audit_search_and_export(db: Arc<TestDb>) {
     assert_eq!(parsed, f(filter.clone()).await);
 }
 
+/// The record keys of `run`'s audit entries, as `audit search --run` finds them.
+pub async fn run_keys(s: &dyn Store, run: RunId) -> Vec<String> {
+    s.audit_search(&AuditFilter {
+        run: Some(run),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|e| e.record_key.unwrap())
+    .collect()
+}
+
 /// Search and replay by run read the run's span of its connection's chain. Two runs of one
 /// connection whose entries interleave, a run of another connection inside that span, and a run
 /// that appended nothing: each run finds exactly its own entries.
@@ -1175,17 +1188,7 @@ pub async fn runs_are_found_in_their_span_of_the_chain(db: Arc<TestDb>) {
     stage(g, "globex", &["g1"]).await;
     stage(a, "acme", &["a3"]).await;
 
-    let keys_of = |run| async move {
-        s.audit_search(&AuditFilter {
-            run: Some(run),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.record_key.unwrap())
-        .collect::<Vec<_>>()
-    };
+    let keys_of = |run| run_keys(s, run);
     assert_eq!(keys_of(a).await, ["a1", "a2", "a3"]);
     assert_eq!(keys_of(b).await, ["b1"]);
     assert_eq!(keys_of(g).await, ["g1"]);
