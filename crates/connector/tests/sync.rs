@@ -648,3 +648,27 @@ async fn a_new_process_paces_from_the_posts_the_last_one_recorded() {
     let offset = user_offset(&second).await;
     w.assert_tables_equal_source(offset);
 }
+
+/// A full read ends with an empty page whose cursor is the watermark. When Intacct's latency paces
+/// the pull, the pages before it are staged while the next one is awaited, so that last page comes
+/// alone: it must still move the watermark, or the next run reads everything again.
+#[tokio::test]
+async fn a_watermark_that_comes_alone_after_the_last_records_is_kept() {
+    let mut cfg = tiny_intacct();
+    cfg.latency.per_request = Duration::from_millis(200);
+    let mut w = World::start(cfg).await;
+    w.cfg.streams.retain(|s| s.object == "VENDOR");
+    let conn = w.connection().await;
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let cursor = w
+        .store
+        .cursor(&w.cfg.name, "VENDOR")
+        .await
+        .expect("cursor")
+        .expect("a cursor row");
+    assert!(
+        cursor.committed.is_some(),
+        "the full read's watermark was not kept: {cursor:?}"
+    );
+}
