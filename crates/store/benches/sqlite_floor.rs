@@ -16,7 +16,7 @@ use ml_store::{AuditAction, RunId};
 use rusqlite::{Connection, params};
 
 mod common;
-use common::{bytes_written, cpu_seconds, pages, record_count, sqlite_size};
+use common::{bytes_written, cpu_seconds, pages, record_count, report, sqlite_size};
 
 fn main() {
     let total = record_count();
@@ -149,13 +149,5 @@ fn main() {
     // After the close: it checkpoints what the WAL still holds into the file.
     let written = bytes_written() - written_before;
     let size = sqlite_size(&path);
-    println!(
-        "sqlite floor: {staged} records in {secs:.2} s = {:.0} records/s; CPU {cpu:.2} s = {:.0} records per CPU-second; \
-         database {:.1} MiB ({:.0} bytes/record); {:.0} bytes written per record",
-        staged as f64 / secs,
-        staged as f64 / cpu.max(0.01),
-        size as f64 / (1024.0 * 1024.0),
-        size as f64 / staged.max(1) as f64,
-        written as f64 / staged.max(1) as f64
-    );
+    report("sqlite floor", staged, secs, cpu, size, written);
 }

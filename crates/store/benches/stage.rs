@@ -18,7 +18,7 @@ use ml_store::*;
 use sqlx::Connection as _;
 
 mod common;
-use common::{bytes_written, cpu_seconds, pages, record_count, sqlite_size};
+use common::{bytes_written, cpu_seconds, pages, record_count, report, sqlite_size};
 
 fn main() {
     let total = record_count();
@@ -74,15 +74,7 @@ fn main() {
             Some(pg) => pg.size_then_drop().await,
             None => sqlite_size(&path),
         };
-        println!(
-            "stage: {staged} records in {secs:.2} s = {:.0} records/s; CPU {cpu:.2} s (all threads) = {:.0} records per CPU-second; \
-             database {:.1} MiB ({:.0} bytes/record); {:.0} bytes written per record",
-            staged as f64 / secs,
-            staged as f64 / cpu.max(0.01),
-            size as f64 / (1024.0 * 1024.0),
-            size as f64 / staged.max(1) as f64,
-            written as f64 / staged.max(1) as f64
-        );
+        report("stage", staged, secs, cpu, size, written);
     });
 }
 

@@ -107,3 +107,18 @@ pub fn bytes_written() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The line both staging benches print: throughput, CPU of the whole process, the database's size
+/// and the bytes written, per record.
+pub fn report(what: &str, staged: u64, secs: f64, cpu: f64, size: u64, written: u64) {
+    let per_record = |v: u64| v as f64 / staged.max(1) as f64;
+    println!(
+        "{what}: {staged} records in {secs:.2} s = {:.0} records/s; CPU {cpu:.2} s (all threads) = {:.0} records per \
+         CPU-second; database {:.1} MiB ({:.0} bytes/record); {:.0} bytes written per record",
+        staged as f64 / secs,
+        staged as f64 / cpu.max(0.01),
+        size as f64 / (1024.0 * 1024.0),
+        per_record(size),
+        per_record(written)
+    );
+}
