@@ -154,13 +154,7 @@ async fn sqlite_writes_all_go_through_one_connection_so_its_cache_survives() {
             .await
             .unwrap();
     }
-    let ids: Vec<i64> = store
-        .outbox_batch("acme", "GLENTRY", 0, 50)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let ids = conformance::outbox_ids(&store, "acme", "GLENTRY", 50).await;
     let delivery = Delivery {
         run,
         batch_id: "b1".into(),

@@ -166,9 +166,7 @@ pub async fn extract_and_stage(
             batch.high_water = high_water;
             batch.cursor_moved = true;
         }
-        if batch.records.len() + batch.failed.len() >= STAGE_BATCH_RECORDS
-            || batch.bytes >= STAGE_BATCH_BYTES
-        {
+        if batch.is_full() {
             flush(job, &mut batch, report).await?;
         }
         if opts.cancel.is_cancelled() {
@@ -301,12 +299,7 @@ impl<'p> VersionCheck<'p> {
         let mut in_batch: HashSet<&str> = HashSet::new();
         for r in gathered {
             if let Some(slot) = newest.get_mut(r.key.as_str()) {
-                let t = version_time(
-                    r.when_modified
-                        .as_deref()
-                        .and_then(transform::parse_iso_seconds),
-                );
-                *slot = (*slot).max(t);
+                *slot = (*slot).max(staged_version_time(r.when_modified.as_deref()));
                 in_batch.insert(r.key.as_str());
             }
         }
@@ -317,13 +310,8 @@ impl<'p> VersionCheck<'p> {
             .collect();
         if !ask.is_empty() {
             for (key, when_modified) in store.mirror_versions(connection, stream, &ask).await? {
-                let t = version_time(
-                    when_modified
-                        .as_deref()
-                        .and_then(transform::parse_iso_seconds),
-                );
                 if let Some(slot) = newest.get_mut(key.as_str()) {
-                    *slot = t;
+                    *slot = staged_version_time(when_modified.as_deref());
                 }
             }
         }
@@ -346,6 +334,11 @@ impl<'p> VersionCheck<'p> {
 /// modification.
 fn version_time(when_modified: Option<NaiveDateTime>) -> i64 {
     when_modified.map_or(i64::MIN, |t| t.and_utc().timestamp())
+}
+
+/// [`version_time`] of a staged record's WHENMODIFIED, in the store's ISO form.
+fn staged_version_time(when_modified: Option<&str>) -> i64 {
+    version_time(when_modified.and_then(transform::parse_iso_seconds))
 }
 
 /// The number a key spells when it is one canonically (so that number and text are the same key).
@@ -518,6 +511,12 @@ impl StagedPage {
     /// Nothing to stage: no record, no failure, no new watermark.
     fn is_empty(&self) -> bool {
         self.records.is_empty() && self.failed.is_empty() && !self.cursor_moved
+    }
+
+    /// As much as one staging transaction carries.
+    fn is_full(&self) -> bool {
+        self.records.len() + self.failed.len() >= STAGE_BATCH_RECORDS
+            || self.bytes >= STAGE_BATCH_BYTES
     }
 }
 

@@ -7,10 +7,15 @@ pub const PAGE: usize = 2_000;
 
 /// `ML_STORE_BENCH_RECORDS`, else a million.
 pub fn record_count() -> usize {
-    std::env::var("ML_STORE_BENCH_RECORDS")
+    env_count("ML_STORE_BENCH_RECORDS").unwrap_or(1_000_000)
+}
+
+/// A positive number from the environment variable `name`.
+fn env_count(name: &str) -> Option<usize> {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
+        .filter(|&n| n > 0)
 }
 
 /// The order the benches' records arrive in: `ML_STORE_BENCH_ORDER=modified` as a full pull's
@@ -28,11 +33,7 @@ fn arrival_order(total: usize) -> Vec<usize> {
 
 /// Records per staging transaction: `ML_STORE_BENCH_PAGE`, else [`PAGE`].
 fn page_size() -> usize {
-    std::env::var("ML_STORE_BENCH_PAGE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(PAGE)
+    env_count("ML_STORE_BENCH_PAGE").unwrap_or(PAGE)
 }
 
 /// `total` GL-entry-like records in pages of [`page_size`], every key new, in [`arrival_order`].

@@ -1151,6 +1151,16 @@ pub async fn audit_search_and_export(db: Arc<TestDb>) {
     assert_eq!(parsed, f(filter.clone()).await);
 }
 
+/// The ids of up to `limit` rows waiting in the outbox of `stream`, oldest first.
+pub async fn outbox_ids(s: &dyn Store, conn: &str, stream: &str, limit: u32) -> Vec<i64> {
+    s.outbox_batch(conn, stream, 0, limit)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect()
+}
+
 /// The record keys of `run`'s audit entries, as `audit search --run` finds them.
 pub async fn run_keys(s: &dyn Store, run: RunId) -> Vec<String> {
     s.audit_search(&AuditFilter {
@@ -1195,13 +1205,7 @@ pub async fn runs_are_found_in_their_span_of_the_chain(db: Arc<TestDb>) {
     assert!(keys_of(idle).await.is_empty());
 
     // Deliver every acme row in run b: the pushed entries are b's, whatever run staged the rows.
-    let ids: Vec<i64> = s
-        .outbox_batch("acme", "GLENTRY", 0, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let ids = outbox_ids(s, "acme", "GLENTRY", 100).await;
     assert_eq!(ids.len(), 4);
     s.mark_delivered(
         "acme",
@@ -1363,13 +1367,7 @@ pub async fn audit_prune_keeps_chain_verifiable(db: Arc<TestDb>) {
     );
 
     // Deliver it; a later prune moves the anchor on and the chain still verifies.
-    let ids: Vec<i64> = s
-        .outbox_batch("acme", "GLENTRY", 0, 10)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let ids = outbox_ids(s, "acme", "GLENTRY", 10).await;
     s.mark_delivered(
         "acme",
         "GLENTRY",
