@@ -28,7 +28,9 @@ pub(crate) mod prelude {
     pub(crate) use chrono::{DateTime, Utc};
     pub(crate) use sqlx::{QueryBuilder, Row};
 
-    pub(crate) use super::{AUDIT_COLS, CHUNK, MirrorColumn, MultiRow, WALK_PAGE};
+    pub(crate) use super::{
+        AUDIT_COLS, CHUNK, MirrorColumn, MultiRow, WALK_PAGE, key_order, permute,
+    };
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
         ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier,
@@ -176,6 +178,33 @@ pub(crate) enum MirrorColumn {
     SourceHash,
     /// What a pull compares a record read twice with (older or newer).
     WhenModified,
+}
+
+/// The order in which a staged page's entries are chained: by record key, a key's entries in their
+/// page order. `position[i]` is where entry `i` of the page lands.
+pub(crate) struct KeyOrder {
+    pub order: Vec<usize>,
+    pub position: Vec<usize>,
+}
+
+pub(crate) fn key_order(entries: &[crate::audit::NewEntry]) -> KeyOrder {
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    // Stable: a record and a later delete of the same key stay in that order.
+    order.sort_by(|&a, &b| entries[a].record_key.cmp(&entries[b].record_key));
+    let mut position = vec![0; order.len()];
+    for (to, &from) in order.iter().enumerate() {
+        position[from] = to;
+    }
+    KeyOrder { order, position }
+}
+
+/// `items` rearranged so that item `order[k]` comes k-th.
+pub(crate) fn permute<T>(items: Vec<T>, order: &[usize]) -> Vec<T> {
+    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    order
+        .iter()
+        .map(|&i| slots[i].take().expect("a permutation takes each item once"))
+        .collect()
 }
 
 pub(crate) fn to_u64(v: i64) -> u64 {
@@ -990,6 +1019,14 @@ macro_rules! impl_store {
                     entries.push(e);
                 }
 
+                // Chain the page in key order (stable, so a key's entries keep their page order): the
+                // audit trail's key index then takes its entries in order, as the mirror's takes the
+                // upserts, instead of all over itself (BENCHMARKS.md, "the audit trail's key index").
+                let at = key_order(&entries);
+                let entries = permute(entries, &at.order);
+                for i in &mut upserts {
+                    *i = at.position[*i];
+                }
                 let mut chained = Self::append(&mut tx, cid, &connection, &mut head, &created, entries).await?;
 
                 let changed = summary.inserted + summary.updated + summary.deleted > 0;
@@ -1027,8 +1064,8 @@ macro_rules! impl_store {
                     StageMode::Replace => {}
                 }
                 // Mirror writes last: they take the rows out of the chained entries (moved, not copied), in key
-                // order so that neighbouring keys land on the same index pages.
-                upserts.sort_unstable_by(|x, y| chained[*x].entry.record_key.cmp(&chained[*y].entry.record_key));
+                // order (the chain's) so that neighbouring keys land on the same index pages.
+                upserts.sort_unstable();
                 static UPSERT: OnceLock<String> = OnceLock::new();
                 for chunk in upserts.chunks(CHUNK) {
                     let sql = MultiRow::values(

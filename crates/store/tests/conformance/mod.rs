@@ -424,10 +424,11 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
     assert_eq!(
         acts,
         vec![
+            // A page is chained in key order, whatever its records, deletes and failures.
             ("1", AuditAction::Unchanged, false),
             ("2", AuditAction::Updated, true),
-            ("4", AuditAction::Inserted, true),
             ("3", AuditAction::Deleted, false),
+            ("4", AuditAction::Inserted, true),
             ("5", AuditAction::Failed, false),
         ]
     );
@@ -443,19 +444,58 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
             .any(|o| o.key == "2" && o.audit_seq == staged_seq)
     );
 
-    // A key twice in one page: classified in order, mirror holds the last.
+    // A key twice in one page: classified in order, mirror holds the last. Chained in key order,
+    // each key's entries in page order (a record before the delete of its key that follows it).
     let r3 = s.begin_run("acme", "manual").await.unwrap();
-    let sum = s
-        .stage_page(page(
-            "acme",
-            r3,
-            "GLENTRY",
-            StageMode::Append,
-            vec![rec("9", 1), rec("9", 2)],
-        ))
+    let mut p = page(
+        "acme",
+        r3,
+        "GLENTRY",
+        StageMode::Append,
+        vec![rec("9", 1), rec("8", 1), rec("9", 2)],
+    );
+    p.deletes = vec!["8".into()];
+    let sum = s.stage_page(p).await.unwrap();
+    assert_eq!((sum.inserted, sum.updated, sum.deleted), (2, 1, 1));
+    let entries = s
+        .audit_search(&AuditFilter {
+            connection: Some("acme".into()),
+            run: Some(r3),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!((sum.inserted, sum.updated), (1, 1));
+    let chained: Vec<(&str, AuditAction, Option<&str>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.record_key.as_deref().unwrap(),
+                e.action,
+                e.row_json.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        chained,
+        vec![
+            (
+                "8",
+                AuditAction::Inserted,
+                Some(rec("8", 1).row_json.as_str())
+            ),
+            ("8", AuditAction::Deleted, None),
+            (
+                "9",
+                AuditAction::Inserted,
+                Some(rec("9", 1).row_json.as_str())
+            ),
+            (
+                "9",
+                AuditAction::Updated,
+                Some(rec("9", 2).row_json.as_str())
+            ),
+        ]
+    );
     let m = s
         .mirror_page("acme", "GLENTRY", Some("8"), 10)
         .await
