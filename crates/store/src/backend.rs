@@ -20,12 +20,13 @@ pub(crate) const AUDIT_COLS: &str = "a.id, c.name, a.seq, a.run_id, a.stream, a.
      a.created_at, a.prev_hash, a.hash";
 
 pub(crate) mod prelude {
-    pub(crate) use std::collections::{HashMap, HashSet};
+    pub(crate) use std::collections::HashMap;
     pub(crate) use std::sync::{Arc, Mutex};
     pub(crate) use std::time::Duration;
 
     pub(crate) use async_trait::async_trait;
     pub(crate) use chrono::{DateTime, Utc};
+    pub(crate) use foldhash::{HashMapExt, HashSetExt};
     pub(crate) use sqlx::{QueryBuilder, Row};
 
     pub(crate) use super::{
@@ -929,7 +930,7 @@ macro_rules! impl_store {
                 // The mirror's hash of every key this page touches (absent = new record), read into
                 // `known` and looked up by borrowed key: no key or hash is copied per record.
                 let known = {
-                    let mut seen = HashSet::with_capacity(records.len() + deletes.len());
+                    let mut seen = foldhash::HashSet::with_capacity(records.len() + deletes.len());
                     let keys: Vec<&str> = records
                         .iter()
                         .map(|r| r.key.as_str())
@@ -947,9 +948,10 @@ macro_rules! impl_store {
                 let mut upserts: Vec<usize> = Vec::new();
                 let mut removed: Vec<String> = Vec::new();
                 {
-                    let mut current: HashMap<&str, Option<&str>> =
+                    let mut current: foldhash::HashMap<&str, Option<&str>> =
                         known.iter().map(|(k, h)| (k.as_str(), h.as_deref())).collect();
-                    let mut last: HashMap<&str, Option<usize>> = HashMap::new();
+                    let mut last: foldhash::HashMap<&str, Option<usize>> =
+                        foldhash::HashMap::with_capacity(records.len() + deletes.len());
                     for (i, r) in records.iter().enumerate() {
                         let action = match current.get(r.key.as_str()) {
                             Some(Some(h)) if *h == r.source_hash => AuditAction::Unchanged,

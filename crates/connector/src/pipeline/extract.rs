@@ -8,7 +8,9 @@
 //! record changed during the read can arrive as its new version before its old one: the versions seen
 //! decide, and an older version arriving later is not staged over the newer one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use foldhash::{HashMapExt, HashSetExt};
 
 use chrono::NaiveDateTime;
 use futures::{FutureExt, StreamExt};
@@ -265,7 +267,7 @@ impl Seen {
 struct VersionCheck<'p> {
     /// Newest WHENMODIFIED (Unix seconds, `i64::MIN` for never modified) of each key of the page so
     /// far: the mirror's version for a key seen in an earlier page, none yet for a new key.
-    newest: HashMap<&'p str, i64>,
+    newest: foldhash::HashMap<&'p str, i64>,
 }
 
 impl<'p> VersionCheck<'p> {
@@ -278,11 +280,11 @@ impl<'p> VersionCheck<'p> {
         stream: &str,
         seen: &mut Seen,
         gathered: &[StagedRecord],
-        keys: impl Iterator<Item = &'p str>,
+        keys: impl ExactSizeIterator<Item = &'p str>,
     ) -> Result<VersionCheck<'p>, PipelineError> {
         // Every key of the page starts as "never modified", older than any version: a key new to the
         // pull keeps that, one seen in an earlier page takes its admitted version below.
-        let mut newest: HashMap<&'p str, i64> = HashMap::new();
+        let mut newest = foldhash::HashMap::with_capacity(keys.len());
         let mut again: Vec<&'p str> = Vec::new();
         for key in keys {
             if let std::collections::hash_map::Entry::Vacant(slot) = newest.entry(key) {
@@ -296,7 +298,7 @@ impl<'p> VersionCheck<'p> {
             return Ok(VersionCheck { newest });
         }
         // A version gathered and not staged yet was admitted over the mirror's: it is the newer one.
-        let mut in_batch: HashSet<&str> = HashSet::new();
+        let mut in_batch = foldhash::HashSet::new();
         for r in gathered {
             if let Some(slot) = newest.get_mut(r.key.as_str()) {
                 *slot = (*slot).max(staged_version_time(r.when_modified.as_deref()));
