@@ -1,9 +1,10 @@
 //! What staging costs SQLite itself: the same pages as the `stage` bench (1,000,000 records by
 //! default, pages of 2,000, append mode: mirror + audit + outbox), the same schema (this crate's
 //! migrations), the same pragmas and the same hash chain, but written through rusqlite with one
-//! cached single-row statement per table on the calling thread: no async driver, no worker
-//! thread, no argument copies. The gap between the two benches is what the driver costs; this
-//! one is the floor any SQLite driver can reach with this schema.
+//! cached single-row statement per table on the calling thread, each page in key order as the
+//! store chains it: no async driver, no worker thread, no argument copies. The gap between the
+//! two benches is what the driver costs; this one is the floor any SQLite driver can reach with
+//! this schema.
 //!
 //! `cargo bench -p ml-store --bench sqlite_floor`; `ML_STORE_BENCH_RECORDS` changes the count,
 //! `ML_STORE_BENCH_ORDER` and `ML_STORE_BENCH_PAGE` the arrival order and transaction size (see the
@@ -84,6 +85,9 @@ fn main() {
                      when_modified = excluded.when_modified, source_hash = excluded.source_hash, row_json = excluded.row_json",
                 )
                 .expect("prepare");
+            // In key order, as the store chains a page (its key indexes then take the page in order).
+            let mut records = records;
+            records.sort_unstable_by(|a, b| a.key.cmp(&b.key));
             for r in records {
                 let known: Option<String> = lookup
                     .query_row(params!["GLENTRY", r.key], |row| row.get(0))
