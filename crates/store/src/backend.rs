@@ -30,8 +30,7 @@ pub(crate) mod prelude {
     pub(crate) use sqlx::{QueryBuilder, Row};
 
     pub(crate) use super::{
-        AUDIT_COLS, CHUNK, MirrorColumn, MultiRow, WALK_PAGE, final_upsert_spans, key_order,
-        permute,
+        AUDIT_COLS, CHUNK, MirrorColumn, MultiRow, WALK_PAGE, key_order, permute,
     };
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
@@ -88,6 +87,10 @@ impl MultiRow {
             group: false,
             tail: ")",
         }
+    }
+
+    pub(crate) const fn with_tail(self, tail: &'static str) -> Self {
+        MultiRow { tail, ..self }
     }
 
     /// The text for `rows` rows.
@@ -194,30 +197,6 @@ pub(crate) fn key_order(entries: &[crate::audit::NewEntry]) -> KeyOrder {
         position[from] = to;
     }
     KeyOrder { order, position }
-}
-
-/// Spans (first and last seq) of a chained page that cover every final upsert (`finals`: positions
-/// in `chained` of the entries holding each key's last row, ascending) and no earlier version of a
-/// key: inserted and updated entries inside a span are all final. Usually one span; one more for each
-/// key inserted or updated twice in the page.
-pub(crate) fn final_upsert_spans(
-    chained: &[crate::audit::ChainedEntry],
-    finals: &[usize],
-) -> Vec<(i64, i64)> {
-    use crate::AuditAction;
-    let mut spans = Vec::new();
-    let mut open: Option<(i64, i64)> = None;
-    let mut next_final = finals.iter().peekable();
-    for (i, e) in chained.iter().enumerate() {
-        if next_final.peek() == Some(&&i) {
-            next_final.next();
-            open = Some(open.map_or((e.seq, e.seq), |(first, _)| (first, e.seq)));
-        } else if matches!(e.entry.action, AuditAction::Inserted | AuditAction::Updated) {
-            spans.extend(open.take());
-        }
-    }
-    spans.extend(open);
-    spans
 }
 
 /// `items` rearranged so that item `order[k]` comes k-th.
@@ -1050,31 +1029,28 @@ macro_rules! impl_store {
                 for i in &mut upserts {
                     *i = at.position[*i];
                 }
-                upserts.sort_unstable();
-                let chained = Self::append(&mut tx, cid, &connection, &mut head, &created, entries).await?;
-                // The outbox and the mirror take their rows from the audit entries just inserted
-                // (`INSERT ... SELECT` over the page's span of the chain): SQLite copies them from pages
-                // it holds, and no row is bound, copied and sent to the writer a second time.
-                let span = chained.first().zip(chained.last()).map(|(a, b)| (a.seq, b.seq));
-                let mirror_spans = final_upsert_spans(&chained, &upserts);
-                drop(chained);
+                let mut chained = Self::append(&mut tx, cid, &connection, &mut head, &created, entries).await?;
 
                 let changed = summary.inserted + summary.updated + summary.deleted > 0;
                 match mode {
                     StageMode::Append => {
                         // The outbox points at the staging entry, which holds the row: one copy of it, not two.
-                        if let Some((first, last)) = span {
-                            sqlx::query(
-                                "INSERT INTO outbox (connection_id, stream, record_key, audit_seq) \
-                                 SELECT connection_id, stream, record_key, seq FROM audit \
-                                 WHERE connection_id = $1 AND seq >= $2 AND seq <= $3 AND action IN ('inserted', 'updated') \
-                                 ORDER BY seq",
-                            )
-                            .bind(cid)
-                            .bind(first)
-                            .bind(last)
-                            .execute(&mut *tx)
-                            .await?;
+                        static SQL: OnceLock<String> = OnceLock::new();
+                        let rows: Vec<&ChainedEntry> = chained
+                            .iter()
+                            .filter(|e| matches!(e.entry.action, AuditAction::Inserted | AuditAction::Updated))
+                            .collect();
+                        for chunk in rows.chunks(CHUNK) {
+                            let sql = MultiRow::values(
+                        "INSERT INTO outbox (connection_id, stream, record_key, audit_seq) VALUES ",
+                        4,
+                    )
+                            .sql(&SQL, $anon, chunk.len());
+                            let mut q = sqlx::query(&sql);
+                            for e in chunk {
+                                q = q.bind(cid).bind(stream.as_str()).bind(e.entry.record_key.as_deref()).bind(e.seq);
+                            }
+                            q.execute(&mut *tx).await?;
                         }
                     }
                     StageMode::Replace if changed => {
@@ -1089,23 +1065,30 @@ macro_rules! impl_store {
                     }
                     StageMode::Replace => {}
                 }
-                // Mirror writes last, in chain order, which is key order: neighbouring keys land on the
-                // same index pages. A span holds one final version per key (an upsert may not touch a
-                // row twice on PostgreSQL).
-                for (first, last) in mirror_spans {
-                    sqlx::query(
-                        "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) \
-                         SELECT connection_id, stream, record_key, when_modified, source_hash, row_json FROM audit \
-                         WHERE connection_id = $1 AND seq >= $2 AND seq <= $3 AND action IN ('inserted', 'updated') \
-                         ORDER BY seq \
-                         ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
-                         source_hash = excluded.source_hash, row_json = excluded.row_json",
+                // Mirror writes last: they take the rows out of the chained entries (moved, not copied), in key
+                // order (the chain's) so that neighbouring keys land on the same index pages.
+                upserts.sort_unstable();
+                static UPSERT: OnceLock<String> = OnceLock::new();
+                for chunk in upserts.chunks(CHUNK) {
+                    let sql = MultiRow::values(
+                        "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) VALUES ",
+                        6,
                     )
-                    .bind(cid)
-                    .bind(first)
-                    .bind(last)
-                    .execute(&mut *tx)
-                    .await?;
+                    .with_tail(" ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
+                         source_hash = excluded.source_hash, row_json = excluded.row_json")
+                    .sql(&UPSERT, $anon, chunk.len());
+                    let mut q = sqlx::query(&sql);
+                    for i in chunk {
+                        let e = &mut chained[*i].entry;
+                        q = q
+                            .bind(cid)
+                            .bind(stream.as_str())
+                            .bind(e.record_key.take())
+                            .bind(e.when_modified.take())
+                            .bind(e.source_hash.take())
+                            .bind(e.row_json.take());
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 static DELETE: OnceLock<String> = OnceLock::new();
                 for chunk in removed.chunks(CHUNK) {
@@ -1747,36 +1730,6 @@ pub(crate) use impl_store;
 mod tests {
     use super::*;
     use std::sync::OnceLock;
-
-    fn chained(actions: &[crate::AuditAction]) -> Vec<crate::audit::ChainedEntry> {
-        let mut head = crate::audit::ChainHead::GENESIS;
-        actions
-            .iter()
-            .map(|a| {
-                head.chain(
-                    "c",
-                    "2026-01-01T00:00:00.000000Z",
-                    crate::audit::NewEntry::new(*a),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn mirror_spans_cover_each_final_upsert_and_no_earlier_version() {
-        use crate::AuditAction::{Deleted, Inserted, Unchanged, Updated};
-        // Seqs 1..=6: inserted, unchanged, updated, deleted, inserted, updated.
-        let page = chained(&[Inserted, Unchanged, Updated, Deleted, Inserted, Updated]);
-        // Every upsert final: one span over all of them.
-        assert_eq!(final_upsert_spans(&page, &[0, 2, 4, 5]), vec![(1, 6)]);
-        // The entry at position 4 is an earlier version (its key's row is the one at 5): the span
-        // stops before it and a new one starts after it.
-        assert_eq!(final_upsert_spans(&page, &[0, 2, 5]), vec![(1, 3), (6, 6)]);
-        // No final upsert at all (a page of deletes and unchanged records).
-        assert_eq!(final_upsert_spans(&page, &[]), Vec::<(i64, i64)>::new());
-        // An earlier version first.
-        assert_eq!(final_upsert_spans(&page, &[2, 4, 5]), vec![(3, 6)]);
-    }
 
     #[test]
     fn multi_row_sql_numbers_or_anonymises_every_placeholder() {
