@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -22,11 +21,19 @@ use crate::settings::RetryPolicy;
 /// means something is wrong, and refusing it keeps memory bounded.
 const MAX_BODY_BYTES: usize = 256_000_000;
 
+/// Bodies larger than this are not kept for the next response.
+const MAX_KEPT_BODY_BYTES: usize = 32_000_000;
+
 /// The only way to reach the network: every request, logins included, takes a permit first.
 pub(crate) struct Transport {
     http: reqwest::Client,
     limit: Arc<Semaphore>,
     pub(crate) retry: RetryPolicy,
+    /// Response buffers kept for the next responses, at most one per permit. A page's body is a
+    /// few MB, which the process maps on its own (see the binary's `map_large_buffers`); a fresh
+    /// buffer per page cost a page fault per 4 KiB of it, ~0.5 µs a record.
+    bodies: std::sync::Mutex<Vec<Vec<u8>>>,
+    max_kept_bodies: usize,
 }
 
 impl Transport {
@@ -46,7 +53,29 @@ impl Transport {
             http,
             limit: Arc::new(Semaphore::new(max_concurrent)),
             retry,
+            bodies: std::sync::Mutex::new(Vec::new()),
+            max_kept_bodies: max_concurrent,
         })
+    }
+
+    fn take_body_buffer(&self) -> Vec<u8> {
+        self.bodies
+            .lock()
+            .ok()
+            .and_then(|mut kept| kept.pop())
+            .unwrap_or_default()
+    }
+
+    fn keep_body_buffer(&self, mut body: Vec<u8>) {
+        if body.capacity() > MAX_KEPT_BODY_BYTES {
+            return;
+        }
+        body.clear();
+        if let Ok(mut kept) = self.bodies.lock()
+            && kept.len() < self.max_kept_bodies
+        {
+            kept.push(body);
+        }
     }
 
     /// One POST under a concurrency permit; the permit is released before any backoff sleep.
@@ -54,7 +83,7 @@ impl Transport {
         &self,
         url: &Url,
         body: String,
-    ) -> Result<(u16, Option<Duration>, Bytes), IntacctError> {
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), IntacctError> {
         let _permit = self
             .limit
             .acquire()
@@ -77,13 +106,15 @@ impl Transport {
             .map(Duration::from_secs);
         // Read in chunks with a cap: a runaway body must not take the process's memory.
         let mut resp = resp;
-        let mut body = Vec::with_capacity(
+        let mut body = self.take_body_buffer();
+        body.reserve(
             resp.content_length()
                 .unwrap_or(0)
                 .min(MAX_BODY_BYTES as u64) as usize,
         );
         while let Some(chunk) = resp.chunk().await.map_err(request_error)? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
+                self.keep_body_buffer(body);
                 return Err(IntacctError::new(
                     ErrorKind::BadResponse,
                     ErrorLevel::Transport,
@@ -95,8 +126,7 @@ impl Transport {
             }
             body.extend_from_slice(&chunk);
         }
-        let bytes = Bytes::from(body);
-        Ok((status, retry_after, bytes))
+        Ok((status, retry_after, body))
     }
 
     /// Sends the body built by `body` (rebuilt per attempt) until it gets a usable envelope, a
@@ -113,9 +143,11 @@ impl Transport {
             let t0 = Instant::now();
             let mut retry_after = None;
             let outcome = match self.post(url, body()?).await {
-                Ok((status, after, bytes)) => {
+                Ok((status, after, body)) => {
                     retry_after = after;
-                    classify_exchange(status, &bytes)
+                    let outcome = classify_exchange(status, &body);
+                    self.keep_body_buffer(body);
+                    outcome
                 }
                 Err(e) => Err(e),
             };

@@ -29,9 +29,7 @@ pub(crate) mod prelude {
     pub(crate) use foldhash::{HashMapExt, HashSetExt};
     pub(crate) use sqlx::{QueryBuilder, Row};
 
-    pub(crate) use super::{
-        AUDIT_COLS, CHUNK, MirrorColumn, MultiRow, WALK_PAGE, key_order, permute,
-    };
+    pub(crate) use super::{AUDIT_COLS, CHUNK, MirrorColumn, MultiRow, WALK_PAGE};
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
         ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier,
@@ -179,33 +177,6 @@ pub(crate) enum MirrorColumn {
     SourceHash,
     /// What a pull compares a record read twice with (older or newer).
     WhenModified,
-}
-
-/// The order in which a staged page's entries are chained: by record key, a key's entries in their
-/// page order. `position[i]` is where entry `i` of the page lands.
-pub(crate) struct KeyOrder {
-    pub order: Vec<usize>,
-    pub position: Vec<usize>,
-}
-
-pub(crate) fn key_order(entries: &[crate::audit::NewEntry]) -> KeyOrder {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    // Stable: a record and a later delete of the same key stay in that order.
-    order.sort_by(|&a, &b| entries[a].record_key.cmp(&entries[b].record_key));
-    let mut position = vec![0; order.len()];
-    for (to, &from) in order.iter().enumerate() {
-        position[from] = to;
-    }
-    KeyOrder { order, position }
-}
-
-/// `items` rearranged so that item `order[k]` comes k-th.
-pub(crate) fn permute<T>(items: Vec<T>, order: &[usize]) -> Vec<T> {
-    let mut slots: Vec<Option<T>> = items.into_iter().map(Some).collect();
-    order
-        .iter()
-        .map(|&i| slots[i].take().expect("a permutation takes each item once"))
-        .collect()
 }
 
 pub(crate) fn to_u64(v: i64) -> u64 {
@@ -918,7 +889,14 @@ macro_rules! impl_store {
             }
 
             async fn stage_page(&self, page: StagePage) -> Result<StageSummary, StoreError> {
-                let StagePage { connection, run, stream, mode, records, deletes, failed, pending_cursor } = page;
+                let StagePage { connection, run, stream, mode, mut records, mut deletes, mut failed, pending_cursor } = page;
+                // Records, deletes and failures are each chained in key order (stable: a key's records keep
+                // their page order). The audit trail's key index then takes a page's entries in order, as
+                // the mirror's takes the upserts, instead of all over itself (BENCHMARKS.md, "the audit
+                // trail's key index"). Sorted in place: no second copy of the page's entries.
+                records.sort_by(|a, b| a.key.cmp(&b.key));
+                deletes.sort();
+                failed.sort_by(|a, b| a.key.cmp(&b.key));
                 if records.iter().map(|r| &r.key).chain(&deletes).chain(failed.iter().map(|f| &f.key)).any(|k| k.is_empty()) {
                     return Err(StoreError::Invalid("a staged record key must not be empty".into()));
                 }
@@ -987,99 +965,106 @@ macro_rules! impl_store {
                 }
                 summary.failed = failed.len() as u64;
 
-                let mut entries: Vec<NewEntry> = Vec::with_capacity(records.len() + deletes.len() + failed.len());
-                for (r, action) in records.into_iter().zip(actions) {
-                    let mut e = NewEntry::new(action);
-                    e.run = Some(run);
-                    e.stream = Some(stream.clone());
-                    e.when_modified = r.when_modified;
-                    if action != AuditAction::Unchanged {
-                        // Unchanged entries stay compact: the row is already in the trail.
-                        e.row_json = Some(r.row_json);
-                    }
-                    e.record_key = Some(r.key);
-                    e.source_hash = Some(r.source_hash);
-                    entries.push(e);
-                }
-                for (key, live) in deletes.into_iter().zip(deleting) {
-                    if live {
+                // The page's entries in chain order: records, then live deletes, then failures. They
+                // are built, chained and written a chunk at a time, so a page of 10,000 records never
+                // holds all its entries at once (a few MB each time, which the allocator would map
+                // and fault in anew for every page).
+                let mut entries = records
+                    .into_iter()
+                    .zip(actions)
+                    .map(|(r, action)| {
+                        let mut e = NewEntry::new(action);
+                        e.run = Some(run);
+                        e.stream = Some(stream.clone());
+                        e.when_modified = r.when_modified;
+                        if action != AuditAction::Unchanged {
+                            // Unchanged entries stay compact: the row is already in the trail.
+                            e.row_json = Some(r.row_json);
+                        }
+                        e.record_key = Some(r.key);
+                        e.source_hash = Some(r.source_hash);
+                        e
+                    })
+                    .chain(deletes.into_iter().zip(deleting).filter(|(_, live)| *live).map(|(key, _)| {
                         let mut e = NewEntry::new(AuditAction::Deleted);
                         e.run = Some(run);
                         e.stream = Some(stream.clone());
                         e.record_key = Some(key);
-                        entries.push(e);
-                    }
-                }
-                for f in failed {
-                    let mut e = NewEntry::new(AuditAction::Failed);
-                    e.run = Some(run);
-                    e.stream = Some(stream.clone());
-                    e.record_key = Some(f.key);
-                    e.when_modified = f.when_modified;
-                    e.source_hash = f.source_hash;
-                    e.error = Some(f.error);
-                    entries.push(e);
-                }
-
-                // Chain the page in key order (stable, so a key's entries keep their page order): the
-                // audit trail's key index then takes its entries in order, as the mirror's takes the
-                // upserts, instead of all over itself (BENCHMARKS.md, "the audit trail's key index").
-                let at = key_order(&entries);
-                let entries = permute(entries, &at.order);
-                for i in &mut upserts {
-                    *i = at.position[*i];
-                }
-                let mut chained = Self::append(&mut tx, cid, &connection, &mut head, &created, entries).await?;
+                        e
+                    }))
+                    .chain(failed.into_iter().map(|f| {
+                        let mut e = NewEntry::new(AuditAction::Failed);
+                        e.run = Some(run);
+                        e.stream = Some(stream.clone());
+                        e.record_key = Some(f.key);
+                        e.when_modified = f.when_modified;
+                        e.source_hash = f.source_hash;
+                        e.error = Some(f.error);
+                        e
+                    }));
 
                 let changed = summary.inserted + summary.updated + summary.deleted > 0;
-                match mode {
-                    StageMode::Append => {
+                if mode == StageMode::Replace && changed {
+                    sqlx::query(
+                        "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                         VALUES ($1, $2, 1, NULL, 0) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1",
+                    )
+                    .bind(cid)
+                    .bind(stream.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // Mirror writes take the rows out of the chained entries (moved, not copied), in key
+                // order (the records') so that neighbouring keys land on the same index pages.
+                upserts.sort_unstable();
+                let mut upserts = upserts.into_iter().peekable();
+                let mut first_position = 0usize;
+                loop {
+                    let chunk: Vec<NewEntry> = entries.by_ref().take(CHUNK).collect();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let base = first_position;
+                    first_position += chunk.len();
+                    let mut chained = Self::append(&mut tx, cid, &connection, &mut head, &created, chunk).await?;
+                    if mode == StageMode::Append {
                         // The outbox points at the staging entry, which holds the row: one copy of it, not two.
                         static SQL: OnceLock<String> = OnceLock::new();
                         let rows: Vec<&ChainedEntry> = chained
                             .iter()
                             .filter(|e| matches!(e.entry.action, AuditAction::Inserted | AuditAction::Updated))
                             .collect();
-                        for chunk in rows.chunks(CHUNK) {
+                        if !rows.is_empty() {
                             let sql = MultiRow::values(
-                        "INSERT INTO outbox (connection_id, stream, record_key, audit_seq) VALUES ",
-                        4,
-                    )
-                            .sql(&SQL, $anon, chunk.len());
+                                "INSERT INTO outbox (connection_id, stream, record_key, audit_seq) VALUES ",
+                                4,
+                            )
+                            .sql(&SQL, $anon, rows.len());
                             let mut q = sqlx::query(&sql);
-                            for e in chunk {
+                            for e in rows {
                                 q = q.bind(cid).bind(stream.as_str()).bind(e.entry.record_key.as_deref()).bind(e.seq);
                             }
                             q.execute(&mut *tx).await?;
                         }
                     }
-                    StageMode::Replace if changed => {
-                        sqlx::query(
-                            "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
-                             VALUES ($1, $2, 1, NULL, 0) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1",
-                        )
-                        .bind(cid)
-                        .bind(stream.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                    let mut mine: Vec<usize> = Vec::new();
+                    while let Some(i) = upserts.next_if(|i| *i < first_position) {
+                        mine.push(i - base);
                     }
-                    StageMode::Replace => {}
-                }
-                // Mirror writes last: they take the rows out of the chained entries (moved, not copied), in key
-                // order (the chain's) so that neighbouring keys land on the same index pages.
-                upserts.sort_unstable();
-                static UPSERT: OnceLock<String> = OnceLock::new();
-                for chunk in upserts.chunks(CHUNK) {
+                    if mine.is_empty() {
+                        continue;
+                    }
+                    static UPSERT: OnceLock<String> = OnceLock::new();
                     let sql = MultiRow::values(
                         "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) VALUES ",
                         6,
                     )
                     .with_tail(" ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
                          source_hash = excluded.source_hash, row_json = excluded.row_json")
-                    .sql(&UPSERT, $anon, chunk.len());
+                    .sql(&UPSERT, $anon, mine.len());
                     let mut q = sqlx::query(&sql);
-                    for i in chunk {
-                        let e = &mut chained[*i].entry;
+                    for i in mine {
+                        let e = &mut chained[i].entry;
                         q = q
                             .bind(cid)
                             .bind(stream.as_str())

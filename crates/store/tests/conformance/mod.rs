@@ -424,11 +424,11 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
     assert_eq!(
         acts,
         vec![
-            // A page is chained in key order, whatever its records, deletes and failures.
+            // Records, then deletes, then failures, each in key order.
             ("1", AuditAction::Unchanged, false),
             ("2", AuditAction::Updated, true),
-            ("3", AuditAction::Deleted, false),
             ("4", AuditAction::Inserted, true),
+            ("3", AuditAction::Deleted, false),
             ("5", AuditAction::Failed, false),
         ]
     );
@@ -444,8 +444,8 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
             .any(|o| o.key == "2" && o.audit_seq == staged_seq)
     );
 
-    // A key twice in one page: classified in order, mirror holds the last. Chained in key order,
-    // each key's entries in page order (a record before the delete of its key that follows it).
+    // A key twice in one page: classified in order, mirror holds the last. Records are chained in
+    // key order, a key's records in page order, and deletes after them.
     let r3 = s.begin_run("acme", "manual").await.unwrap();
     let mut p = page(
         "acme",
@@ -483,7 +483,6 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
                 AuditAction::Inserted,
                 Some(rec("8", 1).row_json.as_str())
             ),
-            ("8", AuditAction::Deleted, None),
             (
                 "9",
                 AuditAction::Inserted,
@@ -494,6 +493,7 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
                 AuditAction::Updated,
                 Some(rec("9", 2).row_json.as_str())
             ),
+            ("8", AuditAction::Deleted, None),
         ]
     );
     let m = s
