@@ -403,33 +403,24 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
     assert_eq!(next, out[2..4].to_vec());
     assert_eq!(s.mirror_count("acme", "GLENTRY").await.unwrap(), 3);
 
-    let entries = s
-        .audit_search(&AuditFilter {
-            connection: Some("acme".into()),
-            run: Some(r2),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let acts: Vec<(&str, AuditAction, bool)> = entries
-        .iter()
-        .map(|e| {
-            (
-                e.record_key.as_deref().unwrap(),
-                e.action,
-                e.row_json.is_some(),
-            )
-        })
-        .collect();
+    let entries = run_entries(s, r2).await;
     assert_eq!(
-        acts,
+        key_action_row(&entries),
         vec![
             // Records, then deletes, then failures, each in key order.
-            ("1", AuditAction::Unchanged, false),
-            ("2", AuditAction::Updated, true),
-            ("4", AuditAction::Inserted, true),
-            ("3", AuditAction::Deleted, false),
-            ("5", AuditAction::Failed, false),
+            ("1", AuditAction::Unchanged, None),
+            (
+                "2",
+                AuditAction::Updated,
+                Some(rec("2", 2).row_json.as_str())
+            ),
+            (
+                "4",
+                AuditAction::Inserted,
+                Some(rec("4", 1).row_json.as_str())
+            ),
+            ("3", AuditAction::Deleted, None),
+            ("5", AuditAction::Failed, None),
         ]
     );
     assert_eq!(
@@ -457,26 +448,8 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
     p.deletes = vec!["8".into()];
     let sum = s.stage_page(p).await.unwrap();
     assert_eq!((sum.inserted, sum.updated, sum.deleted), (2, 1, 1));
-    let entries = s
-        .audit_search(&AuditFilter {
-            connection: Some("acme".into()),
-            run: Some(r3),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let chained: Vec<(&str, AuditAction, Option<&str>)> = entries
-        .iter()
-        .map(|e| {
-            (
-                e.record_key.as_deref().unwrap(),
-                e.action,
-                e.row_json.as_deref(),
-            )
-        })
-        .collect();
     assert_eq!(
-        chained,
+        key_action_row(&run_entries(s, r3).await),
         vec![
             (
                 "8",
@@ -1202,16 +1175,36 @@ pub async fn outbox_ids(s: &dyn Store, conn: &str, stream: &str, limit: u32) -> 
 }
 
 /// The record keys of `run`'s audit entries, as `audit search --run` finds them.
-pub async fn run_keys(s: &dyn Store, run: RunId) -> Vec<String> {
+/// Every audit entry of `run`, in chain order.
+pub async fn run_entries(s: &dyn Store, run: RunId) -> Vec<AuditEntry> {
     s.audit_search(&AuditFilter {
         run: Some(run),
         ..Default::default()
     })
     .await
     .unwrap()
-    .into_iter()
-    .map(|e| e.record_key.unwrap())
-    .collect()
+}
+
+/// Each entry's key, action and row.
+pub fn key_action_row(entries: &[AuditEntry]) -> Vec<(&str, AuditAction, Option<&str>)> {
+    entries
+        .iter()
+        .map(|e| {
+            (
+                e.record_key.as_deref().unwrap(),
+                e.action,
+                e.row_json.as_deref(),
+            )
+        })
+        .collect()
+}
+
+pub async fn run_keys(s: &dyn Store, run: RunId) -> Vec<String> {
+    run_entries(s, run)
+        .await
+        .into_iter()
+        .map(|e| e.record_key.unwrap())
+        .collect()
 }
 
 /// Search and replay by run read the run's span of its connection's chain. Two runs of one
