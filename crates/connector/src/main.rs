@@ -29,7 +29,8 @@ fn limit_malloc_arenas() {}
 /// and given back to the kernel when freed. glibc's default threshold moves up to 32 MiB once such
 /// a buffer has been freed, after which the rebuild's batches in flight came from the heap, which
 /// keeps what it once held: the peak RSS of a 2,000,000-record sync varied from 112 to 179 MB from
-/// run to run (BENCHMARKS.md). Setting the threshold also fixes it there. An explicit
+/// run to run (BENCHMARKS.md). A threshold set here stays where it is set. Staging and the Intacct
+/// transport avoid page-sized buffers of their own, so mapping costs no measurable CPU. An explicit
 /// `MALLOC_MMAP_THRESHOLD_` in the environment wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn map_large_buffers() {
