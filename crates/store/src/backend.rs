@@ -1018,14 +1018,15 @@ macro_rules! impl_store {
                 // order (the records') so that neighbouring keys land on the same index pages.
                 upserts.sort_unstable();
                 let mut upserts = upserts.into_iter().peekable();
-                let mut first_position = 0usize;
+                // Positions of the current chunk's entries in the page: base..end.
+                let mut end = 0usize;
                 loop {
                     let chunk: Vec<NewEntry> = entries.by_ref().take(CHUNK).collect();
                     if chunk.is_empty() {
                         break;
                     }
-                    let base = first_position;
-                    first_position += chunk.len();
+                    let base = end;
+                    end += chunk.len();
                     let mut chained = Self::append(&mut tx, cid, &connection, &mut head, &created, chunk).await?;
                     if mode == StageMode::Append {
                         // The outbox points at the staging entry, which holds the row: one copy of it, not two.
@@ -1047,8 +1048,9 @@ macro_rules! impl_store {
                             q.execute(&mut *tx).await?;
                         }
                     }
+                    // The upserts whose final row is in this chunk, by their place in `chained`.
                     let mut mine: Vec<usize> = Vec::new();
-                    while let Some(i) = upserts.next_if(|i| *i < first_position) {
+                    while let Some(i) = upserts.next_if(|i| *i < end) {
                         mine.push(i - base);
                     }
                     if mine.is_empty() {
