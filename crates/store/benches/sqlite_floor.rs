@@ -147,6 +147,9 @@ fn main() {
         .expect("cursor");
         tx.commit().expect("commit");
     }
+    if let Ok(sql) = std::env::var("ML_FLOOR_FINAL_SQL") {
+        db.execute_batch(&sql).expect("final sql");
+    }
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
     drop(db);

@@ -14,6 +14,12 @@
 pub(crate) const CHUNK: usize = 1000;
 /// Page size when walking the audit chain.
 pub(crate) const WALK_PAGE: i64 = 5000;
+/// Seqs of a chain whose keys go into `audit_keys` in one transaction. SQLite's sort of a batch
+/// takes ~500 bytes an entry (10 MB here; 50,000 took 24 MB more at the peak, for no less CPU).
+pub(crate) const KEY_INDEX_BATCH: i64 = 20_000;
+/// How far an append lets its chain run ahead of `audit_keys` before it indexes the rest: bounds
+/// what a search by key reads off the chain itself (migration 0005 says why the index lags).
+pub(crate) const KEY_INDEX_LAG: i64 = 100_000;
 
 pub(crate) const AUDIT_COLS: &str = "a.id, c.name, a.seq, a.run_id, a.stream, a.record_key, a.when_modified, \
      a.source_hash, a.action, a.row_json, a.ref_seq, a.batch_id, a.request_id, a.outcome, a.error, a.detail, \
@@ -29,7 +35,9 @@ pub(crate) mod prelude {
     pub(crate) use foldhash::{HashMapExt, HashSetExt};
     pub(crate) use sqlx::{QueryBuilder, Row};
 
-    pub(crate) use super::{AUDIT_COLS, CHUNK, MirrorColumn, MultiRow, WALK_PAGE};
+    pub(crate) use super::{
+        AUDIT_COLS, CHUNK, KEY_INDEX_BATCH, KEY_INDEX_LAG, MirrorColumn, MultiRow, WALK_PAGE,
+    };
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
         ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier,
@@ -320,6 +328,88 @@ macro_rules! impl_store {
                 Self::save_head(&mut *c, cid, head).await?;
                 Self::widen_run_spans(&mut *c, cid, &chained).await?;
                 Ok(chained)
+            }
+
+            /// How far `audit_keys` covers the chain of connection `cid`: every entry up to this seq.
+            async fn keys_through(c: &mut $conn, cid: i64) -> Result<i64, StoreError> {
+                let through: Option<i64> =
+                    sqlx::query_scalar("SELECT seq FROM audit_keys_through WHERE connection_id = $1")
+                        .bind(cid)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                Ok(through.unwrap_or(0))
+            }
+
+            /// The streams with entries in `audit_keys` for connection `cid`, found one index seek
+            /// each (a skip-scan: a key lookup without its stream then seeks each stream's part).
+            async fn indexed_streams(c: &mut $conn, cid: i64) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "WITH RECURSIVE s(stream) AS ( \
+                       SELECT min(stream) FROM audit_keys WHERE connection_id = $1 \
+                       UNION ALL \
+                       SELECT (SELECT min(k.stream) FROM audit_keys k WHERE k.connection_id = $1 AND k.stream > s.stream) \
+                       FROM s WHERE s.stream IS NOT NULL) \
+                     SELECT stream FROM s WHERE stream IS NOT NULL",
+                )
+                .bind(cid)
+                .fetch_all(&mut *c)
+                .await?)
+            }
+
+            /// Adds the keys of the chain's entries after the indexed point to `audit_keys`, up to
+            /// the chain's head as it is now, if at least `min_lag` entries are behind:
+            /// `KEY_INDEX_BATCH` seqs a transaction, each batch in key order, so that an index page
+            /// is written once a batch rather than once per page staged (migration 0005). A
+            /// transaction of its own, not the appender's: the batch's index pages and a staged
+            /// page's would otherwise share one transaction's dirty pages.
+            async fn index_keys(&self, cid: i64, min_lag: i64) -> Result<(), StoreError> {
+                let mut upto_head: Option<i64> = None;
+                loop {
+                    let mut tx = self.begin_write().await?;
+                    let through = Self::keys_through(&mut tx, cid).await?;
+                    let head = match upto_head {
+                        Some(h) => h,
+                        None => {
+                            let head: Option<i64> =
+                                sqlx::query_scalar("SELECT last_seq FROM audit_head WHERE connection_id = $1")
+                                    .bind(cid)
+                                    .fetch_optional(&mut *tx)
+                                    .await?;
+                            let head = head.unwrap_or(0);
+                            if head - through < min_lag.max(1) {
+                                return Ok(());
+                            }
+                            upto_head = Some(head);
+                            head
+                        }
+                    };
+                    if through >= head {
+                        return Ok(());
+                    }
+                    let upto = head.min(through + KEY_INDEX_BATCH);
+                    // DO NOTHING: on PostgreSQL two transactions may index the same span at once.
+                    sqlx::query(
+                        "INSERT INTO audit_keys (connection_id, stream, record_key, seq) \
+                         SELECT connection_id, stream, record_key, seq FROM audit \
+                         WHERE connection_id = $1 AND seq > $2 AND seq <= $3 AND stream IS NOT NULL AND record_key IS NOT NULL \
+                         ORDER BY stream, record_key, seq ON CONFLICT DO NOTHING",
+                    )
+                    .bind(cid)
+                    .bind(through)
+                    .bind(upto)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO audit_keys_through (connection_id, seq) VALUES ($1, $2) ON CONFLICT (connection_id) \
+                         DO UPDATE SET seq = CASE WHEN excluded.seq > audit_keys_through.seq THEN excluded.seq \
+                         ELSE audit_keys_through.seq END",
+                    )
+                    .bind(cid)
+                    .bind(upto)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                }
             }
 
             /// Records the seq span of each run among `chained` (all of one append, usually one run):
@@ -770,6 +860,13 @@ macro_rules! impl_store {
                 if r.rows_affected() == 0 {
                     return Err(StoreError::UnknownRun(run.0));
                 }
+                // The run's keys go into the index now, in one go. If that fails the run stays
+                // finished: search by key reads unindexed entries off the chain, and the next run
+                // (or replay) indexes them.
+                let (cid, name) = self.run_owner(run).await?;
+                if let Err(e) = self.index_keys(cid, 1).await {
+                    tracing::warn!(connection = %name, error = %e, "indexing the audit trail's keys failed; search by key stays correct, only slower");
+                }
                 Ok(())
             }
 
@@ -1102,7 +1199,11 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                let keys_behind = head.seq - Self::keys_through(&mut tx, cid).await?;
                 tx.commit().await?;
+                if keys_behind >= KEY_INDEX_LAG {
+                    self.index_keys(cid, KEY_INDEX_LAG).await?;
+                }
                 self.after_stage(summary.inserted + summary.updated + summary.unchanged + summary.deleted).await?;
                 Ok(summary)
             }
@@ -1202,7 +1303,11 @@ macro_rules! impl_store {
                     }
                     DeliveryOutcome::Failed => {}
                 }
+                let keys_behind = head.seq - Self::keys_through(&mut tx, cid).await?;
                 tx.commit().await?;
+                if keys_behind >= KEY_INDEX_LAG {
+                    self.index_keys(cid, KEY_INDEX_LAG).await?;
+                }
                 Ok(found_ids.len() as u64)
             }
 
@@ -1375,16 +1480,22 @@ macro_rules! impl_store {
 
             async fn rows_as_of_run(&self, connection: &str, stream: &str, run: RunId, after_key: Option<&str>, limit: u32) -> Result<Vec<ReplayRow>, StoreError> {
                 let cid = self.cid(connection).await?;
+                if after_key.is_none() {
+                    // The first page: every entry so far must be in the key index.
+                    self.index_keys(cid, 1).await?;
+                }
                 // For each key: its newest insert/update/delete entry from runs <= R; keep it
                 // unless it is a delete.
                 let rows = sqlx::query(
-                    "SELECT a.record_key, a.row_json FROM audit a \
-                     WHERE a.connection_id = $1 AND a.stream = $2 AND a.record_key > $3 \
+                    "SELECT k.record_key, a.row_json FROM audit_keys k \
+                     JOIN audit a ON a.connection_id = k.connection_id AND a.seq = k.seq \
+                     WHERE k.connection_id = $1 AND k.stream = $2 AND k.record_key > $3 \
                      AND a.action IN ('inserted', 'updated') AND a.run_id <= $4 \
-                     AND a.seq = (SELECT max(b.seq) FROM audit b WHERE b.connection_id = $1 AND b.stream = $2 \
-                        AND b.record_key = a.record_key AND b.run_id <= $4 \
-                        AND b.action IN ('inserted', 'updated', 'deleted')) \
-                     ORDER BY a.record_key LIMIT $5",
+                     AND k.seq = (SELECT max(kb.seq) FROM audit_keys kb \
+                        JOIN audit b ON b.connection_id = kb.connection_id AND b.seq = kb.seq \
+                        WHERE kb.connection_id = $1 AND kb.stream = $2 AND kb.record_key = k.record_key \
+                        AND b.run_id <= $4 AND b.action IN ('inserted', 'updated', 'deleted')) \
+                     ORDER BY k.record_key LIMIT $5",
                 )
                 .bind(cid)
                 .bind(stream)
@@ -1549,9 +1660,11 @@ macro_rules! impl_store {
                 let mut qb = QueryBuilder::<$db>::new(format!(
                     "SELECT {AUDIT_COLS} FROM audit a JOIN connections c ON c.id = a.connection_id WHERE 1 = 1"
                 ));
+                let mut cid = None;
                 if let Some(name) = &f.connection {
-                    let cid = self.cid(name).await?;
-                    qb.push(" AND a.connection_id = ").push_bind(cid);
+                    let id = self.cid(name).await?;
+                    cid = Some(id);
+                    qb.push(" AND a.connection_id = ").push_bind(id);
                 }
                 if let Some(run) = f.run {
                     // The run's span of its connection's chain (see widen_run_spans), read off audit_chain
@@ -1584,6 +1697,31 @@ macro_rules! impl_store {
                 }
                 if let Some(k) = &f.record_key {
                     qb.push(" AND a.record_key = ").push_bind(k.as_str());
+                    if let (Some(cid), None) = (cid, f.run) {
+                        // The key's entries after the point the key index reaches (at most
+                        // KEY_INDEX_LAG plus a running sync's), read off the chain, and its indexed
+                        // ones, looked up stream by stream.
+                        let mut c = self.pool.acquire().await?;
+                        let through = Self::keys_through(&mut c, cid).await?;
+                        let streams = match &f.stream {
+                            Some(s) => vec![s.clone()],
+                            None => Self::indexed_streams(&mut c, cid).await?,
+                        };
+                        qb.push(" AND a.seq IN (SELECT t.seq FROM audit t WHERE t.connection_id = ").push_bind(cid);
+                        qb.push(" AND t.seq > ").push_bind(through);
+                        qb.push(" AND t.record_key = ").push_bind(k.as_str());
+                        if !streams.is_empty() {
+                            qb.push(" UNION ALL SELECT k.seq FROM audit_keys k WHERE k.connection_id = ").push_bind(cid);
+                            qb.push(" AND k.record_key = ").push_bind(k.as_str());
+                            qb.push(" AND k.stream IN (");
+                            let mut sep = qb.separated(", ");
+                            for s in streams {
+                                sep.push_bind(s);
+                            }
+                            sep.push_unseparated(")");
+                        }
+                        qb.push(")");
+                    }
                 }
                 if let Some(t) = f.from {
                     qb.push(" AND a.created_at >= ").push_bind(ts(t));
@@ -1693,6 +1831,11 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                sqlx::query("DELETE FROM audit_keys WHERE connection_id = $1 AND seq <= $2")
+                    .bind(cid)
+                    .bind(cut)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "INSERT INTO audit_anchor (connection_id, seq, hash, pruned_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (connection_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \

@@ -44,6 +44,7 @@ conformance_tests!(
     leases,
     leases_race,
     audit_search_and_export,
+    audit_search_by_key_spans_the_key_index,
     runs_are_found_in_their_span_of_the_chain,
     audit_verify_detects_tampering,
     audit_prune_keeps_chain_verifiable,

@@ -61,3 +61,80 @@ async fn outbox_rows_from_a_version_1_store_survive_the_upgrade() {
     assert_eq!(waiting[0].audit_seq, 1);
     store.close().await;
 }
+
+/// Migration 0005 moves the audit trail's key index into `audit_keys`: a version 4 store's entries
+/// are all in it, marked indexed up to the chain's head, and search by key finds them.
+#[tokio::test]
+async fn a_version_4_audit_trail_is_in_the_key_index_after_the_upgrade() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.sqlite");
+    let options = SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    {
+        let pool = sqlx::SqlitePool::connect_with(options.clone())
+            .await
+            .expect("pool");
+        let mut v4 = sqlx::migrate!("./migrations/sqlite");
+        v4.migrations = Cow::Owned(v4.migrations[..4].to_vec());
+        v4.run(&pool).await.expect("version 4 schema");
+        for sql in [
+            "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z')",
+            "INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, 3, zeroblob(32))",
+        ] {
+            sqlx::query(sql).execute(&pool).await.expect("seed");
+        }
+        for (seq, stream, key, action) in [
+            (1, Some("VENDOR"), Some("7"), "inserted"),
+            (2, Some("VENDOR"), None, "failed"),
+            (3, Some("VENDOR"), Some("7"), "updated"),
+        ] {
+            sqlx::query(
+                "INSERT INTO audit (connection_id, seq, stream, record_key, action, created_at, prev_hash, hash) \
+                 VALUES (1, $1, $2, $3, $4, '2026-01-01T00:00:00.000000Z', zeroblob(32), zeroblob(32))",
+            )
+            .bind(seq)
+            .bind(stream)
+            .bind(key)
+            .bind(action)
+            .execute(&pool)
+            .await
+            .expect("audit entry");
+        }
+        pool.close().await;
+    }
+
+    let store = open(&StoreLocation::Sqlite(path))
+        .await
+        .expect("open upgrades");
+    let found = store
+        .audit_search(&ml_store::AuditFilter {
+            connection: Some("acme".into()),
+            record_key: Some("7".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(found.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 3]);
+    store.close().await;
+
+    let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
+    let indexed: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT stream, record_key, seq FROM audit_keys ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("audit_keys");
+    assert_eq!(
+        indexed,
+        [
+            ("VENDOR".into(), "7".into(), 1),
+            ("VENDOR".into(), "7".into(), 3)
+        ]
+    );
+    let through: i64 =
+        sqlx::query_scalar("SELECT seq FROM audit_keys_through WHERE connection_id = 1")
+            .fetch_one(&pool)
+            .await
+            .expect("through");
+    assert_eq!(through, 3, "indexed up to the head");
+}

@@ -1009,6 +1009,92 @@ pub async fn leases_race(db: Arc<TestDb>) {
     assert_eq!(winners, 1);
 }
 
+/// Search by key reads the key index up to where it was last brought (the end of a run) and the
+/// chain itself after that point: a key's entries from both sides are found, and no other key's or
+/// connection's.
+pub async fn audit_search_by_key_spans_the_key_index(db: Arc<TestDb>) {
+    let s = &*db.store;
+    s.ensure_connection("acme").await.unwrap();
+    s.ensure_connection("globex").await.unwrap();
+    let g = s.begin_run("globex", "manual").await.unwrap();
+    s.stage_page(page(
+        "globex",
+        g,
+        "VENDOR",
+        StageMode::Append,
+        vec![rec("1", 1)],
+    ))
+    .await
+    .unwrap();
+    s.finish_run(g, RunStatus::Succeeded, json!({}))
+        .await
+        .unwrap();
+    let r1 = s.begin_run("acme", "manual").await.unwrap();
+    s.stage_page(page(
+        "acme",
+        r1,
+        "VENDOR",
+        StageMode::Append,
+        vec![rec("1", 1), rec("2", 1)],
+    ))
+    .await
+    .unwrap();
+    // Indexed here.
+    s.finish_run(r1, RunStatus::Succeeded, json!({}))
+        .await
+        .unwrap();
+    let r2 = s.begin_run("acme", "manual").await.unwrap();
+    for stream in ["VENDOR", "CUSTOMER"] {
+        s.stage_page(page(
+            "acme",
+            r2,
+            stream,
+            StageMode::Append,
+            vec![rec("1", 2)],
+        ))
+        .await
+        .unwrap();
+    }
+
+    let by_key = |stream: Option<&str>, key: &str| {
+        let f = AuditFilter {
+            connection: Some("acme".into()),
+            stream: stream.map(str::to_string),
+            record_key: Some(key.into()),
+            ..Default::default()
+        };
+        async move {
+            s.audit_search(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.run.unwrap(), e.stream.unwrap(), e.action))
+                .collect::<Vec<_>>()
+        }
+    };
+    let key_1 = vec![
+        (r1, "VENDOR".to_string(), AuditAction::Inserted),
+        (r2, "VENDOR".to_string(), AuditAction::Updated),
+        (r2, "CUSTOMER".to_string(), AuditAction::Inserted),
+    ];
+    assert_eq!(
+        by_key(None, "1").await,
+        key_1,
+        "indexed and unindexed entries"
+    );
+    assert_eq!(by_key(Some("VENDOR"), "1").await, key_1[..2].to_vec());
+    assert_eq!(
+        by_key(Some("VENDOR"), "2").await,
+        vec![(r1, "VENDOR".to_string(), AuditAction::Inserted)]
+    );
+    assert!(by_key(None, "3").await.is_empty());
+    s.finish_run(r2, RunStatus::Succeeded, json!({}))
+        .await
+        .unwrap();
+    assert_eq!(by_key(None, "1").await, key_1, "all indexed");
+    assert_eq!(by_key(Some("CUSTOMER"), "1").await, key_1[2..].to_vec());
+}
+
 pub async fn audit_search_and_export(db: Arc<TestDb>) {
     let s = &*db.store;
     s.ensure_connection("acme").await.unwrap();
