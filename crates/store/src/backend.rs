@@ -236,6 +236,16 @@ macro_rules! impl_store {
                 Ok(id)
             }
 
+            /// A statement for `sql` with room for `n` arguments. sqlx otherwise grows its argument
+            /// list a bind at a time, and for an 18,000-argument insert the reallocations, copies and
+            /// page faults of the new memory were ~9 % of the pipeline thread's CPU (BENCHMARKS.md,
+            /// "Session 6").
+            fn with_room<'q>(sql: &'q str, n: usize) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                let mut args = <<$db as sqlx::Database>::Arguments<'q> as Default>::default();
+                sqlx::Arguments::reserve(&mut args, n, 0);
+                sqlx::query_with(sql, args)
+            }
+
             async fn run_owner(&self, run: RunId) -> Result<(i64, String), StoreError> {
                 let row = sqlx::query(
                     "SELECT r.connection_id, c.name FROM runs r JOIN connections c ON c.id = r.connection_id WHERE r.id = $1",
@@ -288,7 +298,7 @@ macro_rules! impl_store {
                 for chunk in keys.chunks(CHUNK) {
                     // $1 and $2 are the connection and stream; the keys follow from $3.
                     let sql = MultiRow::keys_after_two(select).sql(sql_cache, $anon, chunk.len());
-                    let mut q = sqlx::query(&sql).bind(cid).bind(stream);
+                    let mut q = Self::with_room(&sql, 2 + chunk.len()).bind(cid).bind(stream);
                     for k in chunk {
                         q = q.bind(*k);
                     }
@@ -458,7 +468,7 @@ macro_rules! impl_store {
                         18,
                     )
                     .sql(&SQL, $anon, chunk.len());
-                    let mut q = sqlx::query(&sql);
+                    let mut q = Self::with_room(&sql, 18 * chunk.len());
                     for e in chunk {
                         q = q
                             .bind(cid)
@@ -1138,7 +1148,7 @@ macro_rules! impl_store {
                                 4,
                             )
                             .sql(&SQL, $anon, rows.len());
-                            let mut q = sqlx::query(&sql);
+                            let mut q = Self::with_room(&sql, 4 * rows.len());
                             for e in rows {
                                 q = q.bind(cid).bind(stream.as_str()).bind(e.entry.record_key.as_deref()).bind(e.seq);
                             }
@@ -1161,7 +1171,7 @@ macro_rules! impl_store {
                     .with_tail(" ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
                          source_hash = excluded.source_hash, row_json = excluded.row_json")
                     .sql(&UPSERT, $anon, mine.len());
-                    let mut q = sqlx::query(&sql);
+                    let mut q = Self::with_room(&sql, 6 * mine.len());
                     for i in mine {
                         let e = &mut chained[i].entry;
                         q = q
@@ -1180,7 +1190,7 @@ macro_rules! impl_store {
                         "DELETE FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key IN (",
                     )
                     .sql(&DELETE, $anon, chunk.len());
-                    let mut q = sqlx::query(&sql).bind(cid).bind(stream.as_str());
+                    let mut q = Self::with_room(&sql, 2 + chunk.len()).bind(cid).bind(stream.as_str());
                     for k in chunk {
                         q = q.bind(k.as_str());
                     }
@@ -1569,7 +1579,7 @@ macro_rules! impl_store {
                         3,
                     )
                     .sql(&SQL, $anon, chunk.len());
-                    let mut q = sqlx::query(&sql);
+                    let mut q = Self::with_room(&sql, 3 * chunk.len());
                     for p in chunk {
                         q = q.bind(dataset_id).bind(ts(p.at)).bind(crate::backend::to_i64(p.rows));
                     }
