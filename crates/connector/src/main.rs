@@ -32,12 +32,24 @@ fn limit_malloc_arenas() {}
 /// run to run (BENCHMARKS.md). A threshold set here stays where it is set. Staging and the Intacct
 /// transport avoid page-sized buffers of their own, so mapping costs no measurable CPU. An explicit
 /// `MALLOC_MMAP_THRESHOLD_` in the environment wins.
+///
+/// Fixing that threshold also fixes the heap's trim threshold at its 128 KiB default, so freeing a
+/// few hundred KB at the top of the heap gave it back to the kernel, and the next page staged
+/// faulted it in again (~16 % of the pipeline thread's samples were page faults). The heap keeps up
+/// to 8 MiB free at its top instead: 2-3 % less CPU a record, ~4 MB more at the peak
+/// (BENCHMARKS.md, "Session 6"). `MALLOC_TRIM_THRESHOLD_` wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn map_large_buffers() {
     if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
         // SAFETY: mallopt only sets an allocator tunable; it runs before any other thread exists.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
+    }
+    if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
+        // SAFETY: as above.
+        unsafe {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 8 << 20);
         }
     }
 }
