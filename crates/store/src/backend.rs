@@ -1350,6 +1350,33 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn mirror_rows(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Option<MirrorRows>, StoreError> {
+                let cid = self.cid(connection).await?;
+                // One row for the page: sqlx hands every result row from SQLite's thread to this one
+                // with a wake-up, which cost a rebuild more than reading the rows (BENCHMARKS.md,
+                // "Session 6"). The order within the page does not matter: the greatest key is
+                // taken on its own, and Power BI keeps no order.
+                let row = sqlx::query(
+                    "SELECT count(*), max(record_key), string_agg(row_json, $5) FROM \
+                     (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                      AND record_key > $3 ORDER BY record_key LIMIT $4) page",
+                )
+                .bind(cid)
+                .bind(stream)
+                .bind(after_key.unwrap_or(""))
+                .bind(i64::from(limit))
+                .bind("\n")
+                .fetch_one(&self.pool)
+                .await?;
+                let count: i64 = row.try_get(0)?;
+                let (Some(last_key), Some(joined)) = (row.try_get::<Option<String>, _>(1)?, row.try_get::<Option<String>, _>(2)?) else {
+                    return Ok(None);
+                };
+                MirrorRows::new(last_key, crate::backend::to_u64(count) as usize, joined)
+                    .map(Some)
+                    .map_err(StoreError::Corrupt)
+            }
+
             async fn mirror_count(&self, connection: &str, stream: &str) -> Result<u64, StoreError> {
                 let cid = self.cid(connection).await?;
                 let n: i64 = sqlx::query_scalar("SELECT count(*) FROM mirror WHERE connection_id = $1 AND stream = $2")

@@ -242,6 +242,52 @@ pub struct MirrorRow {
     pub row_json: String,
 }
 
+/// A keyset page of the mirror's rows as one text: what a rebuild sends, read without a row
+/// object (and a hand-over between threads) for each of its rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MirrorRows {
+    /// The page's greatest key: the next page starts after it.
+    pub last_key: String,
+    count: usize,
+    /// The rows' JSON, one a line: compact JSON never holds a raw line break.
+    joined: String,
+}
+
+impl MirrorRows {
+    /// A page of `count` rows joined by `\n`; refused if the text does not split into `count`
+    /// rows (a row holding a raw line break would be cut in two and sent as two broken rows).
+    pub fn new(last_key: String, count: usize, joined: String) -> Result<Self, String> {
+        let lines = if joined.is_empty() {
+            0
+        } else {
+            joined.split('\n').count()
+        };
+        if lines != count {
+            return Err(format!(
+                "a page of {count} mirror rows splits into {lines} lines: a stored row holds a raw line break"
+            ));
+        }
+        Ok(MirrorRows {
+            last_key,
+            count,
+            joined,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The rows' JSON, in no particular order.
+    pub fn rows(&self) -> impl Iterator<Item = &str> {
+        self.joined.split('\n').filter(|_| self.count > 0)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamState {
     /// The Power BI table differs from the mirror and must be rebuilt (replace mode).
@@ -360,4 +406,23 @@ pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, crate::StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| crate::StoreError::Corrupt(format!("timestamp '{s}': {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MirrorRows;
+
+    #[test]
+    fn a_page_of_mirror_rows_splits_into_its_rows_or_is_refused() {
+        let page = MirrorRows::new("9".into(), 2, "{\"A\":1}\n{\"A\":\"x\\ny\"}".into()).unwrap();
+        assert_eq!(
+            page.rows().collect::<Vec<_>>(),
+            ["{\"A\":1}", "{\"A\":\"x\\ny\"}"]
+        );
+        let raw_break = MirrorRows::new("9".into(), 2, "{\"A\":1}\n{\"A\":\"x\ny\"}".into());
+        assert!(raw_break.unwrap_err().contains("raw line break"));
+        let empty = MirrorRows::new(String::new(), 0, String::new()).unwrap();
+        assert_eq!(empty.rows().count(), 0);
+        assert!(empty.is_empty());
+    }
 }

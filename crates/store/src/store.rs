@@ -127,6 +127,15 @@ pub trait Store: Send + Sync {
         after_key: Option<&str>,
         limit: u32,
     ) -> R<Vec<MirrorRow>>;
+    /// The rows of the keyset page `mirror_page` would return, joined into one text; None past
+    /// the last page.
+    async fn mirror_rows(
+        &self,
+        connection: &str,
+        stream: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> R<Option<MirrorRows>>;
     async fn mirror_count(&self, connection: &str, stream: &str) -> R<u64>;
     /// The WHENMODIFIED the mirror holds for those of `keys` it has (None: never modified), in no
     /// particular order: what a pull compares a record read twice against.

@@ -453,23 +453,33 @@ fn outbox_batches<'a>(
     )
 }
 
-/// The stream's mirror in key order, cut into batches.
+/// The stream's mirror a keyset page at a time, each page cut into batches (in no particular order
+/// within the page: a rebuild sends every row once, and Power BI keeps no order).
 fn mirror_batches<'a>(
     conn: &'a Connection,
     stream: &'a str,
 ) -> impl futures::Stream<Item = Result<(Vec<i64>, Batch), PipelineError>> + 'a {
     let name = conn.config.name.as_str();
-    paged_batches(
-        conn,
-        None::<String>,
-        move |after: Option<String>| async move {
-            conn.store
-                .mirror_page(name, stream, after.as_deref(), PAGE_ROWS)
-                .await
-        },
-        |r: &ml_store::MirrorRow| Some(r.key.clone()),
-        |i, r| (i as i64, r.row_json.as_str()),
-    )
+    futures::stream::try_unfold(Some(None::<String>), move |after| async move {
+        let Some(after) = after else {
+            return Ok::<_, PipelineError>(None);
+        };
+        let Some(page) = conn
+            .store
+            .mirror_rows(name, stream, after.as_deref(), PAGE_ROWS)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let cut = cut_batches(
+            page.rows().enumerate().map(|(i, r)| (i as i64, r)),
+            conn.pusher.limits(),
+        )?;
+        // A short page is the last one: no query for the empty page after it.
+        let next = (page.len() == PAGE_ROWS as usize).then_some(Some(page.last_key));
+        Ok(Some((futures::stream::iter(cut.into_iter().map(Ok)), next)))
+    })
+    .try_flatten()
 }
 
 /// Whether the next batch may leave: not after a failure (`stop`) or a cancel.

@@ -710,6 +710,41 @@ pub async fn replace_mode_and_mirror(db: Arc<TestDb>) {
     );
     assert_eq!(s.mirror_count("acme", "VENDOR").await.unwrap(), 5);
 
+    // The same pages as one text each: the page's rows and its greatest key, None past the end.
+    let mut after: Option<String> = None;
+    let mut pages = Vec::new();
+    while let Some(p) = s
+        .mirror_rows("acme", "VENDOR", after.as_deref(), 2)
+        .await
+        .unwrap()
+    {
+        let mut rows: Vec<String> = p.rows().map(str::to_string).collect();
+        rows.sort();
+        assert_eq!(rows.len(), p.len());
+        after = Some(p.last_key.clone());
+        pages.push((p.last_key.clone(), rows));
+    }
+    let by_page = |keys: &[&str]| {
+        let mut rows: Vec<String> = keys.iter().map(|k| rec(k, 1).row_json).collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(
+        pages,
+        vec![
+            ("b".to_string(), by_page(&["a", "b"])),
+            ("d".to_string(), by_page(&["c", "d"])),
+            ("e".to_string(), by_page(&["e"])),
+        ]
+    );
+    assert!(
+        s.mirror_rows("acme", "NO_SUCH_STREAM", None, 2)
+            .await
+            .unwrap()
+            .is_none(),
+        "an empty mirror has no page"
+    );
+
     let ok = |b: &str| delivery(r1, b, DeliveryOutcome::Accepted, None);
     s.mark_reloaded("acme", "VENDOR", r1, 5, &[ok("R1"), ok("R2")])
         .await
