@@ -17,6 +17,8 @@ pub(crate) const WALK_PAGE: i64 = 5000;
 /// Seqs of a chain whose keys go into `audit_keys` in one transaction. SQLite's sort of a batch
 /// takes ~500 bytes an entry (10 MB here; 50,000 took 24 MB more at the peak, for no less CPU).
 pub(crate) const KEY_INDEX_BATCH: i64 = 20_000;
+/// Mirror rows a rebuild reads joined into one text (~150 KB of VENDOR rows).
+pub(crate) const MIRROR_ROWS_PER_TEXT: i64 = 500;
 /// How far an append lets its chain run ahead of `audit_keys` before it indexes the rest: bounds
 /// what a search by key reads off the chain itself (migration 0005 says why the index lags).
 pub(crate) const KEY_INDEX_LAG: i64 = 100_000;
@@ -36,7 +38,8 @@ pub(crate) mod prelude {
     pub(crate) use sqlx::{QueryBuilder, Row};
 
     pub(crate) use super::{
-        AUDIT_COLS, CHUNK, KEY_INDEX_BATCH, KEY_INDEX_LAG, MirrorColumn, MultiRow, WALK_PAGE,
+        AUDIT_COLS, CHUNK, KEY_INDEX_BATCH, KEY_INDEX_LAG, MIRROR_ROWS_PER_TEXT, MirrorColumn,
+        MultiRow, WALK_PAGE,
     };
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
@@ -1352,29 +1355,40 @@ macro_rules! impl_store {
 
             async fn mirror_rows(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Option<MirrorRows>, StoreError> {
                 let cid = self.cid(connection).await?;
-                // One row for the page: sqlx hands every result row from SQLite's thread to this one
-                // with a wake-up, which cost a rebuild more than reading the rows (BENCHMARKS.md,
-                // "Session 6"). The order within the page does not matter: the greatest key is
-                // taken on its own, and Power BI keeps no order.
-                let row = sqlx::query(
+                // A row per 500 mirror rows: sqlx hands every result row from SQLite's thread to this
+                // one with a wake-up, which cost a rebuild more than reading the rows (BENCHMARKS.md,
+                // "Session 6"). Not one text for the whole page: texts of megabytes, mapped and
+                // unmapped a page at a time, took the 1,000,000-row rebuild's peak RSS from 98 to
+                // 180-230 MB. The order within the page does not matter: the greatest key is taken
+                // on its own, and Power BI keeps no order.
+                let groups = sqlx::query(
                     "SELECT count(*), max(record_key), string_agg(row_json, $5) FROM \
-                     (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
-                      AND record_key > $3 ORDER BY record_key LIMIT $4) page",
+                     (SELECT record_key, row_json, (row_number() OVER (ORDER BY record_key) - 1) / $6 AS part FROM \
+                      (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                       AND record_key > $3 ORDER BY record_key LIMIT $4) page) parts \
+                     GROUP BY part",
                 )
                 .bind(cid)
                 .bind(stream)
                 .bind(after_key.unwrap_or(""))
                 .bind(i64::from(limit))
                 .bind("\n")
-                .fetch_one(&self.pool)
+                .bind(MIRROR_ROWS_PER_TEXT)
+                .fetch_all(&self.pool)
                 .await?;
-                let count: i64 = row.try_get(0)?;
-                let (Some(last_key), Some(joined)) = (row.try_get::<Option<String>, _>(1)?, row.try_get::<Option<String>, _>(2)?) else {
-                    return Ok(None);
-                };
-                MirrorRows::new(last_key, crate::backend::to_u64(count) as usize, joined)
-                    .map(Some)
-                    .map_err(StoreError::Corrupt)
+                let mut page: Option<MirrorRows> = None;
+                for g in &groups {
+                    let count: i64 = g.try_get(0)?;
+                    let last_key: String = g.try_get(1)?;
+                    let joined: String = g.try_get(2)?;
+                    let part = MirrorRows::new(last_key, crate::backend::to_u64(count) as usize, joined)
+                        .map_err(StoreError::Corrupt)?;
+                    match &mut page {
+                        None => page = Some(part),
+                        Some(p) => p.append(part),
+                    }
+                }
+                Ok(page)
             }
 
             async fn mirror_count(&self, connection: &str, stream: &str) -> Result<u64, StoreError> {

@@ -242,7 +242,7 @@ pub struct MirrorRow {
     pub row_json: String,
 }
 
-/// A keyset page of the mirror's rows as one text: what a rebuild sends, read without a row
+/// A keyset page of the mirror's rows as a few texts: what a rebuild sends, read without a row
 /// object (and a hand-over between threads) for each of its rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MirrorRows {
@@ -250,12 +250,13 @@ pub struct MirrorRows {
     pub last_key: String,
     count: usize,
     /// The rows' JSON, one a line: compact JSON never holds a raw line break.
-    joined: String,
+    texts: Vec<String>,
 }
 
 impl MirrorRows {
-    /// A page of `count` rows joined by `\n`; refused if the text does not split into `count`
-    /// rows (a row holding a raw line break would be cut in two and sent as two broken rows).
+    /// `count` rows joined by `\n`, whose greatest key is `last_key`; refused if the text does not
+    /// split into `count` rows (a row holding a raw line break would be cut in two and sent as two
+    /// broken rows).
     pub fn new(last_key: String, count: usize, joined: String) -> Result<Self, String> {
         let lines = if joined.is_empty() {
             0
@@ -264,14 +265,23 @@ impl MirrorRows {
         };
         if lines != count {
             return Err(format!(
-                "a page of {count} mirror rows splits into {lines} lines: a stored row holds a raw line break"
+                "{count} mirror rows split into {lines} lines: a stored row holds a raw line break"
             ));
         }
         Ok(MirrorRows {
             last_key,
             count,
-            joined,
+            texts: vec![joined],
         })
+    }
+
+    /// Adds another part of the same page.
+    pub fn append(&mut self, other: MirrorRows) {
+        if other.last_key > self.last_key {
+            self.last_key = other.last_key;
+        }
+        self.count += other.count;
+        self.texts.extend(other.texts);
     }
 
     pub fn len(&self) -> usize {
@@ -284,7 +294,10 @@ impl MirrorRows {
 
     /// The rows' JSON, in no particular order.
     pub fn rows(&self) -> impl Iterator<Item = &str> {
-        self.joined.split('\n').filter(|_| self.count > 0)
+        self.texts
+            .iter()
+            .filter(|t| !t.is_empty())
+            .flat_map(|t| t.split('\n'))
     }
 }
 
@@ -421,6 +434,14 @@ mod tests {
         );
         let raw_break = MirrorRows::new("9".into(), 2, "{\"A\":1}\n{\"A\":\"x\ny\"}".into());
         assert!(raw_break.unwrap_err().contains("raw line break"));
+        let mut two = page.clone();
+        two.append(MirrorRows::new("10".into(), 1, "{\"A\":2}".into()).unwrap());
+        assert_eq!(
+            (two.len(), two.last_key.as_str()),
+            (3, "9"),
+            "keys compare as text"
+        );
+        assert_eq!(two.rows().count(), 3);
         let empty = MirrorRows::new(String::new(), 0, String::new()).unwrap();
         assert_eq!(empty.rows().count(), 0);
         assert!(empty.is_empty());

@@ -63,7 +63,11 @@ impl SqliteStore {
             .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone().pragma("cache_size", WRITER_CACHE_KIB))
+            .connect_with(
+                opts.clone()
+                    .pragma("cache_size", WRITER_CACHE_KIB)
+                    .pragma("wal_autocheckpoint", "4000"),
+            )
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;

@@ -1044,6 +1044,41 @@ pub async fn leases_race(db: Arc<TestDb>) {
     assert_eq!(winners, 1);
 }
 
+/// A rebuild's pages of mirror rows come back as one text per 500 rows: a page of several texts
+/// holds each of its rows once, and its greatest key leads to the next page.
+pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
+    let s = &*db.store;
+    s.ensure_connection("acme").await.unwrap();
+    let r = s.begin_run("acme", "manual").await.unwrap();
+    let keys: Vec<String> = (0..1_201).map(|i| format!("{i:05}")).collect();
+    s.stage_page(page(
+        "acme",
+        r,
+        "VENDOR",
+        StageMode::Replace,
+        keys.iter().map(|k| rec(k, 1)).collect(),
+    ))
+    .await
+    .unwrap();
+    let mut after: Option<String> = None;
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    while let Some(p) = s
+        .mirror_rows("acme", "VENDOR", after.as_deref(), 1_000)
+        .await
+        .unwrap()
+    {
+        sizes.push(p.len());
+        seen.extend(p.rows().map(str::to_string));
+        after = Some(p.last_key.clone());
+    }
+    assert_eq!(sizes, [1_000, 201]);
+    seen.sort();
+    let mut expected: Vec<String> = keys.iter().map(|k| rec(k, 1).row_json).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
 /// Search by key reads the key index up to where it was last brought (the end of a run) and the
 /// chain itself after that point: a key's entries from both sides are found, and no other key's or
 /// connection's.
