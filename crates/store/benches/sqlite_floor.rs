@@ -8,7 +8,8 @@
 //!
 //! `cargo bench -p ml-store --bench sqlite_floor`; `ML_STORE_BENCH_RECORDS` changes the count,
 //! `ML_STORE_BENCH_ORDER` and `ML_STORE_BENCH_PAGE` the arrival order and transaction size (see the
-//! `stage` bench).
+//! `stage` bench). `ML_FLOOR_EXTRA_SQL` runs after the migrations (a schema variant),
+//! `ML_FLOOR_FINAL_SQL` after the last page inside the timed region (e.g. a bulk index build).
 
 use std::time::Instant;
 

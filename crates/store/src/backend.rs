@@ -376,30 +376,20 @@ macro_rules! impl_store {
             /// transaction of its own, not the appender's: the batch's index pages and a staged
             /// page's would otherwise share one transaction's dirty pages.
             async fn index_keys(&self, cid: i64, min_lag: i64) -> Result<(), StoreError> {
-                let mut upto_head: Option<i64> = None;
-                loop {
-                    let mut tx = self.begin_write().await?;
-                    let through = Self::keys_through(&mut tx, cid).await?;
-                    let head = match upto_head {
-                        Some(h) => h,
-                        None => {
-                            let head: Option<i64> =
-                                sqlx::query_scalar("SELECT last_seq FROM audit_head WHERE connection_id = $1")
-                                    .bind(cid)
-                                    .fetch_optional(&mut *tx)
-                                    .await?;
-                            let head = head.unwrap_or(0);
-                            if head - through < min_lag.max(1) {
-                                return Ok(());
-                            }
-                            upto_head = Some(head);
-                            head
-                        }
-                    };
-                    if through >= head {
-                        return Ok(());
-                    }
+                // Read outside a write transaction, so that a call with nothing to do takes no
+                // write lock. A stale `through` only re-inserts keys (DO NOTHING below).
+                let head: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM audit_head WHERE connection_id = $1")
+                    .bind(cid)
+                    .fetch_optional(self.writer())
+                    .await?;
+                let head = head.unwrap_or(0);
+                let mut through = Self::keys_through(&mut *self.writer().acquire().await?, cid).await?;
+                if head - through < min_lag.max(1) {
+                    return Ok(());
+                }
+                while through < head {
                     let upto = head.min(through + KEY_INDEX_BATCH);
+                    let mut tx = self.begin_write().await?;
                     // DO NOTHING: on PostgreSQL two transactions may index the same span at once.
                     sqlx::query(
                         "INSERT INTO audit_keys (connection_id, stream, record_key, seq) \
@@ -422,7 +412,9 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
+                    through = upto;
                 }
+                Ok(())
             }
 
             /// Records the seq span of each run among `chained` (all of one append, usually one run):
