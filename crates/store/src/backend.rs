@@ -14,7 +14,7 @@
 pub(crate) const CHUNK: usize = 1000;
 /// Page size when walking the audit chain.
 pub(crate) const WALK_PAGE: i64 = 5000;
-/// Seqs of a chain whose keys go into `audit_keys` in one transaction. SQLite's sort of a batch
+/// Seqs of a chain whose keys go into `audit_keys` in one statement. SQLite's sort of a batch
 /// takes ~500 bytes an entry (10 MB here; 50,000 took 24 MB more at the peak, for no less CPU).
 pub(crate) const KEY_INDEX_BATCH: i64 = 20_000;
 /// Mirror rows a rebuild reads joined into one text (~150 KB of VENDOR rows).
@@ -371,10 +371,10 @@ macro_rules! impl_store {
 
             /// Adds the keys of the chain's entries after the indexed point to `audit_keys`, up to
             /// the chain's head as it is now, if at least `min_lag` entries are behind:
-            /// `KEY_INDEX_BATCH` seqs a transaction, each batch in key order, so that an index page
-            /// is written once a batch rather than once per page staged (migration 0005). A
-            /// transaction of its own, not the appender's: the batch's index pages and a staged
-            /// page's would otherwise share one transaction's dirty pages.
+            /// `KEY_INDEX_BATCH` seqs a statement, each batch in key order, so that an index page
+            /// is written once a batch rather than once per page staged (migration 0005). Not in
+            /// the appender's transaction: the batch's index pages and a staged page's would
+            /// otherwise share one transaction's dirty pages.
             async fn index_keys(&self, cid: i64, min_lag: i64) -> Result<(), StoreError> {
                 // Read outside a write transaction, so that a call with nothing to do takes no
                 // write lock. A stale `through` only re-inserts keys (DO NOTHING below).
@@ -389,8 +389,13 @@ macro_rules! impl_store {
                 }
                 while through < head {
                     let upto = head.min(through + KEY_INDEX_BATCH);
-                    let mut tx = self.begin_write().await?;
-                    // DO NOTHING: on PostgreSQL two transactions may index the same span at once.
+                    // Each statement on its own, no transaction around the two: inside one, SQLite
+                    // keeps a statement journal (in memory, temp_store) of every index page the
+                    // INSERT touches, and a batch's keys touch most leaves of the index, so that
+                    // journal grew with the index (20 MB at 1,000,000 entries, the peak of the
+                    // extract phase). Alone, the INSERT needs none. The indexed point moves only
+                    // after its keys are in: a crash between the two re-inserts them (DO NOTHING,
+                    // which also lets two PostgreSQL sessions index the same span at once).
                     sqlx::query(
                         "INSERT INTO audit_keys (connection_id, stream, record_key, seq) \
                          SELECT connection_id, stream, record_key, seq FROM audit \
@@ -400,7 +405,7 @@ macro_rules! impl_store {
                     .bind(cid)
                     .bind(through)
                     .bind(upto)
-                    .execute(&mut *tx)
+                    .execute(self.writer())
                     .await?;
                     sqlx::query(
                         "INSERT INTO audit_keys_through (connection_id, seq) VALUES ($1, $2) ON CONFLICT (connection_id) \
@@ -409,9 +414,8 @@ macro_rules! impl_store {
                     )
                     .bind(cid)
                     .bind(upto)
-                    .execute(&mut *tx)
+                    .execute(self.writer())
                     .await?;
-                    tx.commit().await?;
                     through = upto;
                 }
                 Ok(())
