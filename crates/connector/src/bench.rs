@@ -536,9 +536,12 @@ fn limits_table(
                 .map(|c| c.load_secs)
                 .unwrap_or(0.0);
             let ceiling = limit_floor.max(physical);
+            // No limit bound and no cost scenario timed the unthrottled push (--skip-cost):
+            // there is no ceiling to compare with, so say so rather than print 0.00.
+            let unknown = ceiling == 0.0;
             let _ = writeln!(
                 t,
-                "| {label} | {o} | {} | {} | {} | {:.2} s | {:.2} s | {:.2} | {} | {} | {:.2} s | {:.2} s | {} |",
+                "| {label} | {o} | {} | {} | {} | {:.2} s | {:.2} s | {:.2} | {} | {} | {:.2} s | {} | {} |",
                 s.extracted,
                 req,
                 s.extracted.div_ceil(INTACCT_PAGE),
@@ -548,8 +551,12 @@ fn limits_table(
                 posts,
                 m.pbi_429,
                 s.load_secs,
-                ceiling,
-                if s.load_secs > 0.0 && rows > 0 {
+                if unknown {
+                    "n/a".to_string()
+                } else {
+                    format!("{ceiling:.2} s")
+                },
+                if s.load_secs > 0.0 && rows > 0 && !unknown {
                     format!("{:.2}", ceiling / s.load_secs)
                 } else {
                     "-".into()
