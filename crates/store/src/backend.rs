@@ -1351,38 +1351,50 @@ macro_rules! impl_store {
 
             async fn mirror_rows(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Option<MirrorRows>, StoreError> {
                 let cid = self.cid(connection).await?;
-                // A row per 500 mirror rows: sqlx hands every result row from SQLite's thread to this
-                // one with a wake-up, which cost a rebuild more than reading the rows (BENCHMARKS.md,
-                // "Session 6"). Not one text for the whole page: texts of megabytes, mapped and
-                // unmapped a page at a time, took the 1,000,000-row rebuild's peak RSS from 98 to
-                // 180-230 MB. The order within the page does not matter: the greatest key is taken
-                // on its own, and Power BI keeps no order.
-                let groups = sqlx::query(
-                    "SELECT count(*), max(record_key), string_agg(row_json, $5) FROM \
-                     (SELECT record_key, row_json, (row_number() OVER (ORDER BY record_key) - 1) / $6 AS part FROM \
-                      (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
-                       AND record_key > $3 ORDER BY record_key LIMIT $4) page) parts \
-                     GROUP BY part",
-                )
-                .bind(cid)
-                .bind(stream)
-                .bind(after_key.unwrap_or(""))
-                .bind(i64::from(limit))
-                .bind("\n")
-                .bind(MIRROR_ROWS_PER_TEXT)
-                .fetch_all(&self.pool)
-                .await?;
+                // One query, and one result row, per 500 mirror rows: sqlx hands every result row
+                // from SQLite's thread to this one with a wake-up, which cost a rebuild more than
+                // reading the rows (BENCHMARKS.md, "Session 6"). Not one text for the whole page:
+                // texts of megabytes, mapped and unmapped a page at a time, took the 1,000,000-row
+                // rebuild's peak RSS from 98 to 180-230 MB. Not the parts of one query either
+                // (`row_number() OVER (ORDER BY record_key) / 500`, grouped): SQLite sorted the
+                // page twice for the window and the grouping, copying every row (BENCHMARKS.md,
+                // "Session 7"); each query here walks the key index in order and sorts nothing.
+                // The order within a text does not matter: its greatest key is taken on its own,
+                // and Power BI keeps no order.
                 let mut page: Option<MirrorRows> = None;
-                for g in &groups {
-                    let count: i64 = g.try_get(0)?;
-                    let last_key: String = g.try_get(1)?;
-                    let joined: String = g.try_get(2)?;
+                let mut after = after_key.unwrap_or("").to_string();
+                let mut left = i64::from(limit);
+                while left > 0 {
+                    let want = left.min(MIRROR_ROWS_PER_TEXT);
+                    let part = sqlx::query(
+                        "SELECT count(*), max(record_key), string_agg(row_json, $5) FROM \
+                         (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                          AND record_key > $3 ORDER BY record_key LIMIT $4) part",
+                    )
+                    .bind(cid)
+                    .bind(stream)
+                    .bind(after.as_str())
+                    .bind(want)
+                    .bind("\n")
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let count: i64 = part.try_get(0)?;
+                    if count == 0 {
+                        break;
+                    }
+                    let last_key: String = part.try_get(1)?;
+                    let joined: String = part.try_get(2)?;
+                    after.clone_from(&last_key);
                     let part = MirrorRows::new(last_key, crate::backend::to_u64(count) as usize, joined)
                         .map_err(StoreError::Corrupt)?;
                     match &mut page {
                         None => page = Some(part),
                         Some(p) => p.append(part),
                     }
+                    if count < want {
+                        break;
+                    }
+                    left -= count;
                 }
                 Ok(page)
             }

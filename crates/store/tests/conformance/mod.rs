@@ -1077,6 +1077,22 @@ pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
     let mut expected: Vec<String> = keys.iter().map(|k| rec(k, 1).row_json).collect();
     expected.sort();
     assert_eq!(seen, expected);
+
+    // A page that is not a whole number of parts (700 = 500 + 200), and a last page one row past
+    // a part (501): every row once, pages of exactly the size asked.
+    let (mut after, mut seen, mut sizes) = (None::<String>, Vec::new(), Vec::new());
+    while let Some(p) = s
+        .mirror_rows("acme", "VENDOR", after.as_deref(), 700)
+        .await
+        .unwrap()
+    {
+        sizes.push(p.len());
+        seen.extend(p.rows().map(str::to_string));
+        after = Some(p.last_key.clone());
+    }
+    assert_eq!(sizes, [700, 501]);
+    seen.sort();
+    assert_eq!(seen, expected);
 }
 
 /// Search by key reads the key index up to where it was last brought (the end of a run) and the
