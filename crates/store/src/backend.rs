@@ -19,6 +19,10 @@ pub(crate) const WALK_PAGE: i64 = 5000;
 pub(crate) const KEY_INDEX_BATCH: i64 = 20_000;
 /// Mirror rows a rebuild reads joined into one text (~150 KB of VENDOR rows).
 pub(crate) const MIRROR_ROWS_PER_TEXT: i64 = 500;
+/// Mirror keys a full pull's delete comparison reads joined into one text (~20 KB of RECORDNOs).
+pub(crate) const MIRROR_KEYS_PER_TEXT: i64 = 2_000;
+/// Between the keys of such a text: U+001F, which XML 1.0 cannot carry (`mirror_keys_page`).
+pub(crate) const KEY_SEPARATOR: &str = "\u{1f}";
 /// How far an append lets its chain run ahead of `audit_keys` before it indexes the rest: bounds
 /// what a search by key reads off the chain itself (migration 0005 says why the index lags).
 pub(crate) const KEY_INDEX_LAG: i64 = 100_000;
@@ -38,8 +42,8 @@ pub(crate) mod prelude {
     pub(crate) use sqlx::{QueryBuilder, Row};
 
     pub(crate) use super::{
-        AUDIT_COLS, CHUNK, KEY_INDEX_BATCH, KEY_INDEX_LAG, MIRROR_ROWS_PER_TEXT, MirrorColumn,
-        MultiRow, WALK_PAGE,
+        AUDIT_COLS, CHUNK, KEY_INDEX_BATCH, KEY_INDEX_LAG, KEY_SEPARATOR, MIRROR_KEYS_PER_TEXT,
+        MIRROR_ROWS_PER_TEXT, MirrorColumn, MultiRow, WALK_PAGE,
     };
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
@@ -1418,16 +1422,62 @@ macro_rules! impl_store {
 
             async fn mirror_keys_page(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
                 let cid = self.cid(connection).await?;
-                Ok(sqlx::query_scalar(
-                    "SELECT record_key FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key > $3 \
-                     ORDER BY record_key LIMIT $4",
-                )
-                .bind(cid)
-                .bind(stream)
-                .bind(after_key.unwrap_or(""))
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?)
+                // Joined into one text per MIRROR_KEYS_PER_TEXT keys, for the reason of mirror_rows:
+                // a full pull compares every key of the mirror, and a result row per key cost it
+                // 0.4 µs a key in hand-overs between threads (BENCHMARKS.md, "Session 7"). The
+                // separator is a control character XML 1.0 cannot carry, so no key read from
+                // Intacct holds it; a part whose text does not split into its count (a key put
+                // there another way) is read again key by key.
+                let mut keys: Vec<String> = Vec::new();
+                let mut after = after_key.unwrap_or("").to_string();
+                let mut left = i64::from(limit);
+                while left > 0 {
+                    let want = left.min(MIRROR_KEYS_PER_TEXT);
+                    let part = sqlx::query(
+                        "SELECT count(*), max(record_key), string_agg(record_key, $5) FROM \
+                         (SELECT record_key FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                          AND record_key > $3 ORDER BY record_key LIMIT $4) part",
+                    )
+                    .bind(cid)
+                    .bind(stream)
+                    .bind(after.as_str())
+                    .bind(want)
+                    .bind(KEY_SEPARATOR)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let count: i64 = part.try_get(0)?;
+                    if count == 0 {
+                        break;
+                    }
+                    let last: String = part.try_get(1)?;
+                    let joined: String = part.try_get(2)?;
+                    let before = keys.len();
+                    keys.extend(joined.split(KEY_SEPARATOR).map(str::to_string));
+                    if (keys.len() - before) as i64 != count {
+                        keys.truncate(before);
+                        keys.extend(
+                            sqlx::query_scalar::<_, String>(
+                                "SELECT record_key FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key > $3 \
+                                 ORDER BY record_key LIMIT $4",
+                            )
+                            .bind(cid)
+                            .bind(stream)
+                            .bind(after.as_str())
+                            .bind(want)
+                            .fetch_all(&self.pool)
+                            .await?,
+                        );
+                    }
+                    // Bytewise, as the keyset (PostgreSQL's keys are COLLATE "C"); an aggregate
+                    // promises no order.
+                    keys[before..].sort_unstable();
+                    after = last;
+                    if count < want {
+                        break;
+                    }
+                    left -= count;
+                }
+                Ok(keys)
             }
 
             async fn stream_state(&self, connection: &str, stream: &str) -> Result<StreamState, StoreError> {
