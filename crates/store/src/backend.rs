@@ -1353,7 +1353,7 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn mirror_rows(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Option<MirrorRows>, StoreError> {
+            async fn mirror_rows(&self, connection: &str, stream: &str, after: Option<&str>, limit: u32) -> Result<Option<MirrorRows>, StoreError> {
                 let cid = self.cid(connection).await?;
                 // One query, and one result row, per 500 mirror rows: sqlx hands every result row
                 // from SQLite's thread to this one with a wake-up, which cost a rebuild more than
@@ -1362,34 +1362,50 @@ macro_rules! impl_store {
                 // rebuild's peak RSS from 98 to 180-230 MB. Not the parts of one query either
                 // (`row_number() OVER (ORDER BY record_key) / 500`, grouped): SQLite sorted the
                 // page twice for the window and the grouping, copying every row (BENCHMARKS.md,
-                // "Session 7"); each query here walks the key index in order and sorts nothing.
-                // The order within a text does not matter: its greatest key is taken on its own,
-                // and Power BI keeps no order.
+                // "Session 7"); each query here walks an index in order and sorts nothing.
+                //
+                // SQLite walks `mirror_by_stream` (migration 0006), in rowid order: the rows as
+                // they lie in the table, each leaf read once. In key order every row was a seek to
+                // a leaf of its own (a pull adds rows in WHENMODIFIED order), 40 % of a rebuild's
+                // CPU at 1,000,000 rows. PostgreSQL has no rowid: key order, `mirror_key`.
+                let by_rowid = $backend == "sqlite";
+                let sql = if by_rowid {
+                    "SELECT count(*), CAST(max(pos) AS TEXT), string_agg(row_json, $5) FROM \
+                     (SELECT rowid AS pos, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                      AND rowid > CAST($3 AS INTEGER) ORDER BY rowid LIMIT $4) part"
+                } else {
+                    "SELECT count(*), max(record_key), string_agg(row_json, $5) FROM \
+                     (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
+                      AND record_key > $3 ORDER BY record_key LIMIT $4) part"
+                };
                 let mut page: Option<MirrorRows> = None;
-                let mut after = after_key.unwrap_or("").to_string();
+                let mut after = match after {
+                    Some(a) if by_rowid && a.parse::<i64>().is_err() => {
+                        return Err(StoreError::Invalid(format!("'{a}' is not a mirror page's cursor")));
+                    }
+                    Some(a) => a.to_string(),
+                    None if by_rowid => "0".to_string(),
+                    None => String::new(),
+                };
                 let mut left = i64::from(limit);
                 while left > 0 {
                     let want = left.min(MIRROR_ROWS_PER_TEXT);
-                    let part = sqlx::query(
-                        "SELECT count(*), max(record_key), string_agg(row_json, $5) FROM \
-                         (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
-                          AND record_key > $3 ORDER BY record_key LIMIT $4) part",
-                    )
-                    .bind(cid)
-                    .bind(stream)
-                    .bind(after.as_str())
-                    .bind(want)
-                    .bind("\n")
-                    .fetch_one(&self.pool)
-                    .await?;
+                    let part = sqlx::query(sql)
+                        .bind(cid)
+                        .bind(stream)
+                        .bind(after.as_str())
+                        .bind(want)
+                        .bind("\n")
+                        .fetch_one(&self.pool)
+                        .await?;
                     let count: i64 = part.try_get(0)?;
                     if count == 0 {
                         break;
                     }
-                    let last_key: String = part.try_get(1)?;
+                    let cursor: String = part.try_get(1)?;
                     let joined: String = part.try_get(2)?;
-                    after.clone_from(&last_key);
-                    let part = MirrorRows::new(last_key, crate::backend::to_u64(count) as usize, joined)
+                    after.clone_from(&cursor);
+                    let part = MirrorRows::new(cursor, crate::backend::to_u64(count) as usize, joined)
                         .map_err(StoreError::Corrupt)?;
                     match &mut page {
                         None => page = Some(part),

@@ -242,22 +242,22 @@ pub struct MirrorRow {
     pub row_json: String,
 }
 
-/// A keyset page of the mirror's rows as a few texts: what a rebuild sends, read without a row
-/// object (and a hand-over between threads) for each of its rows.
+/// A page of the mirror's rows as a few texts: what a rebuild sends, read without a row object
+/// (and a hand-over between threads) for each of its rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MirrorRows {
-    /// The page's greatest key: the next page starts after it.
-    pub last_key: String,
+    /// Where the next page starts: its `after` (the back end's position, not a record key).
+    pub cursor: String,
     count: usize,
     /// The rows' JSON, one a line: compact JSON never holds a raw line break.
     texts: Vec<String>,
 }
 
 impl MirrorRows {
-    /// `count` rows joined by `\n`, whose greatest key is `last_key`; refused if the text does not
-    /// split into `count` rows (a row holding a raw line break would be cut in two and sent as two
-    /// broken rows).
-    pub fn new(last_key: String, count: usize, joined: String) -> Result<Self, String> {
+    /// `count` rows joined by `\n`, the next page starting after `cursor`; refused if the text
+    /// does not split into `count` rows (a row holding a raw line break would be cut in two and
+    /// sent as two broken rows).
+    pub fn new(cursor: String, count: usize, joined: String) -> Result<Self, String> {
         let lines = if joined.is_empty() {
             0
         } else {
@@ -269,17 +269,15 @@ impl MirrorRows {
             ));
         }
         Ok(MirrorRows {
-            last_key,
+            cursor,
             count,
             texts: vec![joined],
         })
     }
 
-    /// Adds another part of the same page.
+    /// Adds the part of the same page read after this one: the page now ends where it ends.
     pub fn append(&mut self, other: MirrorRows) {
-        if other.last_key > self.last_key {
-            self.last_key = other.last_key;
-        }
+        self.cursor = other.cursor;
         self.count += other.count;
         self.texts.extend(other.texts);
     }
@@ -437,9 +435,9 @@ mod tests {
         let mut two = page.clone();
         two.append(MirrorRows::new("10".into(), 1, "{\"A\":2}".into()).unwrap());
         assert_eq!(
-            (two.len(), two.last_key.as_str()),
-            (3, "9"),
-            "keys compare as text"
+            (two.len(), two.cursor.as_str()),
+            (3, "10"),
+            "the page ends where its last part ends"
         );
         assert_eq!(two.rows().count(), 3);
         let empty = MirrorRows::new(String::new(), 0, String::new()).unwrap();

@@ -127,13 +127,15 @@ pub trait Store: Send + Sync {
         after_key: Option<&str>,
         limit: u32,
     ) -> R<Vec<MirrorRow>>;
-    /// The rows of the keyset page `mirror_page` would return, joined into one text; None past
-    /// the last page.
+    /// Up to `limit` of the stream's mirror rows, joined into a few texts, after `after` (None for
+    /// the first page, else the previous page's `cursor`); None past the last page. Pages come in
+    /// the order the back end reads cheapest (SQLite: the order rows were added; PostgreSQL: key
+    /// order): a rebuild needs every row once, not an order.
     async fn mirror_rows(
         &self,
         connection: &str,
         stream: &str,
-        after_key: Option<&str>,
+        after: Option<&str>,
         limit: u32,
     ) -> R<Option<MirrorRows>>;
     async fn mirror_count(&self, connection: &str, stream: &str) -> R<u64>;

@@ -476,7 +476,7 @@ fn mirror_batches<'a>(
             conn.pusher.limits(),
         )?;
         // A short page is the last one: no query for the empty page after it.
-        let next = (page.len() == PAGE_ROWS as usize).then_some(Some(page.last_key));
+        let next = (page.len() == PAGE_ROWS as usize).then_some(Some(page.cursor));
         Ok(Some((futures::stream::iter(cut.into_iter().map(Ok)), next)))
     })
     .try_flatten()

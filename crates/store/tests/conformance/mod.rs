@@ -710,7 +710,7 @@ pub async fn replace_mode_and_mirror(db: Arc<TestDb>) {
     );
     assert_eq!(s.mirror_count("acme", "VENDOR").await.unwrap(), 5);
 
-    // The same pages as one text each: the page's rows and its greatest key, None past the end.
+    // The same pages as texts: the page's rows, None past the end.
     let mut after: Option<String> = None;
     let mut pages = Vec::new();
     while let Some(p) = s
@@ -721,21 +721,18 @@ pub async fn replace_mode_and_mirror(db: Arc<TestDb>) {
         let mut rows: Vec<String> = p.rows().map(str::to_string).collect();
         rows.sort();
         assert_eq!(rows.len(), p.len());
-        after = Some(p.last_key.clone());
-        pages.push((p.last_key.clone(), rows));
+        after = Some(p.cursor.clone());
+        pages.push(rows);
     }
     let by_page = |keys: &[&str]| {
         let mut rows: Vec<String> = keys.iter().map(|k| rec(k, 1).row_json).collect();
         rows.sort();
         rows
     };
+    // Staged in key order, so the order rows were added (SQLite's) is key order too.
     assert_eq!(
         pages,
-        vec![
-            ("b".to_string(), by_page(&["a", "b"])),
-            ("d".to_string(), by_page(&["c", "d"])),
-            ("e".to_string(), by_page(&["e"])),
-        ]
+        vec![by_page(&["a", "b"]), by_page(&["c", "d"]), by_page(&["e"])]
     );
     assert!(
         s.mirror_rows("acme", "NO_SUCH_STREAM", None, 2)
@@ -1070,7 +1067,7 @@ pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
     {
         sizes.push(p.len());
         seen.extend(p.rows().map(str::to_string));
-        after = Some(p.last_key.clone());
+        after = Some(p.cursor.clone());
     }
     assert_eq!(sizes, [1_000, 201]);
     seen.sort();
@@ -1088,10 +1085,38 @@ pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
     {
         sizes.push(p.len());
         seen.extend(p.rows().map(str::to_string));
-        after = Some(p.last_key.clone());
+        after = Some(p.cursor.clone());
     }
     assert_eq!(sizes, [700, 501]);
     seen.sort();
+    assert_eq!(seen, expected);
+
+    // Rows added after, with keys before all the others, and rows changed in place: a page's order
+    // is the back end's (SQLite: the order rows were added), but every row comes once, as it is now.
+    let mut later: Vec<StagedRecord> = (0..100).map(|i| rec(&format!("-{i:04}"), 2)).collect();
+    later.extend((0..100).map(|i| rec(&format!("{i:05}"), 2)));
+    s.stage_page(page("acme", r, "VENDOR", StageMode::Replace, later))
+        .await
+        .unwrap();
+    let (mut after, mut seen) = (None::<String>, Vec::new());
+    while let Some(p) = s
+        .mirror_rows("acme", "VENDOR", after.as_deref(), 700)
+        .await
+        .unwrap()
+    {
+        seen.extend(p.rows().map(str::to_string));
+        after = Some(p.cursor.clone());
+    }
+    seen.sort();
+    let mut expected: Vec<String> = (0..100)
+        .map(|i| rec(&format!("-{i:04}"), 2).row_json)
+        .chain(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| rec(k, if i < 100 { 2 } else { 1 }).row_json),
+        )
+        .collect();
+    expected.sort();
     assert_eq!(seen, expected);
 }
 
