@@ -18,7 +18,7 @@ use ml_intacct::{ChangedSince, Cursor as IntacctCursor, Record, RecordShape};
 use ml_powerbi::schema::RowEncoder;
 use ml_store::{CursorPos, FailedRecord, StageMode, StagePage, StagedRecord};
 
-use super::{Connection, Job, PipelineError, RunEvent, StreamReport};
+use super::{Connection, Events, Job, PipelineError, RunEvent, StreamReport};
 use crate::catalogue::StreamKind;
 use crate::config::{DeleteDetection, Mode, StreamConfig};
 use crate::plan::StreamPlan;
@@ -186,7 +186,11 @@ pub async fn extract_and_stage(
     } else {
         keys_missing_from(conn, stream, |k| seen_keys.contains(k)).await?
     };
-    if !deletes.is_empty() {
+    if deletes.is_empty() {
+        // The delete check (an AUDITHISTORY query, or the comparison of every key) is part of
+        // reading the source: the totals again say where the pull ends and the push begins.
+        emit_staged(events, &stream.object, report);
+    } else {
         stage(
             job,
             StagedPage {
@@ -199,6 +203,17 @@ pub async fn extract_and_stage(
         .await?;
     }
     Ok(())
+}
+
+/// The stream's staging totals so far.
+fn emit_staged(events: &Events, stream: &str, report: &StreamReport) {
+    events.emit(RunEvent::Staged {
+        stream: stream.to_string(),
+        inserted: report.inserted,
+        updated: report.updated,
+        unchanged: report.unchanged,
+        deleted: report.deleted,
+    });
 }
 
 fn typed_record(
@@ -469,13 +484,7 @@ async fn stage(
     report.updated += summary.updated;
     report.unchanged += summary.unchanged;
     report.deleted += summary.deleted;
-    events.emit(RunEvent::Staged {
-        stream: stream.object.clone(),
-        inserted: report.inserted,
-        updated: report.updated,
-        unchanged: report.unchanged,
-        deleted: report.deleted,
-    });
+    emit_staged(events, &stream.object, report);
     Ok(())
 }
 
