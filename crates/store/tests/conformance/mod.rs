@@ -1057,38 +1057,16 @@ pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
     ))
     .await
     .unwrap();
-    let mut after: Option<String> = None;
-    let mut seen = Vec::new();
-    let mut sizes = Vec::new();
-    while let Some(p) = s
-        .mirror_rows("acme", "VENDOR", after.as_deref(), 1_000)
-        .await
-        .unwrap()
-    {
-        sizes.push(p.len());
-        seen.extend(p.rows().map(str::to_string));
-        after = Some(p.cursor.clone());
-    }
+    let (sizes, seen) = all_mirror_rows(s, 1_000).await;
     assert_eq!(sizes, [1_000, 201]);
-    seen.sort();
     let mut expected: Vec<String> = keys.iter().map(|k| rec(k, 1).row_json).collect();
     expected.sort();
     assert_eq!(seen, expected);
 
     // A page that is not a whole number of parts (700 = 500 + 200), and a last page one row past
     // a part (501): every row once, pages of exactly the size asked.
-    let (mut after, mut seen, mut sizes) = (None::<String>, Vec::new(), Vec::new());
-    while let Some(p) = s
-        .mirror_rows("acme", "VENDOR", after.as_deref(), 700)
-        .await
-        .unwrap()
-    {
-        sizes.push(p.len());
-        seen.extend(p.rows().map(str::to_string));
-        after = Some(p.cursor.clone());
-    }
+    let (sizes, seen) = all_mirror_rows(s, 700).await;
     assert_eq!(sizes, [700, 501]);
-    seen.sort();
     assert_eq!(seen, expected);
 
     // Rows added after, with keys before all the others, and rows changed in place: a page's order
@@ -1098,16 +1076,7 @@ pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
     s.stage_page(page("acme", r, "VENDOR", StageMode::Replace, later))
         .await
         .unwrap();
-    let (mut after, mut seen) = (None::<String>, Vec::new());
-    while let Some(p) = s
-        .mirror_rows("acme", "VENDOR", after.as_deref(), 700)
-        .await
-        .unwrap()
-    {
-        seen.extend(p.rows().map(str::to_string));
-        after = Some(p.cursor.clone());
-    }
-    seen.sort();
+    let (_, seen) = all_mirror_rows(s, 700).await;
     let mut expected: Vec<String> = (0..100)
         .map(|i| rec(&format!("-{i:04}"), 2).row_json)
         .chain(
@@ -1118,6 +1087,22 @@ pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
         .collect();
     expected.sort();
     assert_eq!(seen, expected);
+}
+
+/// Every page of acme's VENDOR mirror, `limit` rows a page: the pages' sizes and all rows, sorted.
+async fn all_mirror_rows(s: &dyn Store, limit: u32) -> (Vec<usize>, Vec<String>) {
+    let (mut after, mut sizes, mut rows) = (None::<String>, Vec::new(), Vec::new());
+    while let Some(p) = s
+        .mirror_rows("acme", "VENDOR", after.as_deref(), limit)
+        .await
+        .unwrap()
+    {
+        sizes.push(p.len());
+        rows.extend(p.rows().map(str::to_string));
+        after = Some(p.cursor.clone());
+    }
+    rows.sort();
+    (sizes, rows)
 }
 
 /// Key pages are read a few thousand keys a query, joined: every key once, in bytewise order,
