@@ -23,6 +23,17 @@ pub(crate) const MIRROR_ROWS_PER_TEXT: i64 = 500;
 pub(crate) const MIRROR_KEYS_PER_TEXT: i64 = 2_000;
 /// Between the keys of such a text: U+001F, which XML 1.0 cannot carry (`mirror_keys_page`).
 pub(crate) const KEY_SEPARATOR: &str = "\u{1f}";
+/// One query's part of a mirror page read as joined text (`joined_parts`).
+pub(crate) struct JoinedPart {
+    /// The position the part was read after.
+    pub after: String,
+    pub count: i64,
+    /// The part's last position: where the next part starts.
+    pub cursor: String,
+    /// Its `count` values, joined by the separator asked for.
+    pub joined: String,
+}
+
 /// How far an append lets its chain run ahead of `audit_keys` before it indexes the rest: bounds
 /// what a search by key reads off the chain itself (migration 0005 says why the index lags).
 pub(crate) const KEY_INDEX_LAG: i64 = 100_000;
@@ -42,8 +53,8 @@ pub(crate) mod prelude {
     pub(crate) use sqlx::{QueryBuilder, Row};
 
     pub(crate) use super::{
-        AUDIT_COLS, CHUNK, KEY_INDEX_BATCH, KEY_INDEX_LAG, KEY_SEPARATOR, MIRROR_KEYS_PER_TEXT,
-        MIRROR_ROWS_PER_TEXT, MirrorColumn, MultiRow, WALK_PAGE,
+        AUDIT_COLS, CHUNK, JoinedPart, KEY_INDEX_BATCH, KEY_INDEX_LAG, KEY_SEPARATOR,
+        MIRROR_KEYS_PER_TEXT, MIRROR_ROWS_PER_TEXT, MirrorColumn, MultiRow, WALK_PAGE,
     };
     pub(crate) use crate::StoreError;
     pub(crate) use crate::audit::{
@@ -423,6 +434,53 @@ macro_rules! impl_store {
                     through = upto;
                 }
                 Ok(())
+            }
+
+            /// Up to `limit` of a stream's mirror values after `after`, `per_text` a query of
+            /// `sql` (bound: connection, stream, after, how many, separator; answering the count,
+            /// the last position and the values joined): one result row a part, not one a value
+            /// (`mirror_rows` says why). Stops at the first short part.
+            #[allow(clippy::too_many_arguments)]
+            async fn joined_parts(
+                &self,
+                sql: &'static str,
+                cid: i64,
+                stream: &str,
+                mut after: String,
+                limit: u32,
+                per_text: i64,
+                separator: &str,
+            ) -> Result<Vec<JoinedPart>, StoreError> {
+                let mut parts = Vec::new();
+                let mut left = i64::from(limit);
+                while left > 0 {
+                    let want = left.min(per_text);
+                    let row = sqlx::query(sql)
+                        .bind(cid)
+                        .bind(stream)
+                        .bind(after.as_str())
+                        .bind(want)
+                        .bind(separator)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let count: i64 = row.try_get(0)?;
+                    if count == 0 {
+                        break;
+                    }
+                    let cursor: String = row.try_get(1)?;
+                    let part = JoinedPart {
+                        after: std::mem::replace(&mut after, cursor.clone()),
+                        count,
+                        cursor,
+                        joined: row.try_get(2)?,
+                    };
+                    parts.push(part);
+                    if count < want {
+                        break;
+                    }
+                    left -= count;
+                }
+                Ok(parts)
             }
 
             /// Records the seq span of each run among `chained` (all of one append, usually one run):
@@ -1378,8 +1436,7 @@ macro_rules! impl_store {
                      (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
                       AND record_key > $3 ORDER BY record_key LIMIT $4) part"
                 };
-                let mut page: Option<MirrorRows> = None;
-                let mut after = match after {
+                let after = match after {
                     Some(a) if by_rowid && a.parse::<i64>().is_err() => {
                         return Err(StoreError::Invalid(format!("'{a}' is not a mirror page's cursor")));
                     }
@@ -1387,34 +1444,14 @@ macro_rules! impl_store {
                     None if by_rowid => "0".to_string(),
                     None => String::new(),
                 };
-                let mut left = i64::from(limit);
-                while left > 0 {
-                    let want = left.min(MIRROR_ROWS_PER_TEXT);
-                    let part = sqlx::query(sql)
-                        .bind(cid)
-                        .bind(stream)
-                        .bind(after.as_str())
-                        .bind(want)
-                        .bind("\n")
-                        .fetch_one(&self.pool)
-                        .await?;
-                    let count: i64 = part.try_get(0)?;
-                    if count == 0 {
-                        break;
-                    }
-                    let cursor: String = part.try_get(1)?;
-                    let joined: String = part.try_get(2)?;
-                    after.clone_from(&cursor);
-                    let part = MirrorRows::new(cursor, crate::backend::to_u64(count) as usize, joined)
+                let mut page: Option<MirrorRows> = None;
+                for part in self.joined_parts(sql, cid, stream, after, limit, MIRROR_ROWS_PER_TEXT, "\n").await? {
+                    let part = MirrorRows::new(part.cursor, crate::backend::to_u64(part.count) as usize, part.joined)
                         .map_err(StoreError::Corrupt)?;
                     match &mut page {
                         None => page = Some(part),
                         Some(p) => p.append(part),
                     }
-                    if count < want {
-                        break;
-                    }
-                    left -= count;
                 }
                 Ok(page)
             }
@@ -1444,32 +1481,24 @@ macro_rules! impl_store {
                 // separator is a control character XML 1.0 cannot carry, so no key read from
                 // Intacct holds it; a part whose text does not split into its count (a key put
                 // there another way) is read again key by key.
-                let mut keys: Vec<String> = Vec::new();
-                let mut after = after_key.unwrap_or("").to_string();
-                let mut left = i64::from(limit);
-                while left > 0 {
-                    let want = left.min(MIRROR_KEYS_PER_TEXT);
-                    let part = sqlx::query(
+                let parts = self
+                    .joined_parts(
                         "SELECT count(*), max(record_key), string_agg(record_key, $5) FROM \
                          (SELECT record_key FROM mirror WHERE connection_id = $1 AND stream = $2 \
                           AND record_key > $3 ORDER BY record_key LIMIT $4) part",
+                        cid,
+                        stream,
+                        after_key.unwrap_or("").to_string(),
+                        limit,
+                        MIRROR_KEYS_PER_TEXT,
+                        KEY_SEPARATOR,
                     )
-                    .bind(cid)
-                    .bind(stream)
-                    .bind(after.as_str())
-                    .bind(want)
-                    .bind(KEY_SEPARATOR)
-                    .fetch_one(&self.pool)
                     .await?;
-                    let count: i64 = part.try_get(0)?;
-                    if count == 0 {
-                        break;
-                    }
-                    let last: String = part.try_get(1)?;
-                    let joined: String = part.try_get(2)?;
+                let mut keys: Vec<String> = Vec::new();
+                for part in parts {
                     let before = keys.len();
-                    keys.extend(joined.split(KEY_SEPARATOR).map(str::to_string));
-                    if (keys.len() - before) as i64 != count {
+                    keys.extend(part.joined.split(KEY_SEPARATOR).map(str::to_string));
+                    if (keys.len() - before) as i64 != part.count {
                         keys.truncate(before);
                         keys.extend(
                             sqlx::query_scalar::<_, String>(
@@ -1478,8 +1507,8 @@ macro_rules! impl_store {
                             )
                             .bind(cid)
                             .bind(stream)
-                            .bind(after.as_str())
-                            .bind(want)
+                            .bind(part.after.as_str())
+                            .bind(part.count)
                             .fetch_all(&self.pool)
                             .await?,
                         );
@@ -1487,11 +1516,6 @@ macro_rules! impl_store {
                     // Bytewise, as the keyset (PostgreSQL's keys are COLLATE "C"); an aggregate
                     // promises no order.
                     keys[before..].sort_unstable();
-                    after = last;
-                    if count < want {
-                        break;
-                    }
-                    left -= count;
                 }
                 Ok(keys)
             }

@@ -1045,18 +1045,8 @@ pub async fn leases_race(db: Arc<TestDb>) {
 /// holds each of its rows once, and its greatest key leads to the next page.
 pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
     let s = &*db.store;
-    s.ensure_connection("acme").await.unwrap();
-    let r = s.begin_run("acme", "manual").await.unwrap();
     let keys: Vec<String> = (0..1_201).map(|i| format!("{i:05}")).collect();
-    s.stage_page(page(
-        "acme",
-        r,
-        "VENDOR",
-        StageMode::Replace,
-        keys.iter().map(|k| rec(k, 1)).collect(),
-    ))
-    .await
-    .unwrap();
+    let r = stage_vendors(s, &keys).await;
     let (sizes, seen) = all_mirror_rows(s, 1_000).await;
     assert_eq!(sizes, [1_000, 201]);
     let mut expected: Vec<String> = keys.iter().map(|k| rec(k, 1).row_json).collect();
@@ -1089,6 +1079,22 @@ pub async fn mirror_rows_in_parts(db: Arc<TestDb>) {
     assert_eq!(seen, expected);
 }
 
+/// Stages version 1 of `keys` into acme's VENDOR mirror in one page of a new run, returned.
+async fn stage_vendors(s: &dyn Store, keys: &[String]) -> RunId {
+    s.ensure_connection("acme").await.unwrap();
+    let r = s.begin_run("acme", "manual").await.unwrap();
+    s.stage_page(page(
+        "acme",
+        r,
+        "VENDOR",
+        StageMode::Replace,
+        keys.iter().map(|k| rec(k, 1)).collect(),
+    ))
+    .await
+    .unwrap();
+    r
+}
+
 /// Every page of acme's VENDOR mirror, `limit` rows a page: the pages' sizes and all rows, sorted.
 async fn all_mirror_rows(s: &dyn Store, limit: u32) -> (Vec<usize>, Vec<String>) {
     let (mut after, mut sizes, mut rows) = (None::<String>, Vec::new(), Vec::new());
@@ -1109,19 +1115,9 @@ async fn all_mirror_rows(s: &dyn Store, limit: u32) -> (Vec<usize>, Vec<String>)
 /// pages of the size asked, and a key holding the separator (U+001F) comes back whole.
 pub async fn mirror_keys_in_parts(db: Arc<TestDb>) {
     let s = &*db.store;
-    s.ensure_connection("acme").await.unwrap();
-    let r = s.begin_run("acme", "manual").await.unwrap();
     let mut keys: Vec<String> = (0..4_500).map(|i| format!("{i}")).collect();
     keys.push("2\u{1f}odd".to_string());
-    s.stage_page(page(
-        "acme",
-        r,
-        "VENDOR",
-        StageMode::Replace,
-        keys.iter().map(|k| rec(k, 1)).collect(),
-    ))
-    .await
-    .unwrap();
+    stage_vendors(s, &keys).await;
     let (mut after, mut seen, mut sizes) = (None::<String>, Vec::new(), Vec::new());
     loop {
         let p = s
