@@ -81,9 +81,10 @@ fn main() {
                 .expect("prepare");
             let mut mirror = tx
                 .prepare_cached(
-                    "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) \
+                    "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_seq) \
                      VALUES (1, ?1, ?2, ?3, ?4, ?5) ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET \
-                     when_modified = excluded.when_modified, source_hash = excluded.source_hash, row_json = excluded.row_json",
+                     when_modified = excluded.when_modified, source_hash = excluded.source_hash, \
+                     row_seq = excluded.row_seq, row_json = NULL",
                 )
                 .expect("prepare");
             // In key order, as the store chains a page (its key indexes then take the page in order).
@@ -128,7 +129,7 @@ fn main() {
                         e.record_key,
                         e.when_modified,
                         e.source_hash,
-                        e.row_json
+                        c.seq
                     ])
                     .expect("mirror");
                 staged += 1;

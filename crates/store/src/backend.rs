@@ -350,9 +350,9 @@ macro_rules! impl_store {
                 created_at: &str,
                 entries: Vec<NewEntry>,
             ) -> Result<Vec<ChainedEntry>, StoreError> {
-                let chained: Vec<ChainedEntry> =
+                let mut chained: Vec<ChainedEntry> =
                     entries.into_iter().map(|e| head.chain(connection, created_at, e)).collect();
-                Self::insert_entries(&mut *c, cid, &chained).await?;
+                Self::insert_entries(&mut *c, cid, &mut chained).await?;
                 Self::save_head(&mut *c, cid, head).await?;
                 Self::widen_run_spans(&mut *c, cid, &chained).await?;
                 Ok(chained)
@@ -437,6 +437,39 @@ macro_rules! impl_store {
             }
 
             /// Up to `limit` of a stream's mirror values after `after`, `per_text` a query of
+            /// The error for a mirror row whose row is nowhere: its audit entry was deleted or
+            /// emptied outside ml-connector (pruning copies a row into the mirror before it deletes
+            /// the entry). `None` when every row is where it should be.
+            async fn find_missing_mirror_row(&self, cid: i64, connection: &str, stream: &str) -> Result<Option<StoreError>, StoreError> {
+                let missing = sqlx::query(
+                    "SELECT m.record_key, m.row_seq FROM mirror m \
+                     LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq \
+                     WHERE m.connection_id = $1 AND m.stream = $2 AND m.row_json IS NULL AND a.row_json IS NULL LIMIT 1",
+                )
+                .bind(cid)
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = missing else { return Ok(None) };
+                let key: String = row.try_get(0)?;
+                let seq: Option<i64> = row.try_get(1)?;
+                let seq = seq.map_or_else(|| "none".to_string(), |s| s.to_string());
+                Ok(Some(StoreError::Corrupt(format!(
+                    "the mirror of '{connection}' {stream} keeps record '{key}' in audit entry {seq}, which is gone \
+                     or holds no row: the audit trail was changed outside ml-connector. Run `ml-connector audit verify \
+                     --connection {connection}`, then reload the stream from Intacct with \
+                     `ml-connector sync --connection {connection} --stream {stream} --full`"
+                ))))
+            }
+
+            /// [`find_missing_mirror_row`], for a reader that already knows a row is missing.
+            async fn missing_mirror_row(&self, cid: i64, connection: &str, stream: &str) -> StoreError {
+                match self.find_missing_mirror_row(cid, connection, stream).await {
+                    Ok(Some(e)) | Err(e) => e,
+                    Ok(None) => StoreError::Corrupt(format!("a mirror row of '{connection}' {stream} has no row")),
+                }
+            }
+
             /// `sql` (bound: connection, stream, after, how many, separator; answering the count,
             /// the last position and the values joined): one result row a part, not one a value
             /// (`mirror_rows` says why). Stops at the first short part.
@@ -520,9 +553,12 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            async fn insert_entries(c: &mut $conn, cid: i64, entries: &[ChainedEntry]) -> Result<(), StoreError> {
+            /// Inserts chained entries, moving their rows into the statement: a row bound by
+            /// reference is copied whole by sqlx (its arguments must own their values), and an
+            /// entry's row is not read again once it is in the trail.
+            async fn insert_entries(c: &mut $conn, cid: i64, entries: &mut [ChainedEntry]) -> Result<(), StoreError> {
                 static SQL: OnceLock<String> = OnceLock::new();
-                for chunk in entries.chunks(CHUNK) {
+                for chunk in entries.chunks_mut(CHUNK) {
                     let sql = MultiRow::values(
                         "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, when_modified, source_hash, \
                          action, row_json, ref_seq, batch_id, request_id, outcome, error, detail, created_at, prev_hash, hash) VALUES ",
@@ -530,7 +566,7 @@ macro_rules! impl_store {
                     )
                     .sql(&SQL, $anon, chunk.len());
                     let mut q = Self::with_room(&sql, 18 * chunk.len());
-                    for e in chunk {
+                    for e in chunk.iter_mut() {
                         q = q
                             .bind(cid)
                             .bind(e.seq)
@@ -540,7 +576,7 @@ macro_rules! impl_store {
                             .bind(e.entry.when_modified.as_deref())
                             .bind(e.entry.source_hash.as_deref())
                             .bind(e.entry.action.as_str())
-                            .bind(e.entry.row_json.as_deref())
+                            .bind(e.entry.row_json.take())
                             .bind(e.entry.ref_seq)
                             .bind(e.entry.batch_id.as_deref())
                             .bind(e.entry.request_id.as_deref())
@@ -1182,8 +1218,8 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                // Mirror writes take the rows out of the chained entries (moved, not copied), in key
-                // order (the records') so that neighbouring keys land on the same index pages.
+                // Mirror writes point at the chained entries that hold their rows (migration 0007),
+                // in key order (the records') so that neighbouring keys land on the same index pages.
                 upserts.sort_unstable();
                 let mut upserts = upserts.into_iter().peekable();
                 // Positions of the current chunk's entries in the page: base..end.
@@ -1226,22 +1262,22 @@ macro_rules! impl_store {
                     }
                     static UPSERT: OnceLock<String> = OnceLock::new();
                     let sql = MultiRow::values(
-                        "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_json) VALUES ",
+                        "INSERT INTO mirror (connection_id, stream, record_key, when_modified, source_hash, row_seq) VALUES ",
                         6,
                     )
                     .with_tail(" ON CONFLICT (connection_id, stream, record_key) DO UPDATE SET when_modified = excluded.when_modified, \
-                         source_hash = excluded.source_hash, row_json = excluded.row_json")
+                         source_hash = excluded.source_hash, row_seq = excluded.row_seq, row_json = NULL")
                     .sql(&UPSERT, $anon, mine.len());
                     let mut q = Self::with_room(&sql, 6 * mine.len());
                     for i in mine {
-                        let e = &mut chained[i].entry;
+                        let c = &mut chained[i];
                         q = q
                             .bind(cid)
                             .bind(stream.as_str())
-                            .bind(e.record_key.take())
-                            .bind(e.when_modified.take())
-                            .bind(e.source_hash.take())
-                            .bind(e.row_json.take());
+                            .bind(c.entry.record_key.take())
+                            .bind(c.entry.when_modified.take())
+                            .bind(c.entry.source_hash.take())
+                            .bind(c.seq);
                     }
                     q.execute(&mut *tx).await?;
                 }
@@ -1397,8 +1433,10 @@ macro_rules! impl_store {
             async fn mirror_page(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Vec<MirrorRow>, StoreError> {
                 let cid = self.cid(connection).await?;
                 let rows = sqlx::query(
-                    "SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 AND record_key > $3 \
-                     ORDER BY record_key LIMIT $4",
+                    "SELECT m.record_key, COALESCE(m.row_json, a.row_json) FROM mirror m \
+                     LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq \
+                     WHERE m.connection_id = $1 AND m.stream = $2 AND m.record_key > $3 \
+                     ORDER BY m.record_key LIMIT $4",
                 )
                 .bind(cid)
                 .bind(stream)
@@ -1406,9 +1444,15 @@ macro_rules! impl_store {
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
-                    .map(|r| Ok(MirrorRow { key: r.try_get(0)?, row_json: r.try_get(1)? }))
-                    .collect()
+                let mut page = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let row_json: Option<String> = r.try_get(1)?;
+                    match row_json {
+                        Some(row_json) => page.push(MirrorRow { key: r.try_get(0)?, row_json }),
+                        None => return Err(self.missing_mirror_row(cid, connection, stream).await),
+                    }
+                }
+                Ok(page)
             }
 
             async fn mirror_rows(&self, connection: &str, stream: &str, after: Option<&str>, limit: u32) -> Result<Option<MirrorRows>, StoreError> {
@@ -1426,15 +1470,22 @@ macro_rules! impl_store {
                 // they lie in the table, each leaf read once. In key order every row was a seek to
                 // a leaf of its own (a pull adds rows in WHENMODIFIED order), 40 % of a rebuild's
                 // CPU at 1,000,000 rows. PostgreSQL has no rowid: key order, `mirror_key`.
+                //
+                // A row is read from the audit entry that staged it (`row_seq`, migration 0007), or
+                // from the mirror itself where that entry was pruned or the row predates 0007.
                 let by_rowid = $backend == "sqlite";
                 let sql = if by_rowid {
-                    "SELECT count(*), CAST(max(pos) AS TEXT), string_agg(row_json, $5) FROM \
-                     (SELECT rowid AS pos, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
-                      AND rowid > CAST($3 AS INTEGER) ORDER BY rowid LIMIT $4) part"
+                    "SELECT count(*), CAST(max(pos) AS TEXT), string_agg(row_text, $5) FROM \
+                     (SELECT m.rowid AS pos, COALESCE(m.row_json, a.row_json) AS row_text FROM mirror m \
+                      LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq \
+                      WHERE m.connection_id = $1 AND m.stream = $2 \
+                      AND m.rowid > CAST($3 AS INTEGER) ORDER BY m.rowid LIMIT $4) part"
                 } else {
-                    "SELECT count(*), max(record_key), string_agg(row_json, $5) FROM \
-                     (SELECT record_key, row_json FROM mirror WHERE connection_id = $1 AND stream = $2 \
-                      AND record_key > $3 ORDER BY record_key LIMIT $4) part"
+                    "SELECT count(*), max(record_key), string_agg(row_text, $5) FROM \
+                     (SELECT m.record_key, COALESCE(m.row_json, a.row_json) AS row_text FROM mirror m \
+                      LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq \
+                      WHERE m.connection_id = $1 AND m.stream = $2 \
+                      AND m.record_key > $3 ORDER BY m.record_key LIMIT $4) part"
                 };
                 let after = match after {
                     Some(a) if by_rowid && a.parse::<i64>().is_err() => {
@@ -1446,8 +1497,17 @@ macro_rules! impl_store {
                 };
                 let mut page: Option<MirrorRows> = None;
                 for part in self.joined_parts(sql, cid, stream, after, limit, MIRROR_ROWS_PER_TEXT, "\n").await? {
-                    let part = MirrorRows::new(part.cursor, crate::backend::to_u64(part.count) as usize, part.joined)
-                        .map_err(StoreError::Corrupt)?;
+                    // An aggregate skips a missing row: fewer lines than rows. Say which one.
+                    let part = match MirrorRows::new(part.cursor, crate::backend::to_u64(part.count) as usize, part.joined) {
+                        Ok(part) => part,
+                        Err(why) => {
+                            return Err(match self.find_missing_mirror_row(cid, connection, stream).await {
+                                Ok(Some(missing)) => missing,
+                                Ok(None) => StoreError::Corrupt(why),
+                                Err(e) => e,
+                            });
+                        }
+                    };
                     match &mut page {
                         None => page = Some(part),
                         Some(p) => p.append(part),
@@ -1974,6 +2034,17 @@ macro_rules! impl_store {
                         new_anchor.seq
                     )));
                 }
+                // The mirror reads its rows from the entries that staged them (migration 0007):
+                // rows kept in entries about to go move into the mirror first.
+                sqlx::query(
+                    "UPDATE mirror SET row_json = (SELECT a.row_json FROM audit a \
+                     WHERE a.connection_id = mirror.connection_id AND a.seq = mirror.row_seq), row_seq = NULL \
+                     WHERE connection_id = $1 AND row_seq <= $2",
+                )
+                .bind(cid)
+                .bind(cut)
+                .execute(&mut *tx)
+                .await?;
                 let deleted = sqlx::query("DELETE FROM audit WHERE connection_id = $1 AND seq <= $2")
                     .bind(cid)
                     .bind(cut)

@@ -50,6 +50,7 @@ conformance_tests!(
     runs_are_found_in_their_span_of_the_chain,
     audit_verify_detects_tampering,
     audit_prune_keeps_chain_verifiable,
+    a_mirror_row_without_its_entry_is_a_loud_error,
     concurrent_staging_serialises_chain,
 );
 

@@ -141,7 +141,9 @@ async fn a_version_4_audit_trail_is_in_the_key_index_after_the_upgrade() {
 
 /// Migration 0006 adds `mirror_by_stream`, through which SQLite rebuilds read a stream's mirror in
 /// rowid order: a version 5 store's mirror, rows added out of key order and of two streams, comes
-/// back whole, each row once, and only the stream asked for.
+/// back whole, each row once, and only the stream asked for. Migration 0007 rebuilds the mirror
+/// (its rows now live in the audit trail): the old rows keep their own copy, and a row staged
+/// again after the upgrade is read from its audit entry.
 #[tokio::test]
 async fn a_version_5_mirror_is_read_whole_after_the_upgrade() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -158,7 +160,8 @@ async fn a_version_5_mirror_is_read_whole_after_the_upgrade() {
         v5.migrations = Cow::Owned(v5.migrations[..5].to_vec());
         v5.run(&pool).await.expect("version 5 schema");
         sqlx::query(
-            "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z')",
+            "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z'); \
+             INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, 0, zeroblob(32));",
         )
         .execute(&pool)
         .await
@@ -183,24 +186,67 @@ async fn a_version_5_mirror_is_read_whole_after_the_upgrade() {
     let store = open(&StoreLocation::Sqlite(path))
         .await
         .expect("open upgrades");
-    let (mut after, mut rows) = (None::<String>, Vec::new());
-    while let Some(page) = store
-        .mirror_rows("acme", "VENDOR", after.as_deref(), 2)
-        .await
-        .expect("page")
-    {
-        assert!(page.len() <= 2);
-        rows.extend(page.rows().map(str::to_string));
-        after = Some(page.cursor.clone());
-    }
-    rows.sort();
+    let vendor_rows = async |store: &dyn ml_store::Store| {
+        let (mut after, mut rows) = (None::<String>, Vec::new());
+        while let Some(page) = store
+            .mirror_rows("acme", "VENDOR", after.as_deref(), 2)
+            .await
+            .expect("page")
+        {
+            assert!(page.len() <= 2);
+            rows.extend(page.rows().map(str::to_string));
+            after = Some(page.cursor.clone());
+        }
+        rows.sort();
+        rows
+    };
     let mut expected: Vec<String> = keys
         .iter()
         .enumerate()
         .map(|(i, key)| format!("{{\"S\":\"VENDOR\",\"K\":\"{key}\",\"I\":{i}}}"))
         .collect();
     expected.sort();
-    assert_eq!(rows, expected);
+    assert_eq!(vendor_rows(&*store).await, expected);
+
+    let run = store.begin_run("acme", "manual").await.expect("run");
+    let changed = r#"{"S":"VENDOR","K":"10","I":99}"#;
+    let summary = store
+        .stage_page(ml_store::StagePage {
+            connection: "acme".into(),
+            run,
+            stream: "VENDOR".into(),
+            mode: ml_store::StageMode::Replace,
+            records: vec![
+                ml_store::StagedRecord {
+                    key: "10".into(),
+                    when_modified: None,
+                    source_hash: "h2".into(),
+                    row_json: changed.into(),
+                },
+                ml_store::StagedRecord {
+                    key: "42".into(),
+                    when_modified: None,
+                    source_hash: "h".into(),
+                    row_json: "{}".into(),
+                },
+            ],
+            deletes: vec![],
+            failed: vec![],
+            pending_cursor: None,
+        })
+        .await
+        .expect("stage");
+    assert_eq!((summary.updated, summary.unchanged), (1, 1), "{summary:?}");
+    let expected: Vec<String> = {
+        let mut e: Vec<String> = expected
+            .into_iter()
+            .filter(|r| !r.contains(r#""K":"10""#))
+            .chain([changed.to_string()])
+            .collect();
+        e.sort();
+        e
+    };
+    assert_eq!(vendor_rows(&*store).await, expected);
     assert!(
         store
             .mirror_rows("acme", "VENDOR", Some("not a cursor"), 2)

@@ -1601,6 +1601,23 @@ pub async fn audit_prune_keeps_chain_verifiable(db: Arc<TestDb>) {
     let v = s.audit_verify("acme").await.unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!((v.entries_checked, v.anchor_seq), (2, Some(4)));
+    // The mirror read k001..k003 from the entries just pruned: it keeps their rows itself now.
+    let vendors = |versions: [u32; 4]| {
+        let mut rows: Vec<String> = (0..4)
+            .map(|i| rec(&format!("k{i:03}"), versions[i]).row_json)
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(all_mirror_rows(s, 3).await.1, vendors([2, 1, 1, 1]));
+    let by_key: Vec<String> = s
+        .mirror_page("acme", "VENDOR", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.row_json)
+        .collect();
+    assert_eq!(by_key, vendors([2, 1, 1, 1]));
     assert_eq!(
         audit_all(s, "acme")
             .await
@@ -1643,6 +1660,20 @@ pub async fn audit_prune_keeps_chain_verifiable(db: Arc<TestDb>) {
     );
     let v = s.audit_verify("acme").await.unwrap();
     assert!(v.ok && v.entries_checked == 1, "{v:?}");
+    assert_eq!(all_mirror_rows(s, 3).await.1, vendors([2, 2, 1, 1]));
+    // A row kept in the mirror by a prune, staged again: unchanged stays, a change reads anew.
+    let again = s
+        .stage_page(page(
+            "acme",
+            run,
+            "VENDOR",
+            StageMode::Replace,
+            vec![rec("k002", 1), rec("k003", 3)],
+        ))
+        .await
+        .unwrap(); // seq 9, 10
+    assert_eq!((again.unchanged, again.updated), (1, 1), "{again:?}");
+    assert_eq!(all_mirror_rows(s, 3).await.1, vendors([2, 2, 1, 3]));
     // Nothing older: no-op.
     assert_eq!(s.audit_prune("acme", cut).await.unwrap().deleted, 0);
     // Tampering after pruning is still caught.
@@ -1655,11 +1686,47 @@ pub async fn audit_prune_keeps_chain_verifiable(db: Arc<TestDb>) {
         s.audit_verify("acme").await.unwrap().first_bad.unwrap().0,
         8
     );
-    // ...and a broken prefix is never pruned away.
+    // ...and a broken prefix is never pruned away (nor the mirror's rows moved).
     db.clock.advance(chrono::Duration::days(1));
     let e = s.audit_prune("acme", db.clock.now()).await.unwrap_err();
     assert!(matches!(e, StoreError::Invalid(_)), "{e}");
-    assert_eq!(audit_all(s, "acme").await.len(), 1);
+    assert_eq!(audit_all(s, "acme").await.len(), 3);
+    assert_eq!(all_mirror_rows(s, 3).await.1, vendors([2, 2, 1, 3]));
+}
+
+/// A mirror row is read from the audit entry that staged it. If that entry is deleted or emptied
+/// behind the store's back, a rebuild stops with an error that names the record and what to do;
+/// it never sends fewer rows than the mirror holds.
+pub async fn a_mirror_row_without_its_entry_is_a_loud_error(db: Arc<TestDb>) {
+    let s = &*db.store;
+    chain_of(s, "acme", 3).await; // k000..k002 at seq 1..=3
+    db.exec(&format!(
+        "DELETE FROM audit WHERE connection_id = {} AND seq = 2",
+        cid_of("acme")
+    ))
+    .await;
+    let e = s.mirror_rows("acme", "VENDOR", None, 10).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, StoreError::Corrupt(_)), "{e:?}");
+    for needed in [
+        "'k001'",
+        "entry 2",
+        "audit verify",
+        "sync --connection acme --stream VENDOR --full",
+    ] {
+        assert!(text.contains(needed), "{needed:?} missing from: {text}");
+    }
+    let e = s.mirror_page("acme", "VENDOR", None, 10).await.unwrap_err();
+    assert!(e.to_string().contains("'k001'"), "{e}");
+    // The other rows are still there to read key by key.
+    let first = s.mirror_page("acme", "VENDOR", None, 1).await.unwrap();
+    assert_eq!(
+        first,
+        vec![MirrorRow {
+            key: "k000".into(),
+            row_json: rec("k000", 1).row_json
+        }]
+    );
 }
 
 pub async fn concurrent_staging_serialises_chain(db: Arc<TestDb>) {
