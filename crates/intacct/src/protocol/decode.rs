@@ -18,6 +18,7 @@ use quick_xml::errors::{Error as XmlError, SyntaxError};
 use quick_xml::events::{BytesStart, Event};
 use thiserror::Error;
 
+use super::fast_records;
 use super::values::{bracketed, parse_session_time};
 use super::{ErrorDetail, Record, RecordBuilder};
 
@@ -229,6 +230,10 @@ fn peek(head: &[u8]) -> Result<(), DecodeError> {
 /// (events are copied into a reused buffer; memory bounded by the largest event).
 trait Source {
     fn read<'b>(&'b mut self, buf: &'b mut Vec<u8>) -> Result<Event<'b>, XmlError>;
+
+    /// Lets `scan` read ahead in the input, which then goes on after the bytes `scan` says it
+    /// took. Only a slice can: a buffered reader holds no more than the current event.
+    fn scan_ahead(&mut self, _scan: &mut dyn FnMut(&[u8]) -> usize) {}
 }
 
 struct SliceSource<'i>(Reader<&'i [u8]>);
@@ -236,6 +241,14 @@ struct SliceSource<'i>(Reader<&'i [u8]>);
 impl Source for SliceSource<'_> {
     fn read<'b>(&'b mut self, _buf: &'b mut Vec<u8>) -> Result<Event<'b>, XmlError> {
         self.0.read_event()
+    }
+
+    fn scan_ahead(&mut self, scan: &mut dyn FnMut(&[u8]) -> usize) {
+        // Right after a start tag quick-xml looks for text or markup next, so it reads on from
+        // wherever the slice now starts (its byte position, for messages only, stays behind).
+        let rest: &[u8] = self.0.get_ref();
+        let took = scan(rest).min(rest.len());
+        *self.0.get_mut() = &rest[took..];
     }
 }
 
@@ -711,17 +724,41 @@ impl<'s, S: Source> Parser<'s, S> {
     }
 
     fn records(&mut self, r: &mut FunctionResult) -> Result<(), DecodeError> {
+        // Plain records are read without quick-xml (fast_records says why and which); quick-xml
+        // reads each record the fast path does not take, and the fast path goes on after it.
+        self.scan_plain_records(r);
         loop {
             match self.next()? {
                 Ev::Start => {
                     let rec = self.record()?;
                     self.emit(r, rec);
+                    self.scan_plain_records(r);
                 }
                 Ev::Empty => self.emit(r, Record::default()),
                 Ev::End => return Ok(()),
                 Ev::Text => {}
             }
         }
+    }
+
+    /// Hands on the plain records that come next in the input, read by the fast path.
+    fn scan_plain_records(&mut self, r: &mut FunctionResult) {
+        let Parser {
+            reader,
+            rb,
+            sink,
+            result_index,
+            ..
+        } = self;
+        reader.scan_ahead(&mut |input| {
+            fast_records::scan_records(input, rb, &mut |rec| {
+                r.record_count += 1;
+                match sink.as_mut() {
+                    Some(sink) => sink(*result_index, rec),
+                    None => r.records.push(rec),
+                }
+            })
+        });
     }
 
     /// Reads the record element just opened, up to its end tag.

@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 pub mod decode;
 pub mod encode;
+mod fast_records;
 pub mod values;
 
 pub use decode::{
