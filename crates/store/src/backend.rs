@@ -205,6 +205,16 @@ pub(crate) enum MirrorColumn {
     WhenModified,
 }
 
+/// `FROM` the mirror (`m`) joined to the audit entries that hold its rows (`a`): a mirror row's
+/// row is `COALESCE(m.row_json, a.row_json)` (migration 0007; `m.row_json` only where the entry
+/// was pruned or the row predates 0007).
+macro_rules! mirror_with_rows {
+    () => {
+        "FROM mirror m LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq"
+    };
+}
+pub(crate) use mirror_with_rows;
+
 pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -442,9 +452,11 @@ macro_rules! impl_store {
             /// the entry). `None` when every row is where it should be.
             async fn find_missing_mirror_row(&self, cid: i64, connection: &str, stream: &str) -> Result<Option<StoreError>, StoreError> {
                 let missing = sqlx::query(
-                    "SELECT m.record_key, m.row_seq FROM mirror m \
-                     LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq \
-                     WHERE m.connection_id = $1 AND m.stream = $2 AND m.row_json IS NULL AND a.row_json IS NULL LIMIT 1",
+                    concat!(
+                        "SELECT m.record_key, m.row_seq ",
+                        crate::backend::mirror_with_rows!(),
+                        " WHERE m.connection_id = $1 AND m.stream = $2 AND m.row_json IS NULL AND a.row_json IS NULL LIMIT 1"
+                    ),
                 )
                 .bind(cid)
                 .bind(stream)
@@ -1433,10 +1445,11 @@ macro_rules! impl_store {
             async fn mirror_page(&self, connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Result<Vec<MirrorRow>, StoreError> {
                 let cid = self.cid(connection).await?;
                 let rows = sqlx::query(
-                    "SELECT m.record_key, COALESCE(m.row_json, a.row_json) FROM mirror m \
-                     LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq \
-                     WHERE m.connection_id = $1 AND m.stream = $2 AND m.record_key > $3 \
-                     ORDER BY m.record_key LIMIT $4",
+                    concat!(
+                        "SELECT m.record_key, COALESCE(m.row_json, a.row_json) ",
+                        crate::backend::mirror_with_rows!(),
+                        " WHERE m.connection_id = $1 AND m.stream = $2 AND m.record_key > $3 ORDER BY m.record_key LIMIT $4"
+                    ),
                 )
                 .bind(cid)
                 .bind(stream)
@@ -1475,17 +1488,21 @@ macro_rules! impl_store {
                 // from the mirror itself where that entry was pruned or the row predates 0007.
                 let by_rowid = $backend == "sqlite";
                 let sql = if by_rowid {
-                    "SELECT count(*), CAST(max(pos) AS TEXT), string_agg(row_text, $5) FROM \
-                     (SELECT m.rowid AS pos, COALESCE(m.row_json, a.row_json) AS row_text FROM mirror m \
-                      LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq \
-                      WHERE m.connection_id = $1 AND m.stream = $2 \
-                      AND m.rowid > CAST($3 AS INTEGER) ORDER BY m.rowid LIMIT $4) part"
+                    concat!(
+                        "SELECT count(*), CAST(max(pos) AS TEXT), string_agg(row_text, $5) FROM \
+                         (SELECT m.rowid AS pos, COALESCE(m.row_json, a.row_json) AS row_text ",
+                        crate::backend::mirror_with_rows!(),
+                        " WHERE m.connection_id = $1 AND m.stream = $2 \
+                         AND m.rowid > CAST($3 AS INTEGER) ORDER BY m.rowid LIMIT $4) part"
+                    )
                 } else {
-                    "SELECT count(*), max(record_key), string_agg(row_text, $5) FROM \
-                     (SELECT m.record_key, COALESCE(m.row_json, a.row_json) AS row_text FROM mirror m \
-                      LEFT JOIN audit a ON a.connection_id = m.connection_id AND a.seq = m.row_seq \
-                      WHERE m.connection_id = $1 AND m.stream = $2 \
-                      AND m.record_key > $3 ORDER BY m.record_key LIMIT $4) part"
+                    concat!(
+                        "SELECT count(*), max(record_key), string_agg(row_text, $5) FROM \
+                         (SELECT m.record_key, COALESCE(m.row_json, a.row_json) AS row_text ",
+                        crate::backend::mirror_with_rows!(),
+                        " WHERE m.connection_id = $1 AND m.stream = $2 \
+                         AND m.record_key > $3 ORDER BY m.record_key LIMIT $4) part"
+                    )
                 };
                 let after = match after {
                     Some(a) if by_rowid && a.parse::<i64>().is_err() => {
