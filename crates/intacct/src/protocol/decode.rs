@@ -734,7 +734,10 @@ impl<'s, S: Source> Parser<'s, S> {
                     self.emit(r, rec);
                     self.scan_plain_records(r);
                 }
-                Ev::Empty => self.emit(r, Record::default()),
+                Ev::Empty => {
+                    self.emit(r, Record::default());
+                    self.scan_plain_records(r);
+                }
                 Ev::End => return Ok(()),
                 Ev::Text => {}
             }
