@@ -86,6 +86,12 @@ fn plain_and_odd_records_decode_alike() {
     not_utf8.extend_from_slice(&[0xff, 0xfe]);
     not_utf8.extend_from_slice(format!("</NAME></VENDOR>{TAIL}").as_bytes());
     same_both_ways(&not_utf8);
+    // An empty record whose name is not UTF-8 (found by the generated pages below).
+    let mut empty_not_utf8 = format!("{HEAD}<").into_bytes();
+    empty_not_utf8.extend_from_slice(&[0xff]);
+    empty_not_utf8.extend_from_slice(format!("ENDOR/>{TAIL}").as_bytes());
+    assert!(in_memory(&empty_not_utf8).is_err());
+    same_both_ways(&empty_not_utf8);
 }
 
 #[test]

@@ -36,6 +36,10 @@ pub(super) fn scan_records(
         let start = skip_space(input, pos);
         match scan_record(input, start, &mut fields) {
             Some(Scanned::Empty(end)) => {
+                // Its name is not kept, but quick-xml would refuse it if it were not UTF-8.
+                if std::str::from_utf8(&input[start..end]).is_err() {
+                    return pos;
+                }
                 emit(Record::default());
                 pos = end;
             }
