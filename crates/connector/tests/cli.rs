@@ -328,3 +328,49 @@ async fn the_service_catches_up_a_missed_run_and_stops_on_sigterm() {
         "the lease is released after the run"
     );
 }
+
+/// `bench` on a small company: both scenarios run through the child process and every figure
+/// the issue asks for is printed (requests against their floor, 429s, CPU, memory, store size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_prints_both_scenarios_for_a_small_company() {
+    let out = run_blocking(|| {
+        Command::new(env!("CARGO_BIN_EXE_ml-connector"))
+            .args([
+                "bench",
+                "--records",
+                "4000",
+                "--latency",
+                "10ms",
+                "--changes",
+                "10",
+            ])
+            .env("ML_CONNECTOR_LOG", "warn")
+            .output()
+            .expect("spawn")
+    })
+    .await;
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let row = |prefix: &str| {
+        t.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{t}"))
+            .split('|')
+            .map(str::trim)
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // Limits scenario: 4,000 vendors are 2 pages; at most 2 requests over that floor, no 429.
+    let full = row("| full | VENDOR |");
+    assert_eq!((full[3].as_str(), full[5].as_str()), ("4000", "2"), "{t}");
+    let requests: u64 = full[4].parse().unwrap();
+    assert!((2..=4).contains(&requests), "{t}");
+    assert_eq!(full[10], "0", "Power BI 429s: {t}");
+    assert!(t.contains(" 0 Intacct 429s"), "{t}");
+    // Cost scenario: every record read and pushed, and the store's size on disk.
+    assert!(t.contains("| store on disk |"), "{t}");
+    let cost = row("| full | 4000 |");
+    assert_eq!(cost[3], "4000", "rows pushed: {t}");
+    let store_mb: f64 = cost[13].trim_end_matches(" MB").parse().unwrap();
+    assert!(store_mb > 0.0, "{t}");
+}
