@@ -446,11 +446,10 @@ macro_rules! impl_store {
                 Ok(())
             }
 
-            /// Up to `limit` of a stream's mirror values after `after`, `per_text` a query of
-            /// The error for a mirror row whose row is nowhere: its audit entry was deleted or
-            /// emptied outside ml-connector (pruning copies a row into the mirror before it deletes
-            /// the entry). `None` when every row is where it should be.
-            async fn find_missing_mirror_row(&self, cid: i64, connection: &str, stream: &str) -> Result<Option<StoreError>, StoreError> {
+            /// The error for a page that came back short of a row: names the mirror row whose row is
+            /// nowhere (its audit entry deleted or emptied outside ml-connector; pruning copies a row
+            /// into the mirror before it deletes the entry), or says `otherwise` if none is.
+            async fn missing_mirror_row(&self, cid: i64, connection: &str, stream: &str, otherwise: String) -> StoreError {
                 let missing = sqlx::query(
                     concat!(
                         "SELECT m.record_key, m.row_seq ",
@@ -461,27 +460,30 @@ macro_rules! impl_store {
                 .bind(cid)
                 .bind(stream)
                 .fetch_optional(&self.pool)
-                .await?;
-                let Some(row) = missing else { return Ok(None) };
-                let key: String = row.try_get(0)?;
-                let seq: Option<i64> = row.try_get(1)?;
-                let seq = seq.map_or_else(|| "none".to_string(), |s| s.to_string());
-                Ok(Some(StoreError::Corrupt(format!(
+                .await;
+                let row = match missing {
+                    Ok(Some(row)) => row,
+                    Ok(None) => return StoreError::Corrupt(otherwise),
+                    Err(e) => return e.into(),
+                };
+                let key: String = match row.try_get(0) {
+                    Ok(key) => key,
+                    Err(e) => return e.into(),
+                };
+                let seq = row
+                    .try_get::<Option<i64>, _>(1)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| "none".to_string(), |s| s.to_string());
+                StoreError::Corrupt(format!(
                     "the mirror of '{connection}' {stream} keeps record '{key}' in audit entry {seq}, which is gone \
                      or holds no row: the audit trail was changed outside ml-connector. Run `ml-connector audit verify \
                      --connection {connection}`, then reload the stream from Intacct with \
                      `ml-connector sync --connection {connection} --stream {stream} --full`"
-                ))))
+                ))
             }
 
-            /// [`find_missing_mirror_row`], for a reader that already knows a row is missing.
-            async fn missing_mirror_row(&self, cid: i64, connection: &str, stream: &str) -> StoreError {
-                match self.find_missing_mirror_row(cid, connection, stream).await {
-                    Ok(Some(e)) | Err(e) => e,
-                    Ok(None) => StoreError::Corrupt(format!("a mirror row of '{connection}' {stream} has no row")),
-                }
-            }
-
+            /// Up to `limit` of a stream's mirror values after `after`, `per_text` a query of
             /// `sql` (bound: connection, stream, after, how many, separator; answering the count,
             /// the last position and the values joined): one result row a part, not one a value
             /// (`mirror_rows` says why). Stops at the first short part.
@@ -1462,7 +1464,10 @@ macro_rules! impl_store {
                     let row_json: Option<String> = r.try_get(1)?;
                     match row_json {
                         Some(row_json) => page.push(MirrorRow { key: r.try_get(0)?, row_json }),
-                        None => return Err(self.missing_mirror_row(cid, connection, stream).await),
+                        None => {
+                            let otherwise = format!("a mirror row of '{connection}' {stream} has no row");
+                            return Err(self.missing_mirror_row(cid, connection, stream, otherwise).await);
+                        }
                     }
                 }
                 Ok(page)
@@ -1517,13 +1522,7 @@ macro_rules! impl_store {
                     // An aggregate skips a missing row: fewer lines than rows. Say which one.
                     let part = match MirrorRows::new(part.cursor, crate::backend::to_u64(part.count) as usize, part.joined) {
                         Ok(part) => part,
-                        Err(why) => {
-                            return Err(match self.find_missing_mirror_row(cid, connection, stream).await {
-                                Ok(Some(missing)) => missing,
-                                Ok(None) => StoreError::Corrupt(why),
-                                Err(e) => e,
-                            });
-                        }
+                        Err(why) => return Err(self.missing_mirror_row(cid, connection, stream, why).await),
                     };
                     match &mut page {
                         None => page = Some(part),

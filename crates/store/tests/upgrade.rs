@@ -5,7 +5,38 @@
 use std::borrow::Cow;
 
 use ml_store::{StoreLocation, open};
+use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnectOptions;
+
+/// A store file at `path` with the schema as `version` left it (its first migrations only), and
+/// connection 1 `acme` whose chain head is at `head_seq`: the earlier version's data is then
+/// written by the test, straight into the tables.
+async fn schema_at_version(path: &std::path::Path, version: usize, head_seq: i64) -> SqlitePool {
+    let pool = SqlitePool::connect_with(
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true),
+    )
+    .await
+    .expect("pool");
+    let mut earlier = sqlx::migrate!("./migrations/sqlite");
+    earlier.migrations = Cow::Owned(earlier.migrations[..version].to_vec());
+    earlier.run(&pool).await.expect("earlier schema");
+    sqlx::query(
+        "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z')",
+    )
+    .execute(&pool)
+    .await
+    .expect("connection");
+    sqlx::query(
+        "INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, $1, zeroblob(32))",
+    )
+    .bind(head_seq)
+    .execute(&pool)
+    .await
+    .expect("chain head");
+    pool
+}
 
 #[tokio::test]
 async fn outbox_rows_from_a_version_1_store_survive_the_upgrade() {
@@ -14,22 +45,7 @@ async fn outbox_rows_from_a_version_1_store_survive_the_upgrade() {
     let row = r#"{"RECORDNO":7,"NAME":"Acme, \"Ltd\"","AMOUNT":"12.3400"}"#;
     {
         // The schema as version 1 left it (first migration only), with one staged, undelivered row.
-        let pool = sqlx::SqlitePool::connect_with(
-            SqliteConnectOptions::new()
-                .filename(&path)
-                .create_if_missing(true),
-        )
-        .await
-        .expect("pool");
-        let mut v1 = sqlx::migrate!("./migrations/sqlite");
-        v1.migrations = Cow::Owned(v1.migrations[..1].to_vec());
-        v1.run(&pool).await.expect("version 1 schema");
-        for sql in [
-            "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z')",
-            "INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, 1, zeroblob(32))",
-        ] {
-            sqlx::query(sql).execute(&pool).await.expect("seed");
-        }
+        let pool = schema_at_version(&path, 1, 1).await;
         sqlx::query(
             "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, action, row_json, created_at, prev_hash, hash) \
              VALUES (1, 1, NULL, 'APBILL', '7', 'inserted', $1, '2026-01-01T00:00:00.000000Z', zeroblob(32), zeroblob(32))",
@@ -68,22 +84,8 @@ async fn outbox_rows_from_a_version_1_store_survive_the_upgrade() {
 async fn a_version_4_audit_trail_is_in_the_key_index_after_the_upgrade() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.sqlite");
-    let options = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true);
     {
-        let pool = sqlx::SqlitePool::connect_with(options.clone())
-            .await
-            .expect("pool");
-        let mut v4 = sqlx::migrate!("./migrations/sqlite");
-        v4.migrations = Cow::Owned(v4.migrations[..4].to_vec());
-        v4.run(&pool).await.expect("version 4 schema");
-        for sql in [
-            "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z')",
-            "INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, 3, zeroblob(32))",
-        ] {
-            sqlx::query(sql).execute(&pool).await.expect("seed");
-        }
+        let pool = schema_at_version(&path, 4, 3).await;
         for (seq, stream, key, action) in [
             (1, Some("VENDOR"), Some("7"), "inserted"),
             (2, Some("VENDOR"), None, "failed"),
@@ -104,7 +106,7 @@ async fn a_version_4_audit_trail_is_in_the_key_index_after_the_upgrade() {
         pool.close().await;
     }
 
-    let store = open(&StoreLocation::Sqlite(path))
+    let store = open(&StoreLocation::Sqlite(path.clone()))
         .await
         .expect("open upgrades");
     let found = store
@@ -118,7 +120,9 @@ async fn a_version_4_audit_trail_is_in_the_key_index_after_the_upgrade() {
     assert_eq!(found.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 3]);
     store.close().await;
 
-    let pool = sqlx::SqlitePool::connect_with(options).await.expect("pool");
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path))
+        .await
+        .expect("pool");
     let indexed: Vec<(String, String, i64)> =
         sqlx::query_as("SELECT stream, record_key, seq FROM audit_keys ORDER BY seq")
             .fetch_all(&pool)
@@ -148,24 +152,9 @@ async fn a_version_4_audit_trail_is_in_the_key_index_after_the_upgrade() {
 async fn a_version_5_mirror_is_read_whole_after_the_upgrade() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state.sqlite");
-    let options = SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true);
     let keys = ["9", "10", "1", "500", "42"];
     {
-        let pool = sqlx::SqlitePool::connect_with(options.clone())
-            .await
-            .expect("pool");
-        let mut v5 = sqlx::migrate!("./migrations/sqlite");
-        v5.migrations = Cow::Owned(v5.migrations[..5].to_vec());
-        v5.run(&pool).await.expect("version 5 schema");
-        sqlx::query(
-            "INSERT INTO connections (id, name, created_at) VALUES (1, 'acme', '2026-01-01T00:00:00.000000Z'); \
-             INSERT INTO audit_head (connection_id, last_seq, last_hash) VALUES (1, 0, zeroblob(32));",
-        )
-        .execute(&pool)
-        .await
-        .expect("seed");
+        let pool = schema_at_version(&path, 5, 0).await;
         for (i, key) in keys.iter().enumerate() {
             for stream in ["VENDOR", "CLASS"] {
                 sqlx::query(

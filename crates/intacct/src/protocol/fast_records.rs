@@ -170,21 +170,24 @@ const PREDEFINED: [(&str, char); 5] = [
     ("quot", '"'),
 ];
 
+/// The predefined entity whose reference `after` (the text after a `&`) starts with: its name
+/// and the character it stands for.
+fn predefined_at(after: &[u8]) -> Option<(&'static str, char)> {
+    PREDEFINED.iter().copied().find(|(name, _)| {
+        after.starts_with(name.as_bytes()) && after.get(name.len()) == Some(&b';')
+    })
+}
+
 /// Whether every `&` of `value` starts a predefined entity reference (`&amp;` ...). Character
 /// references (`&#38;`) are left to quick-xml, which knows which code points XML allows.
 fn only_predefined_entities(value: &[u8]) -> bool {
     let mut rest = value;
     while let Some(at) = memchr::memchr(b'&', rest) {
         let after = &rest[at + 1..];
-        let Some(len) = PREDEFINED
-            .iter()
-            .map(|(name, _)| name.as_bytes())
-            .find(|name| after.starts_with(name) && after.get(name.len()) == Some(&b';'))
-            .map(<[u8]>::len)
-        else {
+        let Some((name, _)) = predefined_at(after) else {
             return false;
         };
-        rest = &after[len + 1..];
+        rest = &after[name.len() + 1..];
     }
     true
 }
@@ -196,12 +199,9 @@ fn unescape_into(value: &str, out: &mut String) {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
-        match PREDEFINED
-            .iter()
-            .find(|(name, _)| after.starts_with(name) && after[name.len()..].starts_with(';'))
-        {
+        match predefined_at(after.as_bytes()) {
             Some((name, ch)) => {
-                out.push(*ch);
+                out.push(ch);
                 rest = &after[name.len() + 1..];
             }
             None => {
