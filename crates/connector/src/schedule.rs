@@ -11,39 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Schedule;
 
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that follows tokio's (possibly paused) timer from a fixed start, for deterministic tests.
-pub struct TokioClock {
-    base: DateTime<Utc>,
-    started: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn starting_at(base: DateTime<Utc>) -> Self {
-        TokioClock {
-            base,
-            started: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.base + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
-    }
-}
+pub use ml_clock::{Clock, SystemClock, TokioClock};
 
 /// The first scheduled time strictly after `after`.
 pub fn next_after(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {

@@ -13,20 +13,8 @@ use crate::StoreError;
 use crate::crypto::SealedSecret;
 use crate::model::*;
 
-/// Source of "now" for lease expiry and audit timestamps (injectable for tests).
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+/// The one time source (lease expiry, audit timestamps): see `ml_clock`.
+pub use ml_clock::{Clock, SystemClock};
 
 type R<T> = Result<T, StoreError>;
 
