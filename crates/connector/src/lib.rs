@@ -1,35 +1,26 @@
-//! ml-connector keeps Power BI push datasets fed with current Sage Intacct data.
+//! ml-connector keeps Power BI fed with current Sage Intacct data: the product library. The
+//! `ml-connector` binary (`crates/cli`) is a thin shell over it.
 //!
 //! # Layout
 //!
-//! - [`config`]: the TOML file (connections, streams, schedules), validated with file/line/key errors.
-//! - [`catalogue`]: the Intacct objects we know, their default tables, keys and fields.
-//! - [`transform`]: Intacct text values → typed Power BI values (pure).
-//! - [`plan`]: a stream's table schema, from the catalogue, `lookup` and the user's column mapping.
-//! - [`context`]: opens the store and builds the Intacct and Power BI clients from config + credentials.
-//! - [`pipeline`]: one run of a connection: extract → transform → stage → load, crash-safe and resumable.
-//! - [`replay`]: re-pushing what an earlier run pushed; [`verify`]: comparing Power BI with the mirror.
-//! - [`lease`]: one run of a connection at a time, across processes (a lease row in the store).
-//! - [`schedule`]: cron in a time zone, catch-up of a missed run, one run at a time per connection.
-//! - [`service`]: the long-running `ml-connector run`.
-//! - [`demo`]: both simulators in-process and the full job against them.
-//! - [`bench`]: the end-to-end benchmark against the simulators.
-//! - [`cli`]: the command line (a thin shell: parse, call the library, print).
+//! | module | job |
+//! |---|---|
+//! | [`config`] | the TOML file (connections, streams, schedules), validated with file/line/key errors |
+//! | [`catalogue`] | the Intacct objects we know, their default tables, keys and fields |
+//! | [`app`] | opening what a command needs: config, store, master key, a connection's clients from its sealed credentials |
+//! | [`pipeline`] | one run of a connection: plan → extract → transform → stage → deliver, crash-safe and resumable; replay and verify |
+//! | [`destination`] | where rows go, behind one trait ([`destination::Destination`]); Power BI push datasets today |
+//! | [`scheduler`] | cron in a time zone and catch-up; the run lease (one run of a connection at a time, across processes); the long-running service |
 //!
-//! The remote APIs live in their own crates (`ml-intacct`, `ml-powerbi`), the state in `ml-store`, and the
-//! simulators in `ml-sim-intacct` / `ml-sim-powerbi`, which share no code with the clients.
+//! The arrows go one way: `scheduler` → `pipeline` ← `destination`, both over `config`,
+//! `catalogue` and the store. Time comes from one injected clock (`ml_clock`), set at the edge
+//! ([`app::App`]). The remote APIs live in their own crates (`ml-intacct`, `ml-powerbi`), the
+//! state in `ml-store`; the simulators (`ml-sim-intacct`, `ml-sim-powerbi`), which share no code
+//! with the clients, are used only by the binary's demo and bench and by tests.
 
-pub mod bench;
+pub mod app;
 pub mod catalogue;
-pub mod cli;
 pub mod config;
-pub mod context;
-pub mod demo;
-pub mod lease;
+pub mod destination;
 pub mod pipeline;
-pub mod plan;
-pub mod replay;
-pub mod schedule;
-pub mod service;
-pub mod transform;
-pub mod verify;
+pub mod scheduler;

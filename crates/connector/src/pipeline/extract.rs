@@ -18,11 +18,11 @@ use ml_intacct::{ChangedSince, Cursor as IntacctCursor, Record, RecordShape};
 use ml_powerbi::schema::RowEncoder;
 use ml_store::{CursorPos, FailedRecord, StageMode, StagePage, StagedRecord};
 
-use super::{Connection, Events, Job, PipelineError, RunEvent, StreamReport};
+use super::{Context, Events, Job, PipelineError, RunEvent, StreamReport};
 use crate::catalogue::StreamKind;
 use crate::config::{DeleteDetection, Mode, StreamConfig};
-use crate::plan::StreamPlan;
-use crate::transform::{self, TimeContext, TypedRecord};
+use crate::pipeline::plan::StreamPlan;
+use crate::pipeline::transform::{self, TimeContext, TypedRecord};
 
 pub async fn extract_and_stage(
     job: &Job<'_>,
@@ -557,7 +557,7 @@ pub fn parse_cursor(pos: &CursorPos) -> Option<(NaiveDateTime, i64)> {
 
 /// Keys in the mirror that a full pull did not see: deleted in Intacct.
 async fn keys_missing_from(
-    conn: &Connection,
+    conn: &Context,
     stream: &StreamConfig,
     seen: impl Fn(&str) -> bool,
 ) -> Result<Vec<String>, PipelineError> {
@@ -580,7 +580,7 @@ async fn keys_missing_from(
 
 /// Deletes since the cursor: AUDITHISTORY when allowed, else a comparison of all keys.
 async fn incremental_deletes(
-    conn: &Connection,
+    conn: &Context,
     run: ml_store::RunId,
     stream: &StreamConfig,
     since: Option<NaiveDateTime>,
@@ -624,7 +624,7 @@ async fn incremental_deletes(
     // Comparing every key costs ⌈records/2000⌉ requests: done at most once per `key_compare_every`. The
     // time of the last comparison is kept as the cursor of a marker stream, so it survives restarts.
     let marker = format!("{}#key-compare", stream.object);
-    let now = chrono::Utc::now().naive_utc();
+    let now = conn.clock.now().naive_utc();
     if !stream.key_compare_every.is_zero()
         && let Some(last) = conn
             .store
@@ -675,7 +675,7 @@ async fn extract_balances(job: &Job<'_>, report: &mut StreamReport) -> Result<()
     let encoder = RowEncoder::new(&plan.table_schema());
     let through = stream
         .periods_through
-        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        .unwrap_or_else(|| conn.clock.now().date_naive());
     let periods = recent_periods(through, stream.periods);
     let records = conn
         .intacct

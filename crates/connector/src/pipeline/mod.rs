@@ -1,145 +1,72 @@
-//! One run of a connection: for each stream, extract what changed, stage it durably, load it into Power BI.
+//! One run of a connection: for each stream, extract what changed, stage it durably, and hand the
+//! destination what changed since it last confirmed.
 //!
 //! The order of durable steps is what makes a crash at any point harmless (DESIGN.md invariants 1 and 2):
 //!
 //! 1. Pages are staged (mirror, audit, outbox, *pending* cursor) in one transaction each.
-//! 2. Rows are marked in flight before a batch is sent, delivered only after Power BI accepted it. A crash
-//!    between the two leaves them "in flight", which the next run resolves by counting the table's rows
-//!    (append) or by rebuilding the table (replace) — never by blindly sending again.
-//! 3. The cursor is committed only after the stream's load is confirmed.
+//! 2. The destination delivers and confirms (see [`crate::destination::Destination`] for what each
+//!    destination guarantees); what an earlier run left of unknown fate is settled first.
+//! 3. The cursor is committed only after the destination confirmed the stream's delivery.
 //!
 //! An error in one stream (an Intacct failure, a refused row) fails that stream only; the run is then
 //! `partial` and the error, with Intacct's correction text, is in `runs show` and the audit trail.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`job`] | the connection's sources ([`Context`]), [`RunOptions`], one stream's [`Job`] |
+//! | [`plan`] | a stream's table schema, from the catalogue, `lookup` and the user's column mapping |
+//! | [`transform`] | Intacct text values → typed values (pure) |
+//! | [`extract`] | pages from Intacct → typed records → staged (mirror, audit, outbox, cursor), deletes |
+//! | [`events`] | progress events for the CLI's bars and logs |
+//! | [`report`] | what a run reports: per-stream counts, errors, outcome |
+//! | [`error`] | [`PipelineError`] |
+//! | [`replay`], [`verify`] | re-pushing an earlier run; comparing the destination with the mirror |
 
-pub mod dataset;
+pub mod error;
 pub mod events;
 pub mod extract;
-pub mod load;
-pub mod pacing;
+pub mod job;
+pub mod plan;
+pub mod replay;
+pub mod report;
+pub mod transform;
+pub mod verify;
 
 use std::sync::Arc;
 
-use ml_intacct::IntacctClient;
-use ml_powerbi::{PowerBiClient, Pusher};
-use ml_store::{RunId, Store};
-
+pub use error::PipelineError;
 pub use events::{Events, RunEvent};
+pub use job::{Context, Job, RunOptions};
+pub use report::{RunReport, RunStatus, StreamReport};
 
-use crate::config::{ConnectionConfig, StreamConfig};
-use crate::plan::{self, StreamPlan};
-use crate::transform::TimeContext;
+use ml_store::RunId;
 
-/// Everything a run of one connection needs.
+use crate::config::StreamConfig;
+use crate::destination::Destination;
+use crate::scheduler::lease;
+use plan::StreamPlan;
+use report::{store_status, stream_result};
+use transform::TimeContext;
+
+/// A connection ready to run: its sources and the destination its rows go to.
 #[derive(Clone)]
 pub struct Connection {
-    pub config: ConnectionConfig,
-    pub store: Arc<dyn Store>,
-    pub intacct: IntacctClient,
-    pub powerbi: PowerBiClient,
-    pub pusher: Arc<Pusher>,
-    /// Prune audit entries older than this after each run.
-    pub audit_retention: Option<std::time::Duration>,
+    pub ctx: Context,
+    pub destination: Arc<dyn Destination>,
 }
 
-/// One stream's work within a run: what every extract and load step needs.
-#[derive(Clone, Copy)]
-pub struct Job<'a> {
-    pub conn: &'a Connection,
-    pub run: RunId,
-    pub stream: &'a StreamConfig,
-    pub plan: &'a StreamPlan,
-    pub target: &'a dataset::Target,
-    pub time: &'a TimeContext,
-    pub opts: &'a RunOptions,
-    pub events: &'a Events,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Why the run happens: `manual`, `schedule`, `catch-up`, `demo`.
-    pub trigger: String,
-    /// Only these streams (object or table names); all when empty.
-    pub streams: Vec<String>,
-    /// Ignore cursors, compare keys for deletes, reload every table.
-    pub full: bool,
-    /// Cancelled by SIGTERM: the run stops after the current page or batches, leaving resumable state.
-    pub cancel: tokio_util::sync::CancellationToken,
-    /// The worker id in the run lease (default `host:pid`).
-    pub worker: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunStatus {
-    Succeeded,
-    Partial,
-    Failed,
-    Interrupted,
-}
-
-impl RunStatus {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Partial => "partial",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
+/// Everything of the context is read as `conn.store`, `conn.config`, ... : a connection *is* its
+/// context plus where it delivers.
+impl std::ops::Deref for Connection {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct StreamReport {
-    pub object: String,
-    pub table: String,
-    pub extracted: u64,
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub deleted: u64,
-    pub pushed: u64,
-    pub table_rows: u64,
-    /// Records that could not be transformed (each message names the record and field).
-    pub failed: Vec<String>,
-    pub error: Option<String>,
-    pub elapsed: std::time::Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    pub run: i64,
-    pub status: RunStatus,
-    pub streams: Vec<StreamReport>,
-    /// A failure before any stream could start (credentials, workspace, dataset).
-    pub setup_error: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Intacct(Box<ml_intacct::IntacctError>),
-    #[error(transparent)]
-    PowerBi(Box<ml_powerbi::PowerBiError>),
-    #[error(transparent)]
-    Store(#[from] ml_store::StoreError),
-    #[error(transparent)]
-    Plan(#[from] plan::PlanError),
-    #[error(transparent)]
-    Transform(#[from] crate::transform::TransformError),
-    #[error("interrupted: the run stopped after its current batch; the next run resumes from here")]
-    Interrupted,
-    #[error("{0}")]
-    Other(String),
-}
-
-impl From<ml_intacct::IntacctError> for PipelineError {
-    fn from(e: ml_intacct::IntacctError) -> Self {
-        PipelineError::Intacct(Box::new(e))
-    }
-}
-
-impl From<ml_powerbi::PowerBiError> for PipelineError {
-    fn from(e: ml_powerbi::PowerBiError) -> Self {
-        PipelineError::PowerBi(Box::new(e))
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Context {
+        &mut self.ctx
     }
 }
 
@@ -180,9 +107,8 @@ impl Connection {
         events: &Events,
     ) -> Result<RunReport, PipelineError> {
         // One run of a connection at a time, whatever process starts it.
-        let worker = crate::lease::worker_id(opts.worker.as_deref());
-        let held =
-            crate::lease::acquire_or_explain(&self.store, &self.config.name, &worker).await?;
+        let worker = lease::worker_id(opts.worker.as_deref());
+        let held = lease::acquire_or_explain(&self.store, &self.config.name, &worker).await?;
         // Runs left `running` by a process that died are over: say so (their work is resumed below).
         for r in self.store.unfinished_runs(&self.config.name).await? {
             self.store
@@ -210,7 +136,7 @@ impl Connection {
             connection: name.clone(),
             run: run.0,
         });
-        let forward = self.forward_push_events(events);
+        let forward = self.destination.relay_events(events);
         let outcome = self.run_streams(run, opts, events).await;
         let (status, streams, setup_error) = match outcome {
             Ok(streams) => {
@@ -236,12 +162,14 @@ impl Connection {
                 "error": s.error,
             })).collect::<Vec<_>>(),
         });
-        forward.abort();
+        if let Some(f) = forward {
+            f.abort();
+        }
         self.store
             .finish_run(run, store_status(&status), summary)
             .await?;
         if let Some(keep) = self.audit_retention {
-            let before = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or_default();
+            let before = self.clock.now() - chrono::Duration::from_std(keep).unwrap_or_default();
             match self.store.audit_prune(&name, before).await {
                 Ok(p) if p.deleted > 0 => {
                     tracing::info!(deleted = p.deleted, "pruned old audit entries")
@@ -281,8 +209,7 @@ impl Connection {
             .iter()
             .filter_map(|(_, p)| p.as_ref().ok())
             .collect();
-        let target = dataset::ensure(self, &ok_plans).await?;
-        pacing::seed(self.store.as_ref(), &self.pusher, &target.dataset_id).await?;
+        self.destination.prepare(&self.ctx, &ok_plans).await?;
 
         let mut reports = Vec::new();
         for (stream, plan) in planned {
@@ -298,17 +225,8 @@ impl Connection {
             };
             let result = match plan {
                 Ok(plan) => {
-                    self.run_stream(
-                        run,
-                        &stream,
-                        &plan,
-                        &target,
-                        &time,
-                        opts,
-                        events,
-                        &mut report,
-                    )
-                    .await
+                    self.run_stream(run, &stream, &plan, &time, opts, events, &mut report)
+                        .await
                 }
                 Err(e) => Err(e),
             };
@@ -329,13 +247,11 @@ impl Connection {
         Ok(reports)
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run_stream(
         &self,
         run: RunId,
         stream: &StreamConfig,
         plan: &StreamPlan,
-        target: &dataset::Target,
         time: &TimeContext,
         opts: &RunOptions,
         events: &Events,
@@ -343,25 +259,22 @@ impl Connection {
     ) -> Result<(), PipelineError> {
         let conn = self.config.name.as_str();
         let job = Job {
-            conn: self,
+            conn: &self.ctx,
             run,
             stream,
             plan,
-            target,
             time,
             opts,
             events,
         };
         // Work a crashed or failed run left behind comes first, so a resumed run finishes it.
-        load::finish_pending(&job, report).await?;
+        self.destination.settle(&job, report).await?;
         if opts.full {
             self.store.reset_cursor(conn, &stream.object).await?;
         }
         extract::extract_and_stage(&job, report).await?;
-        if opts.cancel.is_cancelled() {
-            return Err(PipelineError::Interrupted);
-        }
-        load::load(&job, report).await?;
+        job.check_cancel()?;
+        self.destination.deliver(&job, report).await?;
         if !report.failed.is_empty() {
             return Err(PipelineError::Other(format!(
                 "{} record(s) could not be converted and were not pushed (the cursor stays before them, so they are read again next run): {}",
@@ -377,30 +290,6 @@ impl Connection {
         }
         self.store.commit_cursor(conn, &stream.object).await?;
         Ok(())
-    }
-
-    /// Relays the pusher's "waiting for a budget" notices to the run's events while it runs.
-    fn forward_push_events(&self, events: &Events) -> tokio::task::JoinHandle<()> {
-        let mut rx = self.pusher.events();
-        let events = events.clone();
-        tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ml_powerbi::PushEvent::Waiting {
-                        dataset,
-                        reason,
-                        wait,
-                    }) => events.emit(RunEvent::Waiting {
-                        stream: dataset,
-                        reason: reason.to_string(),
-                        wait,
-                    }),
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        })
     }
 
     async fn plan(&self, stream: &StreamConfig) -> Result<StreamPlan, PipelineError> {
@@ -430,7 +319,7 @@ impl Connection {
     /// The API user's time zone, from `readUserFormatting`; UTC with a warning when it cannot be read.
     async fn time_context(&self) -> TimeContext {
         match self.intacct.user_formatting().await {
-            Ok(f) => match crate::transform::parse_gmt_offset(&f.gmt_offset) {
+            Ok(f) => match transform::parse_gmt_offset(&f.gmt_offset) {
                 Some(user_offset) => TimeContext { user_offset },
                 None => {
                     tracing::warn!(gmtoffset = %f.gmt_offset, "unreadable GMT offset in the API user's formatting; reading timestamps as UTC");
@@ -442,32 +331,5 @@ impl Connection {
                 TimeContext::default()
             }
         }
-    }
-}
-
-fn store_status(s: &RunStatus) -> ml_store::RunStatus {
-    match s {
-        RunStatus::Succeeded => ml_store::RunStatus::Succeeded,
-        RunStatus::Partial => ml_store::RunStatus::Partial,
-        RunStatus::Failed => ml_store::RunStatus::Failed,
-        RunStatus::Interrupted => ml_store::RunStatus::Interrupted,
-    }
-}
-
-fn stream_result(r: &StreamReport) -> ml_store::StreamResult {
-    ml_store::StreamResult {
-        status: Some(if r.error.is_none() {
-            ml_store::StreamStatus::Ok
-        } else {
-            ml_store::StreamStatus::Failed
-        }),
-        extracted: r.extracted,
-        staged: r.inserted + r.updated + r.unchanged + r.deleted,
-        inserted: r.inserted,
-        updated: r.updated,
-        deleted: r.deleted,
-        unchanged: r.unchanged,
-        pushed: r.pushed,
-        error: r.error.clone(),
     }
 }

@@ -1,0 +1,243 @@
+//! The command line: parse, call the library, print. Exit codes are documented in `--help`.
+
+mod audit;
+mod credentials;
+mod filter;
+mod ping;
+mod runs;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::exit;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+
+use crate::args::{Cli, Command, IntacctCommand, LogFormat, PowerBiCommand, SimCommand};
+
+use ml_connector::app::App;
+use ml_connector::pipeline::{Events, RunOptions, RunStatus};
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo prints its own story; its log lines would only interleave with it.
+    let quiet = matches!(cli.command, Command::Demo { .. });
+    init_logging(cli.log_format, quiet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let usage = e.chain().any(|c| {
+                c.downcast_ref::<ml_connector::config::ConfigError>()
+                    .is_some()
+                    || matches!(
+                        c.downcast_ref::<ml_connector::app::AppError>(),
+                        Some(
+                            ml_connector::app::AppError::Config(_)
+                                | ml_connector::app::AppError::Usage(_)
+                        )
+                    )
+            });
+            let code = if usage { exit::USAGE } else { exit::FAILURE };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, quiet: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet {
+        "warn"
+    } else {
+        "warn,ml_connector=info"
+    };
+    let filter =
+        EnvFilter::try_from_env("ML_CONNECTOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Human => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+async fn open(cli_config: Option<&Path>) -> Result<App> {
+    let path = ml_connector::config::locate(cli_config);
+    Ok(App::open(&path).await?)
+}
+
+async fn dispatch(cli: Cli) -> Result<u8> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Init { force } => init(config, force),
+        Command::Credentials(cmd) => credentials::run(open(config).await?, cmd).await,
+        Command::Ping(c) => ping::both(&open(config).await?, c.connection.as_deref()).await,
+        Command::Intacct(IntacctCommand::Ping(c)) => {
+            ping::intacct(&open(config).await?, c.connection.as_deref()).await
+        }
+        Command::Intacct(IntacctCommand::Query {
+            object,
+            fields,
+            filter,
+            limit,
+            connection,
+        }) => {
+            ping::intacct_query(
+                &open(config).await?,
+                connection.connection.as_deref(),
+                &object,
+                fields,
+                filter,
+                limit,
+            )
+            .await
+        }
+        Command::Powerbi(PowerBiCommand::Ping(c)) => {
+            ping::powerbi(&open(config).await?, c.connection.as_deref()).await
+        }
+        Command::Powerbi(PowerBiCommand::Push {
+            table,
+            file,
+            connection,
+        }) => {
+            ping::powerbi_push(
+                &open(config).await?,
+                connection.connection.as_deref(),
+                &table,
+                &file,
+            )
+            .await
+        }
+        Command::Sync(args) => {
+            let app = open(config).await?;
+            let conn = app
+                .connection(args.connection.connection.as_deref())
+                .await?;
+            let opts = RunOptions {
+                trigger: "manual".into(),
+                streams: args.stream,
+                full: args.full,
+                ..Default::default()
+            };
+            let bars = crate::progress::Bars::new(!args.quiet);
+            let events = bars.events();
+            let report = conn.run(&opts, &events).await?;
+            bars.finish();
+            runs::print_report(&report);
+            Ok(match report.status {
+                RunStatus::Succeeded => exit::OK,
+                RunStatus::Partial => exit::PARTIAL,
+                RunStatus::Failed | RunStatus::Interrupted => exit::FAILURE,
+            })
+        }
+        Command::Run { worker_id } => {
+            let app = open(config).await?;
+            ml_connector::scheduler::service::run(&app, worker_id).await?;
+            Ok(exit::OK)
+        }
+        Command::Runs(cmd) => runs::run(&open(config).await?, cmd).await,
+        Command::Audit(cmd) => audit::run(&open(config).await?, cmd).await,
+        Command::Replay {
+            run,
+            stream,
+            dry_run,
+            connection,
+        } => {
+            let app = open(config).await?;
+            let conn = app.connection(connection.connection.as_deref()).await?;
+            let report = ml_connector::pipeline::replay::replay(
+                &conn,
+                run,
+                stream.as_deref(),
+                dry_run,
+                &Events::default(),
+            )
+            .await?;
+            for t in &report.tables {
+                println!(
+                    "{:<20} {:>9} rows {}",
+                    t.table,
+                    t.rows,
+                    if dry_run { "would be pushed" } else { "pushed" }
+                );
+            }
+            Ok(exit::OK)
+        }
+        Command::Verify(c) => {
+            let app = open(config).await?;
+            let conn = app.connection(c.connection.as_deref()).await?;
+            let report = ml_connector::pipeline::verify::verify(&conn).await?;
+            for t in &report.tables {
+                println!("{t}");
+            }
+            Ok(if report.all_match() {
+                exit::OK
+            } else {
+                exit::DIFFERENCE
+            })
+        }
+        Command::Bench(args) => {
+            crate::bench::run(args).await?;
+            Ok(exit::OK)
+        }
+        Command::Sim(SimCommand::Intacct {
+            port,
+            vendors,
+            seed,
+        }) => {
+            crate::demo::serve_intacct(port, vendors, seed).await?;
+            Ok(exit::OK)
+        }
+        Command::Sim(SimCommand::Powerbi { port }) => {
+            crate::demo::serve_powerbi(port).await?;
+            Ok(exit::OK)
+        }
+        Command::Demo { data_dir, vendors } => {
+            crate::demo::run(data_dir, vendors).await?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn init(config: Option<&Path>, force: bool) -> Result<u8> {
+    let path = ml_connector::config::locate(config);
+    if path.exists() && !force {
+        anyhow::bail!(
+            "{} already exists; edit it, or pass --force to overwrite it with the example",
+            path.display()
+        );
+    }
+    std::fs::write(&path, ml_connector::config::EXAMPLE)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    let cfg = ml_connector::config::Config::load(&path)?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    let key_path = ml_connector::app::key_file_path(&cfg);
+    if key_path.exists() {
+        println!("kept the existing master key {}", key_path.display());
+    } else {
+        ml_store::crypto::MasterKey::create_file(&key_path)?;
+        println!(
+            "created the master key {} (mode 0600): back it up; without it the stored credentials cannot be read",
+            key_path.display()
+        );
+    }
+    println!(
+        "next: edit the file, then `ml-connector credentials set intacct` and `ml-connector credentials set powerbi`"
+    );
+    Ok(exit::OK)
+}

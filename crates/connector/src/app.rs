@@ -1,0 +1,282 @@
+//! Opening what a command needs: the configuration, the state store, the master key, and for a
+//! connection its Intacct and Power BI clients built from the sealed credentials.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use ml_clock::SharedClock;
+use ml_intacct::{IntacctClient, IntacctSettings};
+use ml_powerbi::{ClientCredential, Cloud, PowerBiClient, PowerBiSettings, PushLimits};
+use ml_store::crypto::{self, MasterKey};
+use ml_store::{Store, StoreLocation};
+
+use crate::config::{Config, ConnectionConfig};
+use crate::destination::powerbi::PushDataset;
+use crate::pipeline::{Connection, Context};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] ml_store::StoreError),
+    #[error(transparent)]
+    Crypto(#[from] ml_store::crypto::CryptoError),
+    #[error(transparent)]
+    Intacct(Box<ml_intacct::IntacctError>),
+    #[error(transparent)]
+    PowerBi(Box<ml_powerbi::PowerBiError>),
+    #[error(
+        "no {system} credentials are stored for connection {connection:?}: run `ml-connector credentials set {system} --connection {connection}`"
+    )]
+    MissingCredentials {
+        system: &'static str,
+        connection: String,
+    },
+    #[error(
+        "the stored {system} credentials of connection {connection:?} are unreadable ({why}); store them again with `ml-connector credentials set {system}`"
+    )]
+    BadCredentials {
+        system: &'static str,
+        connection: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error(
+        "no connection has a `schedule`; add one (e.g. schedule = \"0 2 * * *\") or use `ml-connector sync`"
+    )]
+    NothingScheduled,
+}
+
+impl From<ml_intacct::IntacctError> for AppError {
+    fn from(e: ml_intacct::IntacctError) -> Self {
+        AppError::Intacct(Box::new(e))
+    }
+}
+
+impl From<ml_powerbi::PowerBiError> for AppError {
+    fn from(e: ml_powerbi::PowerBiError) -> Self {
+        AppError::PowerBi(Box::new(e))
+    }
+}
+
+/// What `credentials set intacct` seals: both passwords.
+#[derive(Serialize, Deserialize)]
+pub struct IntacctSecrets {
+    pub sender_password: String,
+    pub user_password: String,
+}
+
+/// What `credentials set powerbi` seals: a client secret or a certificate with its key.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PowerBiSecrets {
+    ClientSecret {
+        client_secret: String,
+    },
+    Certificate {
+        certificate_pem: String,
+        private_key_pem: String,
+    },
+}
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    /// The one time source of every connection opened from here.
+    pub clock: SharedClock,
+}
+
+pub fn key_file_path(config: &Config) -> PathBuf {
+    config
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("master.key"))
+}
+
+pub fn store_location(config: &Config) -> StoreLocation {
+    match &config.database_url {
+        Some(url) => StoreLocation::Postgres(url.clone()),
+        None => StoreLocation::Sqlite(config.data_dir.join("state.sqlite")),
+    }
+}
+
+impl App {
+    pub async fn open(config_path: &Path) -> Result<App, AppError> {
+        let config = Config::load(config_path)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            AppError::Usage(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let clock = ml_clock::system();
+        let store = ml_store::open_with_clock(&store_location(&config), clock.clone()).await?;
+        Ok(App {
+            config,
+            store,
+            clock,
+        })
+    }
+
+    /// The master key: `ML_CONNECTOR_MASTER_KEY`, else the key file.
+    pub fn master_key(&self) -> Result<MasterKey, AppError> {
+        Ok(MasterKey::load(&key_file_path(&self.config))?)
+    }
+
+    pub async fn connection(&self, name: Option<&str>) -> Result<Connection, AppError> {
+        let cfg = self
+            .config
+            .connection(name)
+            .map_err(AppError::Usage)?
+            .clone();
+        self.connect(cfg, &self.master_key()?).await
+    }
+
+    /// Builds a configured connection with the file-wide settings (audit retention) applied.
+    pub async fn connect(
+        &self,
+        cfg: ConnectionConfig,
+        key: &MasterKey,
+    ) -> Result<Connection, AppError> {
+        let mut conn = connect(cfg, self.store.clone(), key, self.clock.clone()).await?;
+        conn.ctx.audit_retention = self.config.audit_retention;
+        Ok(conn)
+    }
+}
+
+pub async fn seal_json<T: Serialize>(
+    store: &dyn Store,
+    key: &MasterKey,
+    connection: &str,
+    system: &str,
+    secrets: &T,
+    public: serde_json::Value,
+) -> Result<(), AppError> {
+    let plain = SecretString::from(serde_json::to_string(secrets).expect("secrets serialise"));
+    let sealed = crypto::seal(key, &crypto::credential_name(connection, system), &plain)?;
+    store.ensure_connection(connection).await?;
+    store
+        .put_credential(connection, system, sealed, public)
+        .await?;
+    Ok(())
+}
+
+async fn unseal<T: for<'de> Deserialize<'de>>(
+    store: &dyn Store,
+    key: &MasterKey,
+    connection: &str,
+    system: &'static str,
+) -> Result<T, AppError> {
+    let stored = store
+        .get_credential(connection, system)
+        .await?
+        .ok_or_else(|| AppError::MissingCredentials {
+            system,
+            connection: connection.to_string(),
+        })?;
+    let plain = crypto::open(
+        key,
+        &crypto::credential_name(connection, system),
+        &stored.sealed,
+    )?;
+    serde_json::from_str(plain.expose_secret()).map_err(|e| AppError::BadCredentials {
+        system,
+        connection: connection.to_string(),
+        why: e.to_string(),
+    })
+}
+
+pub fn intacct_settings(cfg: &ConnectionConfig, secrets: IntacctSecrets) -> IntacctSettings {
+    let i = &cfg.intacct;
+    let mut s = IntacctSettings::new(
+        i.sender_id.clone(),
+        SecretString::from(secrets.sender_password),
+        i.company_id.clone(),
+        i.user_id.clone(),
+        SecretString::from(secrets.user_password),
+    );
+    if let Some(endpoint) = &i.endpoint {
+        s.endpoint = endpoint.clone();
+    }
+    s.entity = i.entity.clone();
+    s.allow_loopback_http = i.allow_loopback_http;
+    s.max_concurrent_requests = i.max_concurrent_requests;
+    s.page_size = i.page_size;
+    s.request_timeout = i.request_timeout;
+    s.session_max_age = i.session_max_age;
+    s
+}
+
+pub fn powerbi_settings(
+    cfg: &ConnectionConfig,
+    secrets: PowerBiSecrets,
+) -> Result<PowerBiSettings, AppError> {
+    let p = &cfg.powerbi;
+    let cloud: Cloud = p
+        .cloud
+        .parse()
+        .map_err(|_| AppError::Usage(format!("unknown Power BI cloud {:?}", p.cloud)))?;
+    let credential = match secrets {
+        PowerBiSecrets::ClientSecret { client_secret } => {
+            ClientCredential::Secret(SecretString::from(client_secret))
+        }
+        PowerBiSecrets::Certificate {
+            certificate_pem,
+            private_key_pem,
+        } => ClientCredential::Certificate {
+            private_key_pem: SecretString::from(private_key_pem),
+            certificate_pem,
+        },
+    };
+    let mut s = PowerBiSettings::new(cloud, p.tenant_id.clone(), p.client_id.clone(), credential);
+    s.authority_url = p.authority_url.clone();
+    s.api_url = p.api_url.clone();
+    s.allow_loopback_http = p.allow_loopback_http;
+    s.request_timeout = p.request_timeout;
+    Ok(s)
+}
+
+pub async fn intacct_client(
+    cfg: &ConnectionConfig,
+    store: &dyn Store,
+    key: &MasterKey,
+) -> Result<IntacctClient, AppError> {
+    let secrets: IntacctSecrets = unseal(store, key, &cfg.name, "intacct").await?;
+    Ok(IntacctClient::new(intacct_settings(cfg, secrets))?)
+}
+
+pub async fn powerbi_client(
+    cfg: &ConnectionConfig,
+    store: &dyn Store,
+    key: &MasterKey,
+) -> Result<PowerBiClient, AppError> {
+    let secrets: PowerBiSecrets = unseal(store, key, &cfg.name, "powerbi").await?;
+    Ok(PowerBiClient::new(powerbi_settings(cfg, secrets)?)?)
+}
+
+/// Builds a connection's clients from its sealed credentials.
+pub async fn connect(
+    cfg: ConnectionConfig,
+    store: Arc<dyn Store>,
+    key: &MasterKey,
+    clock: SharedClock,
+) -> Result<Connection, AppError> {
+    let intacct = intacct_client(&cfg, store.as_ref(), key).await?;
+    let powerbi = powerbi_client(&cfg, store.as_ref(), key).await?;
+    let destination = PushDataset::with_limits(powerbi, PushLimits::default());
+    Ok(Connection {
+        ctx: Context {
+            config: cfg,
+            store,
+            intacct,
+            clock,
+            audit_retention: None,
+        },
+        destination: Arc::new(destination),
+    })
+}

@@ -1,0 +1,215 @@
+//! Finding or creating the push dataset and keeping its tables in line with the streams' plans.
+//!
+//! The dataset id is persisted after creation: names are not unique in Power BI, so looking up by name
+//! every run could pick another dataset of the same name. A dataset someone else defined is adopted, its
+//! tables are checked against the column mappings, and its schema is never altered unless the stream's
+//! `manage_schema` allows it.
+
+use ml_powerbi::Retention;
+use ml_powerbi::schema::{DatasetSchema, TableSchema};
+use ml_store::DatasetState;
+use sha2::{Digest, Sha256};
+
+use ml_powerbi::PowerBiClient;
+
+use super::target::{Target, mark_dirty};
+use crate::config::{self, SchemaDrift};
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::job::Context;
+use crate::pipeline::plan::StreamPlan;
+
+fn schema_hash(schema: &DatasetSchema) -> String {
+    let json = serde_json::to_string(schema).unwrap_or_default();
+    hex::encode(Sha256::digest(json.as_bytes()))
+}
+
+pub async fn ensure(
+    conn: &Context,
+    client: &PowerBiClient,
+    plans: &[&StreamPlan],
+) -> Result<Target, PipelineError> {
+    let cfg = &conn.config.powerbi;
+    let name = conn.config.name.as_str();
+    let group = client.find_workspace(&cfg.workspace).await?;
+    let wanted = DatasetSchema {
+        name: cfg.dataset.clone(),
+        tables: plans.iter().map(|p| p.table_schema()).collect(),
+        relationships: Vec::new(),
+    };
+    ml_powerbi::schema::validate_dataset(&wanted)
+        .map_err(|e| PipelineError::Other(e.to_string()))?;
+
+    let datasets = client.list_datasets(&group.id).await?;
+    let stored = conn.store.dataset(name).await?;
+    // 1. The dataset we created or adopted before, if it still exists.
+    if let Some(state) = stored.filter(|s| s.group_id == group.id)
+        && datasets.iter().any(|d| d.id == state.dataset_id)
+    {
+        let previous: Option<DatasetSchema> = serde_json::from_str(&state.schema_json).ok();
+        reconcile_tables(
+            conn,
+            client,
+            &group.id,
+            &state.dataset_id,
+            plans,
+            previous.as_ref(),
+        )
+        .await?;
+        if state.schema_hash != schema_hash(&wanted) {
+            save(conn, &group.id, &state.dataset_id, &wanted).await?;
+        }
+        return Ok(Target {
+            group_id: group.id,
+            dataset_id: state.dataset_id,
+            recreated: false,
+        });
+    }
+    // 2. A push dataset of that name made by someone else (or by us before the state was lost): adopt it.
+    if let Some(existing) = datasets.iter().find(|d| d.name == cfg.dataset) {
+        if existing.add_rows_api_enabled == Some(false) {
+            return Err(PipelineError::Other(format!(
+                "dataset {:?} in workspace {:?} is not a push dataset (it was published from Power BI Desktop or another tool), so rows cannot be pushed to it. Choose another `dataset` name in the configuration; the connector will create a push dataset with that name",
+                cfg.dataset, cfg.workspace
+            )));
+        }
+        reconcile_tables(conn, client, &group.id, &existing.id, plans, None).await?;
+        save(conn, &group.id, &existing.id, &wanted).await?;
+        return Ok(Target {
+            group_id: group.id,
+            dataset_id: existing.id.clone(),
+            recreated: true,
+        });
+    }
+    // 3. Create it.
+    let retention = match cfg.retention {
+        config::Retention::None => Retention::None,
+        config::Retention::BasicFifo => Retention::BasicFifo,
+    };
+    let created = client
+        .create_push_dataset(&group.id, &wanted, retention)
+        .await?;
+    save(conn, &group.id, &created.id, &wanted).await?;
+    for p in plans {
+        // The new dataset is empty: every stream's table must be rebuilt from the mirror.
+        mark_dirty(conn, &p.object, "the dataset was created").await?;
+    }
+    Ok(Target {
+        group_id: group.id,
+        dataset_id: created.id,
+        recreated: true,
+    })
+}
+
+async fn save(
+    conn: &Context,
+    group: &str,
+    dataset: &str,
+    schema: &DatasetSchema,
+) -> Result<(), PipelineError> {
+    conn.store
+        .save_dataset(
+            &conn.config.name,
+            &DatasetState {
+                group_id: group.to_string(),
+                dataset_id: dataset.to_string(),
+                schema_json: serde_json::to_string(schema).unwrap_or_default(),
+                schema_hash: schema_hash(schema),
+            },
+        )
+        .await?;
+    Ok(())
+}
+
+/// Brings existing tables in line with the plans: new columns are added (PUT table) when the stream
+/// allows schema changes, tables the dataset lacks are added, mappings onto foreign tables are checked.
+async fn reconcile_tables(
+    conn: &Context,
+    client: &PowerBiClient,
+    group: &str,
+    dataset: &str,
+    plans: &[&StreamPlan],
+    previous: Option<&DatasetSchema>,
+) -> Result<(), PipelineError> {
+    let existing = client.list_tables(group, dataset).await?;
+    for plan in plans {
+        let stream = conn
+            .config
+            .streams
+            .iter()
+            .find(|s| s.object == plan.object)
+            .expect("a plan comes from a configured stream");
+        let wanted = plan.table_schema();
+        let known: Option<&TableSchema> =
+            previous.and_then(|p| p.tables.iter().find(|t| t.name == plan.table));
+        let present = existing.iter().any(|t| t.name == plan.table);
+        if !stream.column_map.is_empty() {
+            // The user's own table: check the mapping against its columns as Power BI lists them (or as
+            // we recorded them when the listing has no columns), before anything is pushed.
+            let listed = existing
+                .iter()
+                .find(|t| t.name == plan.table)
+                .filter(|t| !t.columns.is_empty());
+            if let Some(t) = listed {
+                let as_schema = TableSchema::new(
+                    t.name.clone(),
+                    t.columns
+                        .iter()
+                        .map(|c| {
+                            ml_powerbi::schema::Column::new(
+                                c.name.clone(),
+                                ml_powerbi::schema::DataType::parse(&c.data_type)
+                                    .unwrap_or(ml_powerbi::schema::DataType::String),
+                            )
+                        })
+                        .collect(),
+                );
+                plan.check_against_existing(&as_schema)?;
+            } else if let Some(k) = known {
+                plan.check_against_existing(k)?;
+            }
+            if present && !stream.manage_schema {
+                continue;
+            }
+        }
+        let drift = match known {
+            Some(k) => plan.new_columns(k),
+            None => Vec::new(),
+        };
+        let needs_put = !present || !drift.is_empty() || known.is_some_and(|k| k != &wanted);
+        if !needs_put {
+            continue;
+        }
+        if present && !drift.is_empty() && stream.schema_drift == SchemaDrift::Block {
+            return Err(PipelineError::Other(format!(
+                "stream {}: Intacct now has field(s) {} that table {} lacks, and schema_drift = \"block\". Set schema_drift = \"add_column\" to add them, or list the fields you want in `fields`",
+                plan.object,
+                drift.join(", "),
+                plan.table
+            )));
+        }
+        if present && !stream.manage_schema {
+            return Err(PipelineError::Other(format!(
+                "stream {}: table {} differs from the plan ({}) but manage_schema = false forbids changing it",
+                plan.object,
+                plan.table,
+                if drift.is_empty() {
+                    "column types".to_string()
+                } else {
+                    drift.join(", ")
+                }
+            )));
+        }
+        // Rows stored under the old schema may not survive a change (reference §3.4): rebuild the table.
+        mark_dirty(conn, &plan.object, "its schema changed").await?;
+        // Rows in the mirror were built with the old columns: read the whole object again this run so
+        // every row gets the new ones (unchanged records would otherwise not be re-read).
+        conn.store
+            .reset_cursor(&conn.config.name, &plan.object)
+            .await?;
+        client.put_table(group, dataset, &wanted).await?;
+        if !drift.is_empty() {
+            tracing::info!(table = %plan.table, columns = ?drift, "added columns for new Intacct fields");
+        }
+    }
+    Ok(())
+}

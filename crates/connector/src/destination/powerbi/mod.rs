@@ -1,0 +1,175 @@
+//! Power BI push datasets as a destination.
+//!
+//! A push dataset has no update or delete by key, so:
+//! - a `replace` table is rebuilt from the local mirror (delete all rows, push the mirror) whenever
+//!   the mirror changed since the last confirmed load ([`rebuild`]);
+//! - an `append` table gets each staged row once, through the outbox, with batches of unknown fate
+//!   settled by counting the table's rows ([`outbox`]).
+//!
+//! | module | job |
+//! |---|---|
+//! | [`target`] | the dataset a run delivers to; marking a table for a rebuild |
+//! | [`dataset`] | finding, adopting or creating the dataset; keeping its tables in line with the plans |
+//! | [`batches`] | rows → batches → paced POSTs, recorded for the next process's pacer |
+//! | [`rebuild`] | rebuilding a replace table from the mirror |
+//! | [`outbox`] | the append outbox and the settling of batches of unknown fate |
+//! | [`count`] | a table's row count through executeQueries |
+//! | [`pacing`] | POST history in the store, so every process starts from the hour's real budget |
+
+pub mod batches;
+pub mod count;
+pub mod dataset;
+pub mod outbox;
+pub mod pacing;
+pub mod rebuild;
+pub mod target;
+
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ml_powerbi::{PowerBiClient, PushLimits, Pusher};
+
+use super::Destination;
+use crate::config::Mode;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::events::{Events, RunEvent};
+use crate::pipeline::job::{Context, Job};
+use crate::pipeline::plan::StreamPlan;
+use crate::pipeline::report::StreamReport;
+pub use target::Target;
+
+/// A connection's push dataset: the REST client, the pacer every POST goes through, and the
+/// dataset this run delivers to (set by [`Destination::prepare`]).
+pub struct PushDataset {
+    pub client: PowerBiClient,
+    pub pusher: Arc<Pusher>,
+    prepared: Mutex<Option<Target>>,
+}
+
+impl PushDataset {
+    pub fn new(client: PowerBiClient, pusher: Arc<Pusher>) -> Self {
+        PushDataset {
+            client,
+            pusher,
+            prepared: Mutex::new(None),
+        }
+    }
+
+    /// With its own pacer under `limits`.
+    pub fn with_limits(client: PowerBiClient, limits: PushLimits) -> Self {
+        let pusher = Arc::new(Pusher::new(client.clone(), limits));
+        Self::new(client, pusher)
+    }
+
+    /// The push dataset behind a connection's destination, for the commands only it supports
+    /// (`replay`, `verify`, `powerbi push`).
+    pub fn of<'a>(
+        destination: &'a dyn Destination,
+        connection: &str,
+        command: &str,
+    ) -> Result<&'a PushDataset, PipelineError> {
+        destination.as_any().downcast_ref().ok_or_else(|| {
+            PipelineError::Other(format!(
+                "connection {connection} delivers to a {}; `{command}` works with Power BI push datasets only",
+                destination.describe()
+            ))
+        })
+    }
+
+    /// The dataset this run prepared.
+    fn target(&self) -> Result<Target, PipelineError> {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                PipelineError::Other(
+                    "internal: the Power BI dataset was not prepared before delivery".into(),
+                )
+            })
+    }
+}
+
+#[async_trait]
+impl Destination for PushDataset {
+    fn describe(&self) -> &'static str {
+        "Power BI push dataset"
+    }
+
+    async fn prepare(&self, ctx: &Context, plans: &[&StreamPlan]) -> Result<(), PipelineError> {
+        let target = dataset::ensure(ctx, &self.client, plans).await?;
+        pacing::seed(
+            ctx.store.as_ref(),
+            ctx.clock.as_ref(),
+            &self.pusher,
+            &target.dataset_id,
+        )
+        .await?;
+        *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = Some(target);
+        Ok(())
+    }
+
+    /// In-flight append batches are resolved by counting, then undelivered rows are sent.
+    async fn settle(&self, job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
+        if job.stream.mode == Mode::Append {
+            let target = self.target()?;
+            outbox::resolve_in_flight(self, job, &target).await?;
+            outbox::send_outbox(self, job, &target, report).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError> {
+        let Job {
+            conn, stream, opts, ..
+        } = *job;
+        let target = self.target()?;
+        match stream.mode {
+            Mode::Append => outbox::send_outbox(self, job, &target, report).await?,
+            Mode::Replace => {
+                let state = conn
+                    .store
+                    .stream_state(&conn.config.name, &stream.object)
+                    .await?;
+                if state.dirty || opts.full || target.recreated {
+                    rebuild::rebuild(self, job, &target, report).await?;
+                }
+            }
+        }
+        report.table_rows = conn
+            .store
+            .stream_state(&conn.config.name, &stream.object)
+            .await?
+            .table_rows;
+        Ok(())
+    }
+
+    /// Relays the pusher's "waiting for a budget" notices to the run's events while it runs.
+    fn relay_events(&self, events: &Events) -> Option<tokio::task::JoinHandle<()>> {
+        let mut rx = self.pusher.events();
+        let events = events.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ml_powerbi::PushEvent::Waiting {
+                        dataset,
+                        reason,
+                        wait,
+                    }) => events.emit(RunEvent::Waiting {
+                        stream: dataset,
+                        reason: reason.to_string(),
+                        wait,
+                    }),
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,0 +1,33 @@
+//! What can stop a stream or a run: the remote systems' typed errors, the store's, and our own.
+
+use super::plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Intacct(Box<ml_intacct::IntacctError>),
+    #[error(transparent)]
+    PowerBi(Box<ml_powerbi::PowerBiError>),
+    #[error(transparent)]
+    Store(#[from] ml_store::StoreError),
+    #[error(transparent)]
+    Plan(#[from] plan::PlanError),
+    #[error(transparent)]
+    Transform(#[from] crate::pipeline::transform::TransformError),
+    #[error("interrupted: the run stopped after its current batch; the next run resumes from here")]
+    Interrupted,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<ml_intacct::IntacctError> for PipelineError {
+    fn from(e: ml_intacct::IntacctError) -> Self {
+        PipelineError::Intacct(Box::new(e))
+    }
+}
+
+impl From<ml_powerbi::PowerBiError> for PipelineError {
+    fn from(e: ml_powerbi::PowerBiError) -> Self {
+        PipelineError::PowerBi(Box::new(e))
+    }
+}

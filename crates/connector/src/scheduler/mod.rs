@@ -1,0 +1,187 @@
+//! When each connection runs: a cron expression in a time zone, one run at a time per connection, and
+//! one catch-up run at start when a scheduled time passed while the service was stopped.
+//!
+//! Time is read through [`Clock`] (the product's one time source, `ml_clock`) so tests drive it
+//! with tokio's paused clock instead of sleeping.
+//!
+//! | module | job |
+//! |---|---|
+//! | this file | next and missed run times; `drive`, the loop of one connection's schedule |
+//! | [`lease`] | one run of a connection at a time, across processes (a lease row in the store) |
+//! | [`service`] | the long-running `ml-connector run` |
+
+pub mod lease;
+pub mod service;
+
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Schedule;
+
+pub use ml_clock::{Clock, SystemClock, TokioClock};
+
+/// The first scheduled time strictly after `after`.
+pub fn next_after(schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let local = after.with_timezone(&schedule.time_zone);
+    schedule
+        .cron
+        .find_next_occurrence(&local, false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The latest scheduled time at or before `now`.
+pub fn previous_at_or_before(schedule: &Schedule, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let local = now.with_timezone(&schedule.time_zone);
+    schedule
+        .cron
+        .find_previous_occurrence(&local, true)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether a scheduled run was missed: a scheduled time passed after the last run started (or there
+/// never was a run and a time has passed since the connection was first seen).
+pub fn missed_run(
+    schedule: &Schedule,
+    last_run_started: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    match (previous_at_or_before(schedule, now), last_run_started) {
+        (Some(prev), Some(last)) => prev > last,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// Drives one connection's schedule until `shutdown` is cancelled: a catch-up run if one was missed,
+/// then a run at each scheduled time. Runs of one connection never overlap because this loop awaits
+/// each run; a run in progress is not dropped on shutdown (it watches the same token and stops after its
+/// current batch), so the state it leaves is always resumable.
+pub async fn drive<C, R, Fut>(
+    schedule: &Schedule,
+    clock: &C,
+    last_run_started: Option<DateTime<Utc>>,
+    mut run: R,
+    shutdown: &CancellationToken,
+) where
+    C: Clock + ?Sized,
+    R: FnMut(&'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if missed_run(schedule, last_run_started, clock.now()) && !shutdown.is_cancelled() {
+        run("catch-up").await;
+    }
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let now = clock.now();
+        let Some(next) = next_after(schedule, now) else {
+            tracing::warn!(schedule = %schedule.expression, "the schedule has no future time; stopping it");
+            return;
+        };
+        let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        run("schedule").await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+    use std::sync::{Arc, Mutex};
+
+    fn schedule(expr: &str, tz: &str) -> Schedule {
+        Schedule {
+            expression: expr.into(),
+            cron: croner::Cron::from_str(expr).unwrap(),
+            time_zone: chrono_tz::Tz::from_str(tz).unwrap(),
+        }
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn times_are_computed_in_the_connection_time_zone() {
+        let s = schedule("0 2 * * *", "America/Chicago");
+        // 02:00 in Chicago in November (CST, UTC-6) is 08:00 UTC.
+        assert_eq!(
+            next_after(&s, utc("2026-11-24T07:00:00Z")),
+            Some(utc("2026-11-24T08:00:00Z"))
+        );
+        assert_eq!(
+            next_after(&s, utc("2026-11-24T08:00:00Z")),
+            Some(utc("2026-11-25T08:00:00Z"))
+        );
+        // In July (CDT, UTC-5) the same schedule is 07:00 UTC.
+        assert_eq!(
+            next_after(&s, utc("2026-07-01T00:00:00Z")),
+            Some(utc("2026-07-01T07:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_missed_run_is_detected_once() {
+        let s = schedule("0 2 * * *", "UTC");
+        let now = utc("2026-11-24T09:00:00Z");
+        assert!(missed_run(&s, Some(utc("2026-11-23T02:00:05Z")), now));
+        assert!(!missed_run(&s, Some(utc("2026-11-24T02:00:01Z")), now));
+        assert!(missed_run(&s, None, now));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drive_runs_at_each_scheduled_time_and_catches_up_once() {
+        let s = schedule("*/15 * * * *", "UTC");
+        let clock = TokioClock::starting_at(utc("2026-11-24T10:07:00Z"));
+        type Log = Arc<Mutex<Vec<(String, DateTime<Utc>)>>>;
+        let runs: Log = Arc::default();
+        let stop = CancellationToken::new();
+        let seen = runs.clone();
+        let clock_ref = &clock;
+        let drive_fut = drive(
+            &s,
+            clock_ref,
+            Some(utc("2026-11-24T09:50:00Z")), // the 10:00 run was missed
+            move |why| {
+                let seen = seen.clone();
+                let at = clock_ref.now();
+                async move {
+                    seen.lock().unwrap().push((why.to_string(), at));
+                    // a run takes five minutes
+                    tokio::time::sleep(Duration::from_secs(300)).await;
+                }
+            },
+            &stop,
+        );
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(40 * 60)).await;
+            stop.cancel();
+        };
+        tokio::join!(drive_fut, stopper);
+        let runs = runs.lock().unwrap().clone();
+        let got: Vec<(String, String)> = runs
+            .iter()
+            .map(|(w, t)| (w.clone(), t.format("%H:%M").to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("catch-up".to_string(), "10:07".to_string()),
+                ("schedule".to_string(), "10:15".to_string()),
+                ("schedule".to_string(), "10:30".to_string()),
+                // started before the stop at 10:47 and allowed to finish
+                ("schedule".to_string(), "10:45".to_string()),
+            ]
+        );
+    }
+}
