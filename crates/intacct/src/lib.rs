@@ -4,6 +4,12 @@
 //!
 //! - [`protocol`]: the pure codec. Request envelopes out, response documents in; no I/O, no
 //!   async, the only module that touches quick-xml.
+//!   - `protocol::encode`: request envelopes that validate against Sage's XSD.
+//!   - `protocol::decode`: response documents, read leniently and by streaming; under it
+//!     `events` (the guarded event reader), `envelope`, `records` and `lookup` (the parts of a
+//!     document), `sniff` (bodies that are not responses) and `response` (the decoded types).
+//!   - `protocol::fast_records`: plain records read without the XML parser.
+//!   - `protocol::values`: Intacct's small text formats (timestamps, support ids).
 //! - [`error`]: [`IntacctError`], classified (level, kind, retryable) with actionable messages.
 //! - [`settings`]: [`IntacctSettings`], [`RetryPolicy`], and the endpoint rule that keeps
 //!   credentials on `https://*.intacct.com`.
