@@ -315,29 +315,24 @@ fn write_call(w: &mut String, call: &FunctionCall) -> Result<(), EncodeError> {
             w.push_str("</readMore>");
         }
         FunctionCall::Query(q) => write_query(w, q)?,
+        // The same children under two names: by RECORDNO or by the object's name key.
         FunctionCall::Read {
             object,
             keys,
             fields,
-        } => {
-            w.push_str("<read>");
-            leaf(w, "object", object);
-            leaf(w, "keys", &keys.join(","));
-            leaf(w, "fields", fields);
-            leaf(w, "returnFormat", "xml");
-            w.push_str("</read>");
         }
-        FunctionCall::ReadByName {
+        | FunctionCall::ReadByName {
             object,
             keys,
             fields,
         } => {
-            w.push_str("<readByName>");
+            let tag = call.name();
+            w.extend(["<", tag, ">"]);
             leaf(w, "object", object);
             leaf(w, "keys", &keys.join(","));
             leaf(w, "fields", fields);
             leaf(w, "returnFormat", "xml");
-            w.push_str("</readByName>");
+            w.extend(["</", tag, ">"]);
         }
         FunctionCall::Lookup { object } => {
             w.push_str("<lookup>");

@@ -1,0 +1,243 @@
+//! [`IntacctClient`]: the façade the connector holds. It owns the settings, the transport and
+//! the session slot, and answers the single-request questions (ping, lookup, user formatting,
+//! queries); each longer read has a module of its own beside this one.
+
+mod balances;
+mod deletes;
+mod keyset;
+mod page;
+mod paging;
+mod parallel;
+mod prefetch;
+mod results;
+mod sessions;
+mod split;
+mod watermark;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, FixedOffset};
+use url::Url;
+
+use crate::error::{ErrorKind, ErrorLevel, IntacctError};
+use crate::protocol::{Function, FunctionCall, ObjectDefinition, Query, Record};
+use crate::session::{SessionCache, SessionKey};
+use crate::settings::IntacctSettings;
+use crate::transport::Transport;
+
+pub use balances::BalancesRequest;
+pub use deletes::{DeletedRecord, parse_object_key};
+pub use keyset::ChangedSince;
+pub use page::{Cursor, Page, Pass};
+pub use paging::{FirstPages, Resume};
+
+use results::{check_result, page_from, single_result, take_result};
+
+/// What `ping` reports about the session it obtained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub company_id: String,
+    pub user_id: String,
+    /// Entity of the session; `None` or empty = top level.
+    pub entity: Option<String>,
+    pub endpoint: Url,
+    pub expires_at: Option<DateTime<FixedOffset>>,
+}
+
+/// The user's formatting preferences (timestamps follow them, §6.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserFormatting {
+    pub locale: String,
+    pub date_format: String,
+    pub clock: String,
+    pub gmt_offset: String,
+    /// Every field as returned.
+    pub raw: Record,
+}
+
+/// The Intacct client of one company. Cheap to clone; clones share sessions and the
+/// concurrency limit.
+#[derive(Clone)]
+pub struct IntacctClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: IntacctSettings,
+    transport: Transport,
+    sessions: SessionCache,
+    key: SessionKey,
+    generation: AtomicU64,
+    seq: AtomicU64,
+}
+
+impl fmt::Debug for IntacctClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntacctClient")
+            .field("endpoint", &self.inner.settings.endpoint.as_str())
+            .field("company_id", &self.inner.settings.company_id)
+            .field("entity", &self.inner.settings.entity)
+            .field("user_id", &self.inner.settings.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntacctClient {
+    pub fn new(settings: IntacctSettings) -> Result<Self, IntacctError> {
+        settings.validate()?;
+        let transport = Transport::new(
+            settings.max_concurrent_requests,
+            settings.request_timeout,
+            settings.retry.clone(),
+        )?;
+        let key = SessionKey {
+            company: settings.company_id.clone(),
+            entity: settings.entity.clone(),
+            user: settings.user_id.clone(),
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                transport,
+                sessions: SessionCache::default(),
+                key,
+                generation: AtomicU64::new(0),
+                seq: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &IntacctSettings {
+        &self.inner.settings
+    }
+
+    fn control_id(&self, prefix: &str) -> String {
+        let n = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        format!("{prefix}-{n}")
+    }
+
+    /// Logs in (or reuses the session) and reports it.
+    pub async fn ping(&self) -> Result<SessionInfo, IntacctError> {
+        let s = self.session().await?;
+        Ok(SessionInfo {
+            company_id: s.company_id,
+            user_id: s.user_id,
+            entity: s.location_id,
+            endpoint: s.endpoint,
+            expires_at: s.expires_at,
+        })
+    }
+
+    /// The object definition (fields, types, relationships).
+    pub async fn lookup(&self, object: &str) -> Result<ObjectDefinition, IntacctError> {
+        let f = [Function {
+            control_id: self.control_id("lookup"),
+            call: FunctionCall::Lookup {
+                object: object.to_owned(),
+            },
+        }];
+        let resp = self.call("lookup", &f).await?;
+        let r = single_result(&resp, "lookup")?;
+        r.definition.clone().ok_or_else(|| {
+            IntacctError::new(
+                ErrorKind::BadResponse,
+                ErrorLevel::Function,
+                format!("lookup of {object} returned no <Type>"),
+            )
+        })
+    }
+
+    /// The API user's formatting preferences.
+    pub async fn user_formatting(&self) -> Result<UserFormatting, IntacctError> {
+        let f = [Function {
+            control_id: self.control_id("fmt"),
+            call: FunctionCall::ReadUserFormatting {
+                user_id: self.inner.settings.user_id.clone(),
+            },
+        }];
+        let resp = self.call("readUserFormatting", &f).await?;
+        let r = single_result(&resp, "readUserFormatting")?;
+        let rec = r.records.first().cloned().unwrap_or_default();
+        let g = |k: &str| rec.get(k).unwrap_or("").to_owned();
+        Ok(UserFormatting {
+            locale: g("locale"),
+            date_format: g("dateformat"),
+            clock: g("clock"),
+            gmt_offset: g("gmtoffset"),
+            raw: rec,
+        })
+    }
+
+    /// One `query` page.
+    pub async fn query(&self, q: Query) -> Result<Page, IntacctError> {
+        let object = q.object.clone();
+        let f = [Function {
+            control_id: self.control_id("q"),
+            call: FunctionCall::Query(q),
+        }];
+        let mut resp = self.call("query", &f).await?;
+        single_result(&resp, "query")?;
+        let r = take_result(&mut resp, 0);
+        Ok(page_from(&object, r, Pass::Query))
+    }
+
+    /// Several queries in one request (several functions, uniqueid=false); results in order.
+    pub async fn query_batch(&self, queries: Vec<Query>) -> Result<Vec<Page>, IntacctError> {
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let objects: Vec<String> = queries.iter().map(|q| q.object.clone()).collect();
+        let functions: Vec<Function> = queries
+            .into_iter()
+            .enumerate()
+            .map(|(i, q)| Function {
+                control_id: format!("q{i}"),
+                call: FunctionCall::Query(q),
+            })
+            .collect();
+        let resp = self.call("query", &functions).await?;
+        let mut results = resp
+            .operation
+            .expect("checked by classify_exchange")
+            .results;
+        if results.len() != functions.len() {
+            return Err(IntacctError::new(
+                ErrorKind::BadResponse,
+                ErrorLevel::Function,
+                format!(
+                    "sent {} functions, got {} results",
+                    functions.len(),
+                    results.len()
+                ),
+            ));
+        }
+        // Match by control id; fall back to position for gateways that do not echo it.
+        let by_id = functions
+            .iter()
+            .enumerate()
+            .all(|(i, f)| results[i].control_id == f.control_id);
+        if !by_id {
+            let mut ordered = Vec::with_capacity(results.len());
+            for (i, f) in functions.iter().enumerate() {
+                let j = results
+                    .iter()
+                    .position(|r| r.control_id == f.control_id)
+                    .unwrap_or(i.min(results.len() - 1));
+                ordered.push(std::mem::take(&mut results[j]));
+            }
+            results = ordered;
+        }
+        let mut pages = Vec::with_capacity(results.len());
+        for (i, r) in results.into_iter().enumerate() {
+            check_result(&r)?;
+            pages.push(page_from(&objects[i], r, Pass::Query));
+        }
+        Ok(pages)
+    }
+
+    fn page_size(&self, req: Option<u32>) -> u32 {
+        req.unwrap_or(self.inner.settings.page_size).clamp(1, 2000)
+    }
+}
