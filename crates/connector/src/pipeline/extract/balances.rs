@@ -1,0 +1,119 @@
+//! GL balances: a snapshot of the configured periods each run, staged like records; balances that
+//! disappeared are deleted.
+
+use std::collections::HashSet;
+
+use ml_powerbi::schema::RowEncoder;
+
+use super::deletes::keys_missing_from;
+use super::records::{staged_record, typed_record};
+use super::stage::{STAGE_BATCH_RECORDS, StagedPage, stage};
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::events::RunEvent;
+use crate::pipeline::job::Job;
+use crate::pipeline::report::StreamReport;
+
+/// GL balances: a snapshot of the configured periods each run; balances that disappeared are deleted.
+pub(super) async fn extract_balances(
+    job: &Job<'_>,
+    report: &mut StreamReport,
+) -> Result<(), PipelineError> {
+    let Job {
+        conn,
+        stream,
+        plan,
+        time,
+        events,
+        ..
+    } = *job;
+    let encoder = RowEncoder::new(&plan.table_schema());
+    let through = stream
+        .periods_through
+        .unwrap_or_else(|| conn.clock.now().date_naive());
+    let periods = recent_periods(through, stream.periods);
+    let records = conn
+        .intacct
+        .account_balances(ml_intacct::BalancesRequest {
+            periods,
+            fields: plan.select.clone(),
+            filter: None,
+            modified_since: None,
+        })
+        .await?;
+    report.extracted = records.len() as u64;
+    events.emit(RunEvent::Extracted {
+        stream: stream.object.clone(),
+        records: report.extracted,
+    });
+    let mut seen = HashSet::new();
+    for chunk in records.chunks(STAGE_BATCH_RECORDS) {
+        let mut staged = Vec::with_capacity(chunk.len());
+        for record in chunk {
+            let typed = typed_record(record, plan, time)?;
+            seen.insert(typed.key.clone());
+            staged.push(staged_record(&encoder, typed)?);
+        }
+        stage(
+            job,
+            StagedPage {
+                records: staged,
+                ..StagedPage::default()
+            },
+            report,
+        )
+        .await?;
+    }
+    let deletes = keys_missing_from(conn, stream, |k| seen.contains(k)).await?;
+    if !deletes.is_empty() {
+        stage(
+            job,
+            StagedPage {
+                deletes,
+                ..StagedPage::default()
+            },
+            report,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Intacct's names of the `count` most recent monthly reporting periods up to `today`'s month
+/// ("Month Ended November 2026").
+pub fn recent_periods(today: chrono::NaiveDate, count: u32) -> Vec<String> {
+    use chrono::Datelike;
+    let mut out = Vec::new();
+    let (mut y, mut m) = (today.year(), today.month());
+    for _ in 0..count {
+        let name = chrono::NaiveDate::from_ymd_opt(y, m, 1)
+            .map(|d| d.format("%B").to_string())
+            .unwrap_or_default();
+        out.push(format!("Month Ended {name} {y}"));
+        if m == 1 {
+            m = 12;
+            y -= 1;
+        } else {
+            m -= 1;
+        }
+    }
+    out.reverse();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_named_like_intacct_and_cross_years() {
+        let p = recent_periods(chrono::NaiveDate::from_ymd_opt(2026, 2, 10).unwrap(), 3);
+        assert_eq!(
+            p,
+            vec![
+                "Month Ended December 2025",
+                "Month Ended January 2026",
+                "Month Ended February 2026"
+            ]
+        );
+    }
+}
