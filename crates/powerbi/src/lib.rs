@@ -23,6 +23,8 @@
 pub mod batch;
 pub mod client;
 pub mod error;
+pub mod events;
+pub mod limits;
 pub mod pace;
 pub mod pusher;
 pub mod schema;
@@ -37,8 +39,9 @@ pub use client::{
 pub use error::{
     ApiError, ApiErrorKind, ErrorClass, PowerBiError, TokenError, TokenErrorKind, TransportError,
 };
-pub use pace::{PushLimits, WaitReason};
-pub use pusher::{BatchOutcome, BatchReport, PostRecord, PushEvent, Pusher, TableTarget};
+pub use events::{PushEvent, WaitReason};
+pub use limits::PushLimits;
+pub use pusher::{BatchOutcome, BatchReport, PostRecord, Pusher, TableTarget};
 pub use schema::{
     Column, DataType, DatasetSchema, EncodedRow, Measure, Relationship, RowEncoder, SchemaError,
     TableSchema, Value, ValueError, encode_row, validate_dataset,
