@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use ml_clock::SharedClock;
 use reqwest::Method;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -95,6 +96,9 @@ pub struct Pusher {
     limits: PushLimits,
     pacers: Arc<Mutex<HashMap<String, Arc<DatasetPacer>>>>,
     events: broadcast::Sender<PushEvent>,
+    /// Wall-clock time of each POST's record, which a later process reads back to pace itself: it must be the
+    /// product's one clock, so a test that moves that clock moves the records with it.
+    clock: SharedClock,
 }
 
 impl Pusher {
@@ -105,7 +109,19 @@ impl Pusher {
             limits,
             pacers: Arc::new(Mutex::new(HashMap::new())),
             events,
+            clock: ml_clock::system(),
         }
+    }
+
+    /// The same pusher reading wall-clock time from `clock` instead of the system's (the time stamped on each
+    /// [`PostRecord`] and the "now" that ages [`Pusher::seed_history`]'s records).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn wall_now(&self) -> SystemTime {
+        SystemTime::from(self.clock.now())
     }
 
     pub fn limits(&self) -> &PushLimits {
@@ -137,7 +153,7 @@ impl Pusher {
             return false;
         }
         let pacer = Arc::new(DatasetPacer::new(dataset.to_string(), self.limits.clone()));
-        let (now, wall) = (Instant::now(), SystemTime::now());
+        let (now, wall) = (Instant::now(), self.wall_now());
         pacer.seed(posts.iter().filter_map(|p| {
             // A time in the future (clock skew between hosts) counts as now: never less careful.
             let age = wall.duration_since(p.at).unwrap_or(Duration::ZERO);
@@ -192,7 +208,7 @@ impl Pusher {
             |pacer: &DatasetPacer, ticket: Ticket, applied: bool, posts: &mut Vec<PostRecord>| {
                 pacer.complete(ticket, applied);
                 posts.push(PostRecord {
-                    at: SystemTime::now(),
+                    at: self.wall_now(),
                     rows: if applied { rows as u64 } else { 0 },
                 });
             };
@@ -328,5 +344,39 @@ impl Pusher {
             .min(self.limits.max_backoff);
         let jitter = rand::random_range(0.75..1.25);
         base.mul_f64(jitter).min(self.limits.max_backoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{ClientCredential, Cloud, PowerBiSettings};
+    use chrono::{DateTime, Utc};
+    use ml_clock::TokioClock;
+
+    #[tokio::test(start_paused = true)]
+    async fn seeded_history_is_aged_by_the_injected_clock() {
+        let base = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let client = PowerBiClient::new(PowerBiSettings::new(
+            Cloud::Public,
+            "t",
+            "c",
+            ClientCredential::Secret("s".into()),
+        ))
+        .unwrap();
+        let limits = PushLimits {
+            rows_per_hour: 100,
+            ..PushLimits::default()
+        };
+        let pusher =
+            Pusher::new(client, limits).with_clock(Arc::new(TokioClock::starting_at(base)));
+        // Ten minutes old by the injected clock (by the system's it would lie in the future and count as now).
+        let at = SystemTime::from(base - chrono::Duration::minutes(10));
+        assert!(pusher.seed_history("ds", &[PostRecord { at, rows: 100 }]));
+        let (tx, _rx) = broadcast::channel(8);
+        let ticket = pusher.pacer("ds").acquire(1, false, &tx).await;
+        assert_eq!(ticket.waited, Duration::from_secs(50 * 60));
     }
 }
