@@ -272,16 +272,15 @@ impl Pusher {
                                 pacer.block_until(Instant::now() + wait);
                             }
                             tracing::warn!(dataset = %target.dataset_id, status = e.status, ?wait, "Power BI refused a batch; resending");
-                            let _ = self.events.send(PushEvent::Retrying {
-                                dataset: target.dataset_id.clone(),
-                                batch_id: batch.id,
-                                attempt: report.attempts,
-                                status: Some(e.status),
-                                wait,
-                            });
-                            let before = Instant::now();
-                            tokio::time::sleep(wait).await;
-                            report.waited += before.elapsed();
+                            report.waited += self
+                                .wait_to_resend(
+                                    target,
+                                    batch.id,
+                                    report.attempts,
+                                    Some(e.status),
+                                    wait,
+                                )
+                                .await;
                             continue;
                         }
                         _ => break BatchOutcome::Failed(PowerBiError::Api(e)),
@@ -306,16 +305,9 @@ impl Pusher {
                     }
                     let wait = self.backoff(retries);
                     retries += 1;
-                    let _ = self.events.send(PushEvent::Retrying {
-                        dataset: target.dataset_id.clone(),
-                        batch_id: batch.id,
-                        attempt: report.attempts,
-                        status: None,
-                        wait,
-                    });
-                    let before = Instant::now();
-                    tokio::time::sleep(wait).await;
-                    report.waited += before.elapsed();
+                    report.waited += self
+                        .wait_to_resend(target, batch.id, report.attempts, None, wait)
+                        .await;
                 }
                 Err(other) => {
                     done(&pacer, ticket, false, &mut report.posts);
@@ -333,6 +325,27 @@ impl Pusher {
             outcome: report.outcome.as_str(),
         });
         report
+    }
+
+    /// Announces a resend and waits for it; returns how long it waited.
+    async fn wait_to_resend(
+        &self,
+        target: &TableTarget,
+        batch_id: Uuid,
+        attempt: u32,
+        status: Option<u16>,
+        wait: Duration,
+    ) -> Duration {
+        let _ = self.events.send(PushEvent::Retrying {
+            dataset: target.dataset_id.clone(),
+            batch_id,
+            attempt,
+            status,
+            wait,
+        });
+        let before = Instant::now();
+        tokio::time::sleep(wait).await;
+        before.elapsed()
     }
 
     /// Exponential backoff with ±25 % jitter so concurrent callers do not resend in lockstep.

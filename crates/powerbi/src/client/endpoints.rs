@@ -156,11 +156,7 @@ impl PowerBiClient {
                 Resend::TokenOnly,
             )
             .await?;
-        Ok(RequestInfo {
-            status: a.status.as_u16(),
-            request_id: a.request_id(),
-            duration: a.duration,
-        })
+        Ok(a.info())
     }
 
     pub(crate) fn rows_url(&self, group: &str, dataset: &str, table: &str) -> Url {
@@ -184,11 +180,7 @@ impl PowerBiClient {
                 Resend::Idempotent,
             )
             .await?;
-        Ok(RequestInfo {
-            status: a.status.as_u16(),
-            request_id: a.request_id(),
-            duration: a.duration,
-        })
+        Ok(a.info())
     }
 
     /// Runs one DAX query and returns the first result table's rows (nulls included).

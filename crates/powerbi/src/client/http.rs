@@ -9,6 +9,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
+use super::types::RequestInfo;
 use crate::error::{ApiError, ErrorClass, PowerBiError, TransportError, strip_bom};
 use crate::settings::PowerBiSettings;
 use crate::token::{AccessToken, TokenSource};
@@ -32,6 +33,15 @@ impl Answer {
             .get("requestid")
             .and_then(|v| v.to_str().ok())
             .map(String::from)
+    }
+
+    /// What a caller keeps of an answer whose body says nothing.
+    pub(crate) fn info(&self) -> RequestInfo {
+        RequestInfo {
+            status: self.status.as_u16(),
+            request_id: self.request_id(),
+            duration: self.duration,
+        }
     }
 
     pub(crate) fn json<T: serde::de::DeserializeOwned>(
