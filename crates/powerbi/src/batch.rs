@@ -9,7 +9,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::pace::PushLimits;
+use crate::limits::PushLimits;
 
 const PREFIX: &str = "{\"rows\":[";
 const SUFFIX: &str = "]}";

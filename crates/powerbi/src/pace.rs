@@ -16,85 +16,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast};
 use tokio::time::Instant;
 
-use crate::pusher::PushEvent;
-
-/// Push limits; defaults are the service's documented values. Tests shorten `window`/`hour`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushLimits {
-    pub max_rows_per_post: usize,
-    pub max_bytes_per_post: usize,
-    pub max_in_flight: usize,
-    pub posts_per_window: usize,
-    pub window: Duration,
-    pub rows_per_hour: u64,
-    pub hour: Duration,
-    pub large_table_rows: u64,
-    pub large_table_posts_per_hour: usize,
-    /// Attempts per batch for 429/5xx/connect failures (the first send included).
-    pub max_attempts: u32,
-    /// First backoff step without a Retry-After; doubled per attempt up to `max_backoff`.
-    pub backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for PushLimits {
-    fn default() -> Self {
-        Self {
-            max_rows_per_post: 10_000,
-            max_bytes_per_post: 16_000_000,
-            max_in_flight: 5,
-            posts_per_window: 120,
-            window: Duration::from_secs(60),
-            rows_per_hour: 1_000_000,
-            hour: Duration::from_secs(3600),
-            large_table_rows: 250_000,
-            large_table_posts_per_hour: 120,
-            max_attempts: 6,
-            backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(120),
-        }
-    }
-}
-
-impl PushLimits {
-    /// No pacing at all (benchmarks against a simulator with limits switched off).
-    pub fn unlimited() -> Self {
-        Self {
-            max_in_flight: 64,
-            posts_per_window: usize::MAX,
-            rows_per_hour: u64::MAX,
-            large_table_rows: u64::MAX,
-            large_table_posts_per_hour: usize::MAX,
-            ..Self::default()
-        }
-    }
-
-    fn logs_anything(&self) -> bool {
-        self.posts_per_window != usize::MAX
-            || self.rows_per_hour != u64::MAX
-            || (self.large_table_rows != u64::MAX && self.large_table_posts_per_hour != usize::MAX)
-    }
-}
-
-/// Why a POST has to wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WaitReason {
-    PostsPerWindow,
-    RowsPerHour,
-    LargeTablePostsPerHour,
-    RetryAfter,
-}
-
-impl WaitReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WaitReason::PostsPerWindow => "per-minute POST budget",
-            WaitReason::RowsPerHour => "hourly row budget",
-            WaitReason::LargeTablePostsPerHour => "hourly POST budget of a table over 250,000 rows",
-            WaitReason::RetryAfter => "Retry-After from Power BI",
-        }
-    }
-}
+use crate::events::PushEvent;
+pub use crate::events::WaitReason;
+pub use crate::limits::PushLimits;
 
 /// The verdict on a POST.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

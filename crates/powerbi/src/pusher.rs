@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use ml_clock::SharedClock;
 use reqwest::Method;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -21,7 +22,9 @@ use uuid::Uuid;
 use crate::batch::Batch;
 use crate::client::PowerBiClient;
 use crate::error::{ErrorClass, PowerBiError};
-use crate::pace::{DatasetPacer, PushLimits, Ticket};
+pub use crate::events::PushEvent;
+use crate::limits::PushLimits;
+use crate::pace::{DatasetPacer, Ticket};
 
 /// Where a batch goes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -29,100 +32,6 @@ pub struct TableTarget {
     pub group_id: String,
     pub dataset_id: String,
     pub table: String,
-}
-
-/// Progress notices for the CLI and logs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PushEvent {
-    /// A budget is spent: "waiting 14 min for the hourly row budget of dataset X".
-    Waiting {
-        dataset: String,
-        reason: &'static str,
-        wait: Duration,
-    },
-    /// The service answered 429 (or 5xx) and the batch will be resent.
-    Retrying {
-        dataset: String,
-        batch_id: Uuid,
-        attempt: u32,
-        status: Option<u16>,
-        wait: Duration,
-    },
-    /// The access token was refused mid-push and renewed.
-    TokenRefreshed { dataset: String, batch_id: Uuid },
-    /// A batch finished (any outcome).
-    BatchDone {
-        dataset: String,
-        table: String,
-        batch_id: Uuid,
-        rows: usize,
-        outcome: &'static str,
-    },
-}
-
-impl std::fmt::Display for PushEvent {
-    /// One line for the CLI, e.g. "waiting 14 min for the hourly row budget of dataset X".
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PushEvent::Waiting {
-                dataset,
-                reason,
-                wait,
-            } => {
-                write!(
-                    f,
-                    "waiting {} for the {reason} of dataset {dataset}",
-                    human(*wait)
-                )
-            }
-            PushEvent::Retrying {
-                dataset,
-                batch_id,
-                attempt,
-                status,
-                wait,
-            } => {
-                let why = status.map_or_else(
-                    || "a connection failure".to_string(),
-                    |s| format!("HTTP {s}"),
-                );
-                write!(
-                    f,
-                    "batch {batch_id} of dataset {dataset}: {why} on attempt {attempt}; resending in {}",
-                    human(*wait)
-                )
-            }
-            PushEvent::TokenRefreshed { dataset, batch_id } => {
-                write!(
-                    f,
-                    "access token renewed while pushing batch {batch_id} of dataset {dataset}"
-                )
-            }
-            PushEvent::BatchDone {
-                dataset,
-                table,
-                batch_id,
-                rows,
-                outcome,
-            } => {
-                write!(
-                    f,
-                    "batch {batch_id} ({rows} rows) to {dataset}/{table}: {outcome}"
-                )
-            }
-        }
-    }
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 90.0 {
-        format!("{:.0} min", s / 60.0)
-    } else if s >= 1.0 {
-        format!("{s:.0} s")
-    } else {
-        format!("{:.0} ms", s * 1000.0)
-    }
 }
 
 /// What happened to a batch.
@@ -187,6 +96,9 @@ pub struct Pusher {
     limits: PushLimits,
     pacers: Arc<Mutex<HashMap<String, Arc<DatasetPacer>>>>,
     events: broadcast::Sender<PushEvent>,
+    /// Wall-clock time of each POST's record, which a later process reads back to pace itself: it must be the
+    /// product's one clock, so a test that moves that clock moves the records with it.
+    clock: SharedClock,
 }
 
 impl Pusher {
@@ -197,7 +109,19 @@ impl Pusher {
             limits,
             pacers: Arc::new(Mutex::new(HashMap::new())),
             events,
+            clock: ml_clock::system(),
         }
+    }
+
+    /// The same pusher reading wall-clock time from `clock` instead of the system's (the time stamped on each
+    /// [`PostRecord`] and the "now" that ages [`Pusher::seed_history`]'s records).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn wall_now(&self) -> SystemTime {
+        SystemTime::from(self.clock.now())
     }
 
     pub fn limits(&self) -> &PushLimits {
@@ -229,7 +153,7 @@ impl Pusher {
             return false;
         }
         let pacer = Arc::new(DatasetPacer::new(dataset.to_string(), self.limits.clone()));
-        let (now, wall) = (Instant::now(), SystemTime::now());
+        let (now, wall) = (Instant::now(), self.wall_now());
         pacer.seed(posts.iter().filter_map(|p| {
             // A time in the future (clock skew between hosts) counts as now: never less careful.
             let age = wall.duration_since(p.at).unwrap_or(Duration::ZERO);
@@ -284,7 +208,7 @@ impl Pusher {
             |pacer: &DatasetPacer, ticket: Ticket, applied: bool, posts: &mut Vec<PostRecord>| {
                 pacer.complete(ticket, applied);
                 posts.push(PostRecord {
-                    at: SystemTime::now(),
+                    at: self.wall_now(),
                     rows: if applied { rows as u64 } else { 0 },
                 });
             };
@@ -348,16 +272,15 @@ impl Pusher {
                                 pacer.block_until(Instant::now() + wait);
                             }
                             tracing::warn!(dataset = %target.dataset_id, status = e.status, ?wait, "Power BI refused a batch; resending");
-                            let _ = self.events.send(PushEvent::Retrying {
-                                dataset: target.dataset_id.clone(),
-                                batch_id: batch.id,
-                                attempt: report.attempts,
-                                status: Some(e.status),
-                                wait,
-                            });
-                            let before = Instant::now();
-                            tokio::time::sleep(wait).await;
-                            report.waited += before.elapsed();
+                            report.waited += self
+                                .wait_to_resend(
+                                    target,
+                                    batch.id,
+                                    report.attempts,
+                                    Some(e.status),
+                                    wait,
+                                )
+                                .await;
                             continue;
                         }
                         _ => break BatchOutcome::Failed(PowerBiError::Api(e)),
@@ -382,16 +305,9 @@ impl Pusher {
                     }
                     let wait = self.backoff(retries);
                     retries += 1;
-                    let _ = self.events.send(PushEvent::Retrying {
-                        dataset: target.dataset_id.clone(),
-                        batch_id: batch.id,
-                        attempt: report.attempts,
-                        status: None,
-                        wait,
-                    });
-                    let before = Instant::now();
-                    tokio::time::sleep(wait).await;
-                    report.waited += before.elapsed();
+                    report.waited += self
+                        .wait_to_resend(target, batch.id, report.attempts, None, wait)
+                        .await;
                 }
                 Err(other) => {
                     done(&pacer, ticket, false, &mut report.posts);
@@ -411,6 +327,27 @@ impl Pusher {
         report
     }
 
+    /// Announces a resend and waits for it; returns how long it waited.
+    async fn wait_to_resend(
+        &self,
+        target: &TableTarget,
+        batch_id: Uuid,
+        attempt: u32,
+        status: Option<u16>,
+        wait: Duration,
+    ) -> Duration {
+        let _ = self.events.send(PushEvent::Retrying {
+            dataset: target.dataset_id.clone(),
+            batch_id,
+            attempt,
+            status,
+            wait,
+        });
+        let before = Instant::now();
+        tokio::time::sleep(wait).await;
+        before.elapsed()
+    }
+
     /// Exponential backoff with ±25 % jitter so concurrent callers do not resend in lockstep.
     fn backoff(&self, retries: u32) -> Duration {
         let base = self
@@ -426,26 +363,33 @@ impl Pusher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::{ClientCredential, Cloud, PowerBiSettings};
+    use chrono::{DateTime, Utc};
+    use ml_clock::TokioClock;
 
-    #[test]
-    fn waiting_event_reads_as_a_sentence() {
-        let e = PushEvent::Waiting {
-            dataset: "X".into(),
-            reason: "hourly row budget",
-            wait: Duration::from_secs(14 * 60),
+    #[tokio::test(start_paused = true)]
+    async fn seeded_history_is_aged_by_the_injected_clock() {
+        let base = DateTime::parse_from_rfc3339("2026-12-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let client = PowerBiClient::new(PowerBiSettings::new(
+            Cloud::Public,
+            "t",
+            "c",
+            ClientCredential::Secret("s".into()),
+        ))
+        .unwrap();
+        let limits = PushLimits {
+            rows_per_hour: 100,
+            ..PushLimits::default()
         };
-        assert_eq!(
-            e.to_string(),
-            "waiting 14 min for the hourly row budget of dataset X"
-        );
-        let e = PushEvent::Waiting {
-            dataset: "X".into(),
-            reason: "per-minute POST budget",
-            wait: Duration::from_millis(400),
-        };
-        assert_eq!(
-            e.to_string(),
-            "waiting 400 ms for the per-minute POST budget of dataset X"
-        );
+        let pusher =
+            Pusher::new(client, limits).with_clock(Arc::new(TokioClock::starting_at(base)));
+        // Ten minutes old by the injected clock (by the system's it would lie in the future and count as now).
+        let at = SystemTime::from(base - chrono::Duration::minutes(10));
+        assert!(pusher.seed_history("ds", &[PostRecord { at, rows: 100 }]));
+        let (tx, _rx) = broadcast::channel(8);
+        let ticket = pusher.pacer("ds").acquire(1, false, &tx).await;
+        assert_eq!(ticket.waited, Duration::from_secs(50 * 60));
     }
 }

@@ -130,6 +130,13 @@ async fn push_all(
         .await
 }
 
+/// A simulator on a free port and a client of it with the default identity.
+async fn start(config: sim::SimConfig) -> (sim::Simulator, PowerBiClient) {
+    let s = sim::Simulator::start(config).await.unwrap();
+    let c = client(&s);
+    (s, c)
+}
+
 fn sim_with_limits(limits: sim::SimLimits) -> sim::SimConfig {
     sim::SimConfig {
         limits,
@@ -139,10 +146,7 @@ fn sim_with_limits(limits: sim::SimLimits) -> sim::SimConfig {
 
 #[tokio::test]
 async fn create_push_and_read_back_exactly() {
-    let s = sim::Simulator::start(sim::SimConfig::default())
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim::SimConfig::default()).await;
     let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
     assert_eq!(g.id, sim::DEFAULT_WORKSPACE_ID);
     // By id too (GUID accepted directly).
@@ -230,10 +234,7 @@ async fn a_million_rows_arrive_exactly_within_every_limit() {
         minute: Duration::from_secs(1),
         ..sim::SimLimits::default()
     };
-    let s = sim::Simulator::start(sim_with_limits(limits))
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim_with_limits(limits)).await;
     let t = table("Million");
     let target = setup(&s, &c, &t).await;
     let (bs, expected) = batches(&t, 1_000_000, 10_000);
@@ -280,10 +281,7 @@ async fn paced_push_stays_inside_every_limit_and_arrives_exactly() {
         rows_per_post: 1_000,
         ..sim::SimLimits::default()
     };
-    let s = sim::Simulator::start(sim_with_limits(limits))
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim_with_limits(limits)).await;
     let t = table("Ledger");
     let target = setup(&s, &c, &t).await;
     let (bs, expected) = batches(&t, 50_000, 1_000);
@@ -350,10 +348,7 @@ async fn hourly_row_budget_is_respected() {
         rows_per_post: 1_000,
         ..sim::SimLimits::default()
     };
-    let s = sim::Simulator::start(sim_with_limits(limits))
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim_with_limits(limits)).await;
     let t = table("Hourly");
     let target = setup(&s, &c, &t).await;
     let (bs, expected) = batches(&t, 10_000, 1_000);
@@ -402,10 +397,7 @@ async fn a_new_pusher_seeded_with_earlier_posts_stays_inside_the_hourly_budget()
         rows_per_post: 1_000,
         ..sim::SimLimits::default()
     };
-    let s = sim::Simulator::start(sim_with_limits(limits))
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim_with_limits(limits)).await;
     let t = table("Carried");
     let target = setup(&s, &c, &t).await;
     let push_limits = PushLimits {
@@ -502,8 +494,7 @@ async fn expired_token_mid_push_costs_one_refresh_and_no_failed_batch() {
         },
         ..sim::SimConfig::default()
     };
-    let s = sim::Simulator::start(cfg).await.unwrap();
-    let c = client(&s);
+    let (s, c) = start(cfg).await;
     let t = table("Tokens");
     let target = setup(&s, &c, &t).await;
     assert_eq!(c.tokens().fetch_count(), 1);
@@ -542,10 +533,7 @@ async fn expired_token_mid_push_costs_one_refresh_and_no_failed_batch() {
 
 #[tokio::test]
 async fn ambiguous_batch_is_reported_and_never_resent() {
-    let s = sim::Simulator::start(sim::SimConfig::default())
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim::SimConfig::default()).await;
     let t = table("Ambiguous");
     let target = setup(&s, &c, &t).await;
     s.set_faults(sim::FaultPlan::none().with(
@@ -582,10 +570,7 @@ async fn ambiguous_batch_is_reported_and_never_resent() {
 
 #[tokio::test]
 async fn refused_batches_are_retried_and_429_honoured() {
-    let s = sim::Simulator::start(sim::SimConfig::default())
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim::SimConfig::default()).await;
     let t = table("Retry");
     let target = setup(&s, &c, &t).await;
     s.set_faults(
@@ -749,8 +734,7 @@ async fn workspace_and_permission_errors_are_actionable() {
             columns: vec![("a".into(), "Int64".into())],
         }],
     });
-    let s = sim::Simulator::start(cfg).await.unwrap();
-    let c = client(&s);
+    let (s, c) = start(cfg).await;
 
     let e = c.find_workspace("Locked").await.unwrap_err();
     assert!(matches!(e, PowerBiError::WorkspaceNotFound { .. }), "{e}");
@@ -815,10 +799,7 @@ async fn workspace_and_permission_errors_are_actionable() {
 
 #[tokio::test]
 async fn bad_schema_is_refused_before_sending() {
-    let s = sim::Simulator::start(sim::SimConfig::default())
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim::SimConfig::default()).await;
     let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
     let before: BTreeMap<String, u64> = s.stats().requests_by_operation;
     let bad = DatasetSchema {
@@ -837,10 +818,7 @@ async fn bad_schema_is_refused_before_sending() {
 
 #[tokio::test]
 async fn token_is_fetched_once_for_concurrent_callers_and_invalidated_once() {
-    let s = sim::Simulator::start(sim::SimConfig::default())
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim::SimConfig::default()).await;
     let tokens = c.tokens().clone();
     let got = futures::future::join_all((0..20).map(|_| {
         let t = tokens.clone();
@@ -950,10 +928,7 @@ async fn large_table_gets_the_hourly_post_cap() {
         hour: Duration::from_secs(1),
         ..sim::SimLimits::default()
     };
-    let s = sim::Simulator::start(sim_with_limits(limits))
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim_with_limits(limits)).await;
     let t = table("Big");
     let target = setup(&s, &c, &t).await;
     let (bs, expected) = batches(&t, 5_000, 500);
@@ -1000,10 +975,7 @@ async fn large_table_gets_the_hourly_post_cap() {
 
 #[tokio::test]
 async fn reads_retry_throttling_but_dataset_creation_is_never_resent() {
-    let s = sim::Simulator::start(sim::SimConfig::default())
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim::SimConfig::default()).await;
     let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
     s.set_faults(
         sim::FaultPlan::none()
@@ -1064,10 +1036,7 @@ async fn tables_of_one_dataset_share_its_budget() {
         rows_per_post: 500,
         ..sim::SimLimits::default()
     };
-    let s = sim::Simulator::start(sim_with_limits(limits))
-        .await
-        .unwrap();
-    let c = client(&s);
+    let (s, c) = start(sim_with_limits(limits)).await;
     let g = c.find_workspace(sim::DEFAULT_WORKSPACE).await.unwrap();
     let (a, b) = (table("A"), table("B"));
     let ds = c

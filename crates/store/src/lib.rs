@@ -4,18 +4,35 @@
 //!
 //! # Layout
 //!
-//! | module        | job |
-//! |---------------|-----|
-//! | [`model`]     | plain data types exchanged with the store |
-//! | [`store`]     | the [`Store`] trait (used as `Arc<dyn Store>`) and the injectable [`Clock`] |
-//! | `backend`     | the SQL shared by both back ends (one macro, instantiated twice; see why there) |
-//! | [`sqlite`]    | [`SqliteStore`]: a WAL-mode file in the data dir |
-//! | [`postgres`]  | [`PgStore`]: for several workers sharing one database |
-//! | [`audit`]     | canonical encoding, hashing and verification of the audit chain (pure) |
-//! | [`crypto`]    | [`MasterKey`], [`seal`]/[`open`] of credentials (XChaCha20-Poly1305) |
-//! | [`rotate`]    | re-encrypting every credential under a new master key in one transaction |
-//! | [`export`]    | audit export as CSV or JSON lines |
-//! | [`error`]     | [`StoreError`] |
+//! | module                  | job |
+//! |-------------------------|-----|
+//! | [`model`]               | plain data types exchanged with the store |
+//! | [`store`]               | the [`Store`] trait (used as `Arc<dyn Store>`) and the injectable [`Clock`] |
+//! | `backend`               | the SQL shared by both back ends: one job a file, each a macro instantiated for both back ends (see why there) |
+//! | `backend::connections`  | connections, the name → id cache, sealed credentials |
+//! | `backend::runs`         | runs and their per-stream results |
+//! | `backend::cursors`      | a stream's pull position: read, committed, reset |
+//! | `backend::staging`      | one page staged: mirror, audit entries, outbox or dirty flag, pending cursor |
+//! | `backend::audit_append` | appending to a connection's audit chain inside a write transaction |
+//! | `backend::key_index`    | the audit trail's lagging key index (`audit_keys`) |
+//! | `backend::outbox`       | append streams' delivery: outbox batches, delivered, ambiguous rows |
+//! | `backend::stream_state` | replace streams' table state: dirty, reloaded |
+//! | `backend::mirror`       | reads of the mirror: by key, key pages, row pages for a rebuild |
+//! | `backend::replay`       | rows pushed by a run, rows as of a run, from the audit trail |
+//! | `backend::audit_trail`  | audit search, verify and prune |
+//! | `backend::leases`       | which worker may sync a connection |
+//! | `backend::power_bi`     | a connection's dataset state and the POST history that paces pushes |
+//! | `backend::multi_row`    | multi-row statement text, cached, and argument room |
+//! | `backend::convert`      | column values ↔ model values (counts, hashes, enums) |
+//! | `backend::prelude`      | the names the macros' bodies use where they expand |
+//! | `backend::dispatch`     | the `impl Store` block, each trait method handed to its job's file |
+//! | [`sqlite`]              | [`SqliteStore`]: a WAL-mode file in the data dir |
+//! | [`postgres`]            | [`PgStore`]: for several workers sharing one database |
+//! | [`audit`]               | canonical encoding, hashing and verification of the audit chain (pure) |
+//! | [`crypto`]              | [`MasterKey`], [`seal`]/[`open`] of credentials (XChaCha20-Poly1305) |
+//! | [`rotate`]              | re-encrypting every credential under a new master key in one transaction |
+//! | [`export`]              | audit export as CSV or JSON lines |
+//! | [`error`]               | [`StoreError`] |
 //!
 //! Both back ends apply their embedded, checksummed migrations (`migrations/sqlite`,
 //! `migrations/postgres`) when opened with [`open`].

@@ -1,0 +1,89 @@
+//! Delivery of replace streams: the state of a stream's Power BI table (dirty, its row count, the
+//! last run loaded into it). A table is marked dirty before anything makes it differ from the
+//! mirror, and `mark_reloaded` makes it clean again after a rebuild, recording each of the
+//! rebuild's batches in the audit trail in the same transaction.
+
+macro_rules! impl_stream_state {
+    ($ty:ident) => {
+        impl $ty {
+            async fn stream_state(&self, connection: &str, stream: &str) -> Result<StreamState, StoreError> {
+                let cid = self.cid(connection).await?;
+                let row = sqlx::query(
+                    "SELECT dirty, last_loaded_run, table_rows FROM stream_state WHERE connection_id = $1 AND stream = $2",
+                )
+                .bind(cid)
+                .bind(stream)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(StreamState::default()) };
+                Ok(StreamState {
+                    dirty: row.try_get::<i64, _>(0)? != 0,
+                    last_loaded_run: row.try_get::<Option<i64>, _>(1)?.map(RunId),
+                    table_rows: crate::backend::convert::to_u64(row.try_get(2)?),
+                })
+            }
+
+            async fn mark_dirty(&self, connection: &str, stream: &str) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                     VALUES ($1, $2, 1, NULL, 0) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1, table_rows = 0",
+                )
+                .bind(cid)
+                .bind(stream)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn mark_reloaded(&self, connection: &str, stream: &str, run: RunId, rows: u64, batches: &[Delivery]) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                let created = ts(self.now());
+                let mut tx = self.begin_write().await?;
+                let mut head = Self::lock_head(&mut tx, cid).await?;
+                let detail = format!("{{\"reload_rows\":{rows}}}");
+                let entries = batches
+                    .iter()
+                    .map(|d| {
+                        let mut e = NewEntry::new(match d.outcome {
+                            DeliveryOutcome::Accepted => AuditAction::Pushed,
+                            DeliveryOutcome::Ambiguous => AuditAction::Ambiguous,
+                            DeliveryOutcome::Failed => AuditAction::PushFailed,
+                        });
+                        e.run = Some(d.run);
+                        e.stream = Some(stream.to_string());
+                        e.batch_id = Some(d.batch_id.clone());
+                        e.request_id = d.request_id.clone();
+                        e.outcome = Some(d.outcome.as_str().to_string());
+                        e.error = d.error.clone();
+                        e.detail = Some(detail.clone());
+                        e
+                    })
+                    .collect();
+                Self::append(&mut tx, cid, connection, &mut head, &created, entries).await?;
+                let all_ok = batches.iter().all(|d| d.outcome == DeliveryOutcome::Accepted);
+                let sql = if all_ok {
+                    "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                     VALUES ($1, $2, 0, $3, $4) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 0, \
+                     last_loaded_run = excluded.last_loaded_run, table_rows = excluded.table_rows"
+                } else {
+                    "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                     VALUES ($1, $2, 1, NULL, $4) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1, \
+                     table_rows = excluded.table_rows"
+                };
+                sqlx::query(sql)
+                    .bind(cid)
+                    .bind(stream)
+                    .bind(run.0)
+                    .bind(crate::backend::convert::to_i64(rows))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_stream_state;
