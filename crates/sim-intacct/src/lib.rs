@@ -55,6 +55,7 @@ pub mod functions;
 pub mod query_eval;
 pub mod select;
 pub mod server;
+pub mod state;
 pub mod xml_in;
 pub mod xml_out;
 
@@ -69,12 +70,12 @@ pub use config::{
     UNAUTHORIZED_SENDER_PASSWORD,
 };
 pub use faults::{Fault, FaultPlan, FaultRule, FaultTrigger};
-pub use server::Stats;
+pub use state::Stats;
 
 /// A running simulator bound to a loopback port. Dropping it without [`Simulator::shutdown`] leaves the
 /// server task running until the runtime ends.
 pub struct Simulator {
-    state: Arc<server::State>,
+    state: Arc<state::State>,
     addr: SocketAddr,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
@@ -98,7 +99,7 @@ impl Simulator {
             advertised.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         let endpoint = format!("http://{advertised}/ia/xml/xmlgw.phtml");
-        let state = Arc::new(server::State::new(cfg, endpoint));
+        let state = Arc::new(state::State::new(cfg, endpoint));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let app = server::router(state.clone());
         let task = tokio::spawn(async move {
@@ -173,7 +174,7 @@ impl Simulator {
 
     /// Current simulated time as an Intacct timestamp (`MM/DD/YYYY HH:MM:SS`).
     pub fn now(&self) -> String {
-        clock::fmt_ts(self.state.clock.now())
+        self.state.clock.now_ts()
     }
 
     /// Stops accepting connections and waits for in-flight requests to finish.

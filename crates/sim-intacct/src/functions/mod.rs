@@ -23,13 +23,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use rand::Rng;
 
-use crate::clock::fmt_ts;
 use crate::data::{Kind, ObjectDef, RowRef, Store, Val, object_def};
 use crate::faults::Fault;
 use crate::query_eval::{check_filter_schema, filter_from_xml, parse_query_string};
 use crate::select::scan::hits as scan_hits;
 use crate::select::{Criteria, select};
-use crate::server::{ResultSet, Session, State};
+use crate::state::{ResultSet, Session, State};
 use crate::xml_in::{
     Auth, Element, FunctionCall, Request, XmlError, check_all, check_bool, check_leaf,
     check_sequence, lenient_control, not_expected, parse_document, parse_request,
@@ -206,9 +205,4 @@ fn run_call(state: &Arc<State>, p: &Principal, name: &str, call: Call) -> Outcom
             "Use a read function (readByQuery, readMore, query, read, readByName, lookup).",
         )]),
     }
-}
-
-/// Current simulated time as an Intacct timestamp (used by admin).
-pub fn now_ts(state: &State) -> String {
-    fmt_ts(state.clock.now())
 }
