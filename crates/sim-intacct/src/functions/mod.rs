@@ -2,16 +2,21 @@
 //! functions (readByQuery, readMore, query, read, readByName, lookup, readUserFormatting,
 //! get_accountbalances, getAPISession), each answered with the real result shapes and error texts.
 //!
+//! - `pipeline`: the HTTP handler: transport faults, gateway errors, concurrency slot, latency
 //! - `parse`: schema checks and extraction of each function body (XL03000003 on violations)
-//! - `pipeline`: the HTTP handler: faults, gateway errors, concurrency slot, sender check, authentication
+//! - `execute`: sender check, authentication per operation, the functions, the response document
+//! - `session`: sign-in, sessions and getAPISession
 //! - `reads`: the read functions themselves
 
+mod execute;
 mod parse;
 mod pipeline;
 mod reads;
+mod session;
 
 pub use pipeline::gateway;
 use reads::*;
+use session::get_api_session;
 
 // Imports shared by the submodules, which `use super::*`.
 use std::collections::BTreeMap;
@@ -37,6 +42,9 @@ use crate::xml_out::{
     AuthEcho, ControlEcho, ErrorItem, Xml, control_failure, gateway_failure, operation_response,
     result, support_id,
 };
+
+/// The content type of every XML answer, the gateway's own spelling included.
+const XML_CT: &str = "text/xml; encoding=\"UTF-8\"";
 
 /// A parsed, schema-valid function.
 #[derive(Clone, Debug)]
