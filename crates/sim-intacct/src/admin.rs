@@ -23,9 +23,9 @@ use serde::Deserialize;
 
 use crate::data::object_def;
 use crate::faults::FaultPlan;
-use crate::server::State;
+use crate::state::{State, Stats};
 
-pub async fn stats(AxState(state): AxState<Arc<State>>) -> Json<crate::server::Stats> {
+pub async fn stats(AxState(state): AxState<Arc<State>>) -> Json<Stats> {
     Json(state.stats())
 }
 
@@ -104,7 +104,7 @@ async fn advance(
     Json(a): Json<Advance>,
 ) -> Json<serde_json::Value> {
     state.clock.advance(Duration::from_secs(a.seconds));
-    Json(serde_json::json!({ "now": crate::functions::now_ts(&state) }))
+    Json(serde_json::json!({ "now": state.clock.now_ts() }))
 }
 
 pub fn routes() -> Router<Arc<State>> {

@@ -36,6 +36,11 @@ impl SimClock {
         t.with_nanosecond_zero()
     }
 
+    /// Current simulated time as an Intacct timestamp (`MM/DD/YYYY HH:MM:SS`).
+    pub fn now_ts(&self) -> String {
+        fmt_ts(self.now())
+    }
+
     pub fn advance(&self, d: Duration) {
         *self.advanced.lock().expect("clock lock") += d;
     }

@@ -21,19 +21,22 @@
 //!
 //! - [`config`]: `SimConfig`, company size, credentials, latency knobs and the DEFAULT_* constants.
 //! - [`clock`]: the simulated clock (WHENMODIFIED of writes, session expiry) and Intacct date formats.
-//! - [`data`]: object definitions (fields, types, lookup metadata), the seeded generator and the record
-//!   store (generated rows are produced on demand from the seed; writes live in an overlay), and the
-//!   ordered index of generated rows by (WHENMODIFIED, RECORDNO).
+//! - [`data`]: object definitions (fields, types, lookup metadata), the seeded generator (one module
+//!   per object family) and the record store (generated rows are produced on demand from the seed;
+//!   writes live in an overlay), and the ordered index of generated rows by (WHENMODIFIED, RECORDNO).
 //! - [`xml_in`]: request parsing into a small element tree (DOCTYPE rejected) and envelope validation.
 //! - [`xml_out`]: response documents: the three error placements, gateway errors, result data.
-//! - [`query_eval`]: readByQuery query strings, `query` filter trees, typed comparisons, ordering.
+//! - [`query_eval`]: readByQuery query strings and `query` filter elements parsed into one filter tree,
+//!   typed comparisons, ordering.
 //! - [`select`]: the rows of a page and the total: a scan, or for the connector's keyset shapes a walk
 //!   of an ordered index of the generated rows (counts without visiting them).
-//! - [`functions`]: the request pipeline (`pipeline`: faults, gateway errors, concurrency slot, sender
-//!   check, authentication and sessions), schema checks of function bodies (`parse`) and the read
-//!   functions (`reads`: readByQuery, readMore, query, read, readByName, lookup, ...).
+//! - [`functions`]: the request pipeline (`pipeline`: transport faults, gateway errors, concurrency
+//!   slot, latency), schema checks of function bodies (`parse`), the execution of each operation
+//!   (`execute`), sign-in and sessions (`session`) and the read functions (`reads`: one module per
+//!   family: readByQuery/readMore, query, read/readByName, lookup/readUserFormatting, balances).
 //! - [`faults`]: fault plans (by request number or seeded probability).
-//! - [`server`]: axum router and the shared state: store, sessions, result sets, stats, fault plan.
+//! - [`state`]: the shared simulator state: store, clock, sessions, result sets, stats, fault plan.
+//! - [`server`]: the axum router (gateway and admin endpoints on one server).
 //! - [`admin`]: HTTP admin endpoints (`/admin/...`, `/stats`) used by `ml-connector sim intacct`.
 //!
 //! # Fidelity notes
@@ -55,6 +58,7 @@ pub mod functions;
 pub mod query_eval;
 pub mod select;
 pub mod server;
+pub mod state;
 pub mod xml_in;
 pub mod xml_out;
 
@@ -69,12 +73,12 @@ pub use config::{
     UNAUTHORIZED_SENDER_PASSWORD,
 };
 pub use faults::{Fault, FaultPlan, FaultRule, FaultTrigger};
-pub use server::Stats;
+pub use state::Stats;
 
 /// A running simulator bound to a loopback port. Dropping it without [`Simulator::shutdown`] leaves the
 /// server task running until the runtime ends.
 pub struct Simulator {
-    state: Arc<server::State>,
+    state: Arc<state::State>,
     addr: SocketAddr,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
@@ -98,7 +102,7 @@ impl Simulator {
             advertised.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         let endpoint = format!("http://{advertised}/ia/xml/xmlgw.phtml");
-        let state = Arc::new(server::State::new(cfg, endpoint));
+        let state = Arc::new(state::State::new(cfg, endpoint));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let app = server::router(state.clone());
         let task = tokio::spawn(async move {
@@ -173,7 +177,7 @@ impl Simulator {
 
     /// Current simulated time as an Intacct timestamp (`MM/DD/YYYY HH:MM:SS`).
     pub fn now(&self) -> String {
-        clock::fmt_ts(self.state.clock.now())
+        self.state.clock.now_ts()
     }
 
     /// Stops accepting connections and waits for in-flight requests to finish.

@@ -56,7 +56,8 @@ impl Xml {
         self.open_attrs(name, &[])
     }
 
-    pub fn open_attrs(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+    /// `<name k="v"...` up to the closing bracket, which differs for open and empty elements.
+    fn start_tag(&mut self, name: &str, attrs: &[(&str, &str)]) {
         self.indent();
         self.out.push('<');
         self.out.push_str(name);
@@ -67,6 +68,10 @@ impl Xml {
             self.out.push_str(&escape(*v));
             self.out.push('"');
         }
+    }
+
+    pub fn open_attrs(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        self.start_tag(name, attrs);
         self.out.push('>');
         self.depth += 1;
         self
@@ -82,16 +87,7 @@ impl Xml {
     }
 
     pub fn empty_attrs(&mut self, name: &str, attrs: &[(&str, &str)]) -> &mut Self {
-        self.indent();
-        self.out.push('<');
-        self.out.push_str(name);
-        for (k, v) in attrs {
-            self.out.push(' ');
-            self.out.push_str(k);
-            self.out.push_str("=\"");
-            self.out.push_str(&escape(*v));
-            self.out.push('"');
-        }
+        self.start_tag(name, attrs);
         self.out.push_str("/>");
         self
     }

@@ -12,11 +12,14 @@
 //! - `server`: accept loop and hyper connection service; drops connections for the reset faults.
 //! - `state`: the world (workspaces → datasets → tables → rows as raw JSON text), tokens, counters.
 //! - `token`: `POST /{tenant}/oauth2/v2.0/token` (and v1 `/oauth2/token`), AADSTS error documents.
-//! - `api`: the `/v1.0/myorg` REST surface — auth, groups, datasets, tables, rows, executeQueries, refreshes.
-//! - `schema`: strict validation of `CreateDatasetRequest`/`Table` bodies and of row values.
+//! - `api`: the `/v1.0/myorg` REST surface: routes (`mod.rs`), the access path every handler shares
+//!   (`access`: faults, bearer token, workspace role, dataset/table lookup), answer shapes (`respond`),
+//!   `groups`, `datasets`, `tables`, `rows`, `query` (executeQueries).
+//! - `schema`: strict validation: JSON reading (`json`), `CreateDatasetRequest`/`Table` (`definition`), row
+//!   values (`row`).
 //! - `limits`: sliding windows behind the per-dataset push limits.
 //! - `dax`: the small DAX subset executeQueries understands (COUNTROWS, SUM, MIN, MAX, COUNT, DISTINCTCOUNT,
-//!   TOPN, table scans, `{ scalar }`).
+//!   TOPN, table scans, `{ scalar }`): `parse` (lexer, parser) and `eval`.
 //! - `admin`: `/admin/rows/...`, `/admin/faults`, `/stats` for `ml-connector sim powerbi` users.
 //!
 //! # Choices where the real service is undocumented

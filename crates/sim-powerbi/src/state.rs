@@ -117,9 +117,6 @@ impl Workspace {
             .find(|m| m.client_id.eq_ignore_ascii_case(client_id))
             .map(|m| m.role)
     }
-    pub(crate) fn dataset(&self, id: &str) -> Option<&Dataset> {
-        self.datasets.iter().find(|d| d.id.eq_ignore_ascii_case(id))
-    }
     pub(crate) fn dataset_mut(&mut self, id: &str) -> Option<&mut Dataset> {
         self.datasets
             .iter_mut()

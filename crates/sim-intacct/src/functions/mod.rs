@@ -2,16 +2,21 @@
 //! functions (readByQuery, readMore, query, read, readByName, lookup, readUserFormatting,
 //! get_accountbalances, getAPISession), each answered with the real result shapes and error texts.
 //!
+//! - `pipeline`: the HTTP handler: transport faults, gateway errors, concurrency slot, latency
 //! - `parse`: schema checks and extraction of each function body (XL03000003 on violations)
-//! - `pipeline`: the HTTP handler: faults, gateway errors, concurrency slot, sender check, authentication
+//! - `execute`: sender check, authentication per operation, the functions, the response document
+//! - `session`: sign-in, sessions and getAPISession
 //! - `reads`: the read functions themselves
 
+mod execute;
 mod parse;
 mod pipeline;
 mod reads;
+mod session;
 
 pub use pipeline::gateway;
 use reads::*;
+use session::get_api_session;
 
 // Imports shared by the submodules, which `use super::*`.
 use std::collections::BTreeMap;
@@ -23,13 +28,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use rand::Rng;
 
-use crate::clock::fmt_ts;
 use crate::data::{Kind, ObjectDef, RowRef, Store, Val, object_def};
 use crate::faults::Fault;
 use crate::query_eval::{check_filter_schema, filter_from_xml, parse_query_string};
 use crate::select::scan::hits as scan_hits;
 use crate::select::{Criteria, select};
-use crate::server::{ResultSet, Session, State};
+use crate::state::{ResultSet, Session, State};
 use crate::xml_in::{
     Auth, Element, FunctionCall, Request, XmlError, check_all, check_bool, check_leaf,
     check_sequence, lenient_control, not_expected, parse_document, parse_request,
@@ -38,6 +42,9 @@ use crate::xml_out::{
     AuthEcho, ControlEcho, ErrorItem, Xml, control_failure, gateway_failure, operation_response,
     result, support_id,
 };
+
+/// The content type of every XML answer, the gateway's own spelling included.
+const XML_CT: &str = "text/xml; encoding=\"UTF-8\"";
 
 /// A parsed, schema-valid function.
 #[derive(Clone, Debug)]
@@ -206,9 +213,4 @@ fn run_call(state: &Arc<State>, p: &Principal, name: &str, call: Call) -> Outcom
             "Use a read function (readByQuery, readMore, query, read, readByName, lookup).",
         )]),
     }
-}
-
-/// Current simulated time as an Intacct timestamp (used by admin).
-pub fn now_ts(state: &State) -> String {
-    fmt_ts(state.clock.now())
 }

@@ -9,9 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{
-    Pre, REQUESTS_EXCEEDED, access, authenticate, bad_request, dataset_not_found, enter, finish,
-    odata, pbi_error, pre_fault, too_many,
+use super::access::{Need, dataset, enter, finish};
+use super::respond::{
+    Answer, REQUESTS_EXCEEDED, bad_request, invalid_json, odata, pbi_error, too_many,
 };
 use crate::dax;
 use crate::faults::Operation;
@@ -35,10 +35,10 @@ fn dax_error(message: &str) -> Response {
 pub(super) async fn execute_queries(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Path((group, dataset)): Path<(String, String)>,
+    Path((group, dataset_id)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
-    let (who, reset_after) = enter!(shared, headers, Operation::ExecuteQueries);
+) -> Answer {
+    let (who, reset_after) = enter(&shared, &headers, Operation::ExecuteQueries).await?;
     let limits = &shared.cfg.limits;
     if limits.enforce {
         let now = shared.clock.now();
@@ -47,63 +47,49 @@ pub(super) async fn execute_queries(
         w.expire(now, limits.minute);
         if let Some(wait) = w.wait_for(now, limits.minute, 1, limits.queries_per_minute as u64) {
             drop(windows);
-            return too_many(
+            return Err(too_many(
                 &shared,
                 "queries_per_minute",
                 retry_after_secs(wait),
                 REQUESTS_EXCEEDED,
-            );
+            ));
         }
         w.push(now, 1);
     }
-    let request: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return bad_request(
-                &format!("The request body is not valid JSON: {e}."),
-                "request",
-            );
-        }
-    };
+    let request: Value = serde_json::from_slice(&body).map_err(|e| invalid_json(&e, "request"))?;
     let Some(queries) = request.get("queries").and_then(Value::as_array) else {
-        return bad_request("The required property 'queries' is missing.", "request");
+        return Err(bad_request(
+            "The required property 'queries' is missing.",
+            "request",
+        ));
     };
     if queries.len() != 1 {
-        return bad_request(
+        return Err(bad_request(
             &format!(
                 "The request contains {} queries; exactly one query is supported.",
                 queries.len()
             ),
             "queries",
-        );
+        ));
     }
     let Some(dax_text) = queries[0].get("query").and_then(Value::as_str) else {
-        return bad_request(
+        return Err(bad_request(
             "The required property 'query' of the query is missing.",
             "queries",
-        );
+        ));
     };
     let include_nulls = request
         .pointer("/serializerSettings/includeNulls")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let mut world = lock(&shared.world);
-    let ws = match access(world.workspace_mut(&group), &who, false) {
-        Ok(ws) => ws,
-        Err(r) => return r,
-    };
     // A Viewer lacks Build permission: the service answers as if the dataset did not exist.
-    if ws.role_of(&who.client_id).is_some_and(|r| !r.can_write()) {
-        return pbi_error(StatusCode::NOT_FOUND, "PowerBIEntityNotFound", json!([]));
-    }
-    let Some(d) = ws.dataset(&dataset) else {
-        return dataset_not_found(&dataset);
-    };
+    let (_, d) = dataset(&mut world, &who, &group, &dataset_id, Need::Build)?;
     let result = dax::execute(dax_text, d, include_nulls, limits.query_max_rows);
     drop(world);
     let (rows, truncated) = match result {
         Ok(r) => r,
-        Err(e) => return dax_error(&e.0),
+        Err(e) => return Err(dax_error(&e.0)),
     };
     let table_error = truncated
         .map(|m| {
@@ -114,5 +100,5 @@ pub(super) async fn execute_queries(
         })
         .unwrap_or_default();
     let text = format!("{BOM}{{\"results\":[{{\"tables\":[{{\"rows\":{rows}{table_error}}}]}}]}}");
-    finish(reset_after, odata(StatusCode::OK, text))
+    Ok(finish(reset_after, odata(StatusCode::OK, text)))
 }

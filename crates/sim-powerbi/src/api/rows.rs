@@ -12,14 +12,14 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{
-    Pre, REQUESTS_EXCEEDED, access, authenticate, bad_request, dataset_not_found, enter, error,
-    finish, not_push_dataset, pre_fault, table_not_found, too_many,
+use super::access::{Need, authenticate, enter, finish, pre_fault, push_table};
+use super::respond::{
+    Answer, REQUESTS_EXCEEDED, bad_request, dataset_not_found, error, table_not_found, too_many,
 };
 use crate::config::Retention;
 use crate::faults::Operation;
@@ -102,7 +102,7 @@ pub(super) async fn post_rows(
     headers: HeaderMap,
     Path((group, dataset, table)): Path<(String, String, String)>,
     body: Body,
-) -> Response {
+) -> Answer {
     let fault = shared.begin(Operation::PostRows);
     let guard = InFlight::enter(&shared, &group, &dataset);
     let limits = shared.cfg.limits.clone();
@@ -114,50 +114,37 @@ pub(super) async fn post_rows(
     let body = match read_limited(body, limit).await {
         Ok(b) => b,
         // The client went away mid-upload: nobody is listening for an answer.
-        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        Err(_) => return Err(StatusCode::BAD_REQUEST.into_response()),
     };
-    let reset_after = match pre_fault(&shared, fault).await {
-        Pre::Answer(r) => return r,
-        Pre::Go { reset_after } => reset_after,
-    };
-    let who = match authenticate(&shared, &headers) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
+    let reset_after = pre_fault(&shared, fault).await?;
+    let who = authenticate(&shared, &headers)?;
     // Resolve and check everything that needs no row parsing.
-    let columns = {
-        let mut world = lock(&shared.world);
-        let ws = match access(world.workspace_mut(&group), &who, true) {
-            Ok(ws) => ws,
-            Err(r) => return r,
-        };
-        let Some(d) = ws.dataset(&dataset) else {
-            return dataset_not_found(&dataset);
-        };
-        if !matches!(d.kind, DatasetKind::Push { .. }) {
-            return not_push_dataset(&d.id);
-        }
-        let Some(t) = d.table(&table) else {
-            return table_not_found(&table, &d.id);
-        };
-        t.columns.clone()
-    };
+    let columns = push_table(
+        &mut lock(&shared.world),
+        &who,
+        &group,
+        &dataset,
+        &table,
+        Need::Write,
+    )?
+    .columns
+    .clone();
     let Some(body) = body else {
-        return error(
+        return Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestEntityTooLarge",
             &format!(
                 "The request body is larger than {} bytes; send fewer rows per request.",
                 limits.max_body_bytes
             ),
-        );
+        ));
     };
     if limits.enforce
         && guard
             .as_ref()
             .is_some_and(|g| g.at_arrival > limits.max_in_flight)
     {
-        return too_many(&shared, "in_flight", 1, REQUESTS_EXCEEDED);
+        return Err(too_many(&shared, "in_flight", 1, REQUESTS_EXCEEDED));
     }
     // Test hook: requests that passed the in-flight check wait here while `hold_row_posts(true)`.
     let mut hold = shared.hold_posts.subscribe();
@@ -168,46 +155,59 @@ pub(super) async fn post_rows(
     let top: BTreeMap<String, &RawValue> = match serde_json::from_slice(&body) {
         Ok(m) => m,
         Err(e) => {
-            return bad_request(
+            return Err(bad_request(
                 &format!("The request body must be a JSON object with a 'rows' array: {e}."),
                 "rows",
-            );
+            ));
         }
     };
     if let Some(k) = top.keys().find(|k| *k != "rows") {
-        return bad_request(
+        return Err(bad_request(
             &format!(
                 "The property '{k}' does not exist on type 'Microsoft.PowerBI.ServiceContracts.Api.PostRowsRequest'. \
                  Make sure to only use property names that are defined by the type."
             ),
             "rows",
-        );
+        ));
     }
     let Some(rows_json) = top.get("rows") else {
-        return bad_request("The required property 'rows' is missing.", "rows");
+        return Err(bad_request(
+            "The required property 'rows' is missing.",
+            "rows",
+        ));
     };
     let raw_rows: Vec<&RawValue> = match serde_json::from_str(rows_json.get()) {
         Ok(r) => r,
-        Err(e) => return bad_request(&format!("'rows' must be an array of objects: {e}."), "rows"),
+        Err(e) => {
+            return Err(bad_request(
+                &format!("'rows' must be an array of objects: {e}."),
+                "rows",
+            ));
+        }
     };
     if limits.enforce && raw_rows.len() > limits.rows_per_post {
-        return bad_request(
+        return Err(bad_request(
             &format!(
                 "The request contains {} rows; at most {} rows can be added in one POST rows request.",
                 raw_rows.len(),
                 limits.rows_per_post
             ),
             "rows",
-        );
+        ));
     }
     let mut stored: Vec<Box<str>> = Vec::with_capacity(raw_rows.len());
     for (i, raw) in raw_rows.iter().enumerate() {
         let row: serde_json::Map<String, Value> = match serde_json::from_str(raw.get()) {
             Ok(r) => r,
-            Err(_) => return bad_request(&format!("Row {i} is not a JSON object."), "rows"),
+            Err(_) => {
+                return Err(bad_request(
+                    &format!("Row {i} is not a JSON object."),
+                    "rows",
+                ));
+            }
         };
         if let Err(why) = check_row(&row, &columns, limits.max_string_chars, limits.enforce) {
-            return bad_request(&format!("Row {i}: {why}"), "rows");
+            return Err(bad_request(&format!("Row {i}: {why}"), "rows"));
         }
         stored.push(raw.get().into());
     }
@@ -220,7 +220,7 @@ pub(super) async fn post_rows(
         .workspace_mut(&group)
         .and_then(|w| w.dataset_mut(&dataset))
     else {
-        return dataset_not_found(&dataset);
+        return Err(dataset_not_found(&dataset));
     };
     let ds_id = d.id.clone();
     let retention = match d.kind {
@@ -238,24 +238,24 @@ pub(super) async fn post_rows(
                 .wait_for(now, limits.minute, 1, limits.posts_per_minute as u64)
         {
             drop(world);
-            return too_many(
+            return Err(too_many(
                 &shared,
                 "posts_per_minute",
                 retry_after_secs(wait),
                 REQUESTS_EXCEEDED,
-            );
+            ));
         }
         if let Some(wait) = p
             .hour_rows
             .wait_for(now, limits.hour, n, limits.rows_per_hour)
         {
             drop(world);
-            return too_many(
+            return Err(too_many(
                 &shared,
                 "rows_per_hour",
                 retry_after_secs(wait),
                 "Maximum number of rows exceeded in time window. Please retry later",
-            );
+            ));
         }
         if table_len >= limits.large_table_rows
             && let Some(wait) = p.hour_posts.wait_for(
@@ -266,30 +266,30 @@ pub(super) async fn post_rows(
             )
         {
             drop(world);
-            return too_many(
+            return Err(too_many(
                 &shared,
                 "large_table_posts_per_hour",
                 retry_after_secs(wait),
                 REQUESTS_EXCEEDED,
-            );
+            ));
         }
         if retention == Retention::None && table_len + stored.len() > limits.none_max_rows {
             drop(world);
-            return bad_request(
+            return Err(bad_request(
                 &format!(
                     "Table '{table}' holds {table_len} rows; adding {n} would exceed the maximum of {} rows of a push \
                      dataset table without retention policy. Delete rows first.",
                     limits.none_max_rows
                 ),
                 "rows",
-            );
+            ));
         }
     }
     p.minute_posts.push(now, 1);
     p.hour_posts.push(now, 1);
     p.hour_rows.push(now, n);
     let Some(t) = d.table_mut(&table) else {
-        return table_not_found(&table, &ds_id);
+        return Err(table_not_found(&table, &ds_id));
     };
     t.rows.extend(stored);
     if retention == Retention::BasicFifo && t.rows.len() > limits.fifo_high_water {
@@ -299,31 +299,18 @@ pub(super) async fn post_rows(
     drop(world);
     *lock(&shared.stats).rows_accepted.entry(ds_id).or_insert(0) += n;
     drop(guard);
-    finish(reset_after, StatusCode::OK.into_response())
+    Ok(finish(reset_after, StatusCode::OK.into_response()))
 }
 
 pub(super) async fn delete_rows(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Path((group, dataset, table)): Path<(String, String, String)>,
-) -> Response {
-    let (who, reset_after) = enter!(shared, headers, Operation::DeleteRows);
+) -> Answer {
+    let (who, reset_after) = enter(&shared, &headers, Operation::DeleteRows).await?;
     let mut world = lock(&shared.world);
-    let ws = match access(world.workspace_mut(&group), &who, true) {
-        Ok(ws) => ws,
-        Err(r) => return r,
-    };
-    let Some(d) = ws.dataset_mut(&dataset) else {
-        return dataset_not_found(&dataset);
-    };
-    if !matches!(d.kind, DatasetKind::Push { .. }) {
-        return not_push_dataset(&d.id);
-    }
-    let ds_id = d.id.clone();
-    let Some(t) = d.table_mut(&table) else {
-        return table_not_found(&table, &ds_id);
-    };
+    let t = push_table(&mut world, &who, &group, &dataset, &table, Need::Write)?;
     t.rows = Default::default();
     drop(world);
-    finish(reset_after, StatusCode::OK.into_response())
+    Ok(finish(reset_after, StatusCode::OK.into_response()))
 }

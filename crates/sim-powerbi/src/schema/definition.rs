@@ -1,38 +1,17 @@
-//! Strict validation of push-dataset definitions (`CreateDatasetRequest`, `Table`) and of pushed row values.
-//!
-//! Like the service (an OData deserializer), property names are case-sensitive and an unknown property is an
-//! error naming the service-side type; the first problem found is reported. Name rules are the swagger's
-//! regular expressions, hand-coded as character predicates (no regex crate needed for two character classes).
+//! Push-dataset definitions: a `CreateDatasetRequest` with its tables, columns, measures and
+//! relationships, or one `Table` (PUT). Name rules are the swagger's regular expressions, hand-coded as
+//! character predicates (no regex crate needed for two character classes).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::json::{
+    SchemaError, as_object, bad, check_props, opt_array, opt_bool, opt_string, req_string,
+};
 use crate::config::SimLimits;
 use crate::state::{ColumnDef, DataType};
-
-const TYPE_PREFIX: &str = "Microsoft.PowerBI.ServiceContracts.Api.";
-
-/// A validation failure: rendered as 400 `{"error":{"code":"BadRequest","message":"Bad Request","details":[{message,target}]}}`
-/// or, for `Streaming`, as the FeatureDeprecatedError `pbi.error` document.
-#[derive(Debug, PartialEq)]
-pub(crate) enum SchemaError {
-    BadRequest {
-        message: String,
-        target: &'static str,
-    },
-    StreamingDeprecated,
-    PushDeprecated,
-}
-
-fn bad(message: impl Into<String>, target: &'static str) -> SchemaError {
-    SchemaError::BadRequest {
-        message: message.into(),
-        target,
-    }
-}
 
 /// A validated table.
 #[derive(Debug)]
@@ -67,121 +46,6 @@ fn column_name_char_ok(c: char) -> bool {
 fn table_name_ok(name: &str) -> bool {
     let n = name.chars().count();
     (1..=100).contains(&n) && name.chars().all(table_name_char_ok)
-}
-
-fn check_props(
-    obj: &Map<String, Value>,
-    allowed: &[&str],
-    type_name: &str,
-    target: &'static str,
-) -> Result<(), SchemaError> {
-    for key in obj.keys() {
-        if !allowed.contains(&key.as_str()) {
-            return Err(bad(
-                format!(
-                    "The property '{key}' does not exist on type '{TYPE_PREFIX}{type_name}'. Make sure to only use \
-                     property names that are defined by the type."
-                ),
-                target,
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn literal(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn as_object<'a>(
-    v: &'a Value,
-    type_name: &str,
-    target: &'static str,
-) -> Result<&'a Map<String, Value>, SchemaError> {
-    v.as_object().ok_or_else(|| {
-        bad(
-            format!(
-                "An unexpected '{}' node was found when reading a value of type '{TYPE_PREFIX}{type_name}'. A \
-                 'StartObject' node was expected.",
-                node_kind(v)
-            ),
-            target,
-        )
-    })
-}
-
-fn node_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Array(_) => "StartArray",
-        Value::Object(_) => "StartObject",
-        _ => "PrimitiveValue",
-    }
-}
-
-fn opt_string<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    target: &'static str,
-) -> Result<Option<&'a str>, SchemaError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(bad(
-            format!(
-                "Cannot convert the literal '{}' to the expected type 'Edm.String' (property '{key}').",
-                literal(other)
-            ),
-            target,
-        )),
-    }
-}
-
-fn req_string<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    owner: &str,
-    target: &'static str,
-) -> Result<&'a str, SchemaError> {
-    opt_string(obj, key, target)?.ok_or_else(|| {
-        bad(
-            format!("The required property '{key}' of {owner} is missing."),
-            target,
-        )
-    })
-}
-
-fn opt_bool(obj: &Map<String, Value>, key: &str, target: &'static str) -> Result<(), SchemaError> {
-    match obj.get(key) {
-        None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
-        Some(other) => Err(bad(
-            format!(
-                "Cannot convert the literal '{}' to the expected type 'Edm.Boolean' (property '{key}').",
-                literal(other)
-            ),
-            target,
-        )),
-    }
-}
-
-fn opt_array<'a>(
-    obj: &'a Map<String, Value>,
-    key: &str,
-    target: &'static str,
-) -> Result<Option<&'a Vec<Value>>, SchemaError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(a)),
-        Some(other) => Err(bad(
-            format!(
-                "An unexpected '{}' node was found for property '{key}'. A 'StartArray' node was expected.",
-                node_kind(other)
-            ),
-            target,
-        )),
-    }
 }
 
 /// Validates a `CreateDatasetRequest` body.
@@ -534,84 +398,6 @@ pub(crate) fn validate_table(
     })
 }
 
-/// Why a pushed row was refused (rendered as 400 BadRequest with a details entry).
-pub(crate) fn check_row(
-    row: &Map<String, Value>,
-    columns: &[ColumnDef],
-    max_chars: usize,
-    enforce: bool,
-) -> Result<(), String> {
-    for (key, value) in row {
-        let Some(col) = columns.iter().find(|c| c.name == *key) else {
-            return Err(format!("The column '{key}' does not exist in the table."));
-        };
-        if value.is_null() {
-            continue;
-        }
-        let ok = match col.data_type {
-            DataType::Int64 => value
-                .as_i64()
-                .is_some_and(|n| n != i64::MIN && n != i64::MAX),
-            DataType::Double => value.as_f64().is_some_and(f64::is_finite),
-            // Decimal as a JSON number; a numeric string is accepted too (undocumented on the service).
-            DataType::Decimal => match value {
-                Value::Number(_) => true,
-                Value::String(s) => s.parse::<rust_decimal::Decimal>().is_ok(),
-                _ => false,
-            },
-            DataType::Boolean => value.is_boolean(),
-            DataType::DateTime => value.as_str().is_some_and(|s| parse_datetime(s).is_some()),
-            DataType::String => match value.as_str() {
-                Some(s) => {
-                    if enforce && s.chars().count() > max_chars {
-                        return Err(format!(
-                            "The value of column '{key}' has {} characters; at most {max_chars} are allowed.",
-                            s.chars().count()
-                        ));
-                    }
-                    true
-                }
-                None => false,
-            },
-        };
-        if !ok {
-            return Err(format!(
-                "The value {} of column '{key}' cannot be converted to the column's data type {:?}.",
-                truncate(&value.to_string(), 60),
-                col.data_type
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
-}
-
-/// Parses the ISO 8601 forms the simulator accepts: a date, or a date-time with optional fraction and optional
-/// `Z`/offset (an offset is converted to UTC). Returns the naive (UTC) value.
-pub(crate) fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
-    if let Ok(d) = DateTime::parse_from_rfc3339(s)
-        && s.as_bytes().get(10) == Some(&b'T')
-    {
-        return Some(d.naive_utc());
-    }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
-        if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
-            return Some(d);
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .filter(|_| s.len() == 10)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -701,52 +487,5 @@ mod tests {
         let rel = json!({"name": "D", "tables": [{"name": "T", "columns": [{"name": "a", "dataType": "Int64"}]}],
             "relationships": [{"name": "r", "fromTable": "T", "fromColumn": "a", "toTable": "U", "toColumn": "a"}]});
         assert!(validate_dataset(&rel, &limits(), false).is_err());
-    }
-
-    #[test]
-    fn row_values_are_type_checked() {
-        let cols: Vec<ColumnDef> = [
-            ("i", DataType::Int64),
-            ("d", DataType::DateTime),
-            ("s", DataType::String),
-            ("b", DataType::Boolean),
-            ("m", DataType::Decimal),
-        ]
-        .into_iter()
-        .map(|(n, t)| ColumnDef {
-            name: n.into(),
-            data_type: t,
-            raw: Value::Null,
-        })
-        .collect();
-        let row = |v: Value| v.as_object().unwrap().clone();
-        assert!(
-            check_row(
-                &row(json!({"i": 1, "d": "2024-06-30T00:00:00Z", "s": "x", "b": true, "m": 1.25})),
-                &cols,
-                5,
-                true
-            )
-            .is_ok()
-        );
-        assert!(check_row(&row(json!({"i": null, "d": "2024-06-30"})), &cols, 5, true).is_ok());
-        assert!(check_row(&row(json!({"i": "1"})), &cols, 5, true).is_err());
-        assert!(check_row(&row(json!({"i": 1.5})), &cols, 5, true).is_err());
-        assert!(check_row(&row(json!({"d": "07/30/2014"})), &cols, 5, true).is_err());
-        assert!(check_row(&row(json!({"s": "toolong"})), &cols, 5, true).is_err());
-        assert!(check_row(&row(json!({"s": "toolong"})), &cols, 5, false).is_ok());
-        assert!(check_row(&row(json!({"b": 1})), &cols, 5, true).is_err());
-        assert!(check_row(&row(json!({"zz": 1})), &cols, 5, true).is_err());
-    }
-
-    #[test]
-    fn datetime_forms() {
-        assert!(parse_datetime("2024-06-30T12:34:56.789Z").is_some());
-        assert!(parse_datetime("2024-06-30T12:34:56+02:00").is_some());
-        assert!(parse_datetime("2024-06-30T12:34:56").is_some());
-        assert!(parse_datetime("2024-06-30").is_some());
-        assert!(parse_datetime("2024-06-30 12:34:56").is_none());
-        assert!(parse_datetime("2024-6-30").is_none());
-        assert!(parse_datetime("30.06.2024").is_none());
     }
 }
