@@ -749,8 +749,13 @@ async fn child(spec: ChildSpec) -> Result<()> {
     )?
     .client
     .clone();
-    conn.destination =
-        Arc::new(ml_connector::destination::powerbi::PushDataset::with_limits(client, limits));
+    conn.destination = Arc::new(
+        ml_connector::destination::powerbi::PushDataset::with_limits(
+            client,
+            limits,
+            conn.clock.clone(),
+        ),
+    );
 
     #[derive(Default, Clone)]
     struct Times {

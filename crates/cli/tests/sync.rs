@@ -624,7 +624,8 @@ async fn a_new_process_paces_from_the_posts_the_last_one_recorded() {
             .unwrap()
             .client
             .clone();
-        conn.destination = std::sync::Arc::new(PushDataset::with_limits(client, limits));
+        conn.destination =
+            std::sync::Arc::new(PushDataset::with_limits(client, limits, conn.clock.clone()));
         conn
     };
     let first = process().await;

@@ -268,7 +268,7 @@ pub async fn connect(
 ) -> Result<Connection, AppError> {
     let intacct = intacct_client(&cfg, store.as_ref(), key).await?;
     let powerbi = powerbi_client(&cfg, store.as_ref(), key).await?;
-    let destination = PushDataset::with_limits(powerbi, PushLimits::default());
+    let destination = PushDataset::with_limits(powerbi, PushLimits::default(), clock.clone());
     Ok(Connection {
         ctx: Context {
             config: cfg,

@@ -28,6 +28,7 @@ use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use ml_clock::SharedClock;
 use ml_powerbi::{PowerBiClient, PushLimits, Pusher};
 
 use super::Destination;
@@ -56,9 +57,10 @@ impl PushDataset {
         }
     }
 
-    /// With its own pacer under `limits`.
-    pub fn with_limits(client: PowerBiClient, limits: PushLimits) -> Self {
-        let pusher = Arc::new(Pusher::new(client.clone(), limits));
+    /// With its own pacer under `limits`, dating its POSTs by `clock` (the history the next
+    /// process paces from).
+    pub fn with_limits(client: PowerBiClient, limits: PushLimits, clock: SharedClock) -> Self {
+        let pusher = Arc::new(Pusher::new(client.clone(), limits).with_clock(clock));
         Self::new(client, pusher)
     }
 
