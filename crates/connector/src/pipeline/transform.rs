@@ -5,7 +5,7 @@
 //! decimals with a dot and no separators). Anything that does not parse is an error naming the record and
 //! the field, so a bad value stops that record loudly instead of landing as a wrong number.
 
-use chrono::{FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{FixedOffset, NaiveDateTime, TimeZone, Utc};
 use ml_powerbi::schema::{DataType, Value};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -65,42 +65,9 @@ pub fn parse_gmt_offset(text: &str) -> Option<FixedOffset> {
     FixedOffset::east_opt(sign * seconds)
 }
 
-/// Parses Intacct's `MM/DD/YYYY HH:MM:SS` (or a bare date) as a wall-clock time of the API user.
-pub fn parse_intacct_datetime(text: &str) -> Option<NaiveDateTime> {
-    let text = text.trim();
-    // The exact forms Intacct renders, read by hand: chrono's format interpreter costs more than
-    // the rest of a record's conversion. Anything else goes the general way below.
-    if let Some(dt) = parse_fixed_datetime(text.as_bytes()) {
-        return Some(dt);
-    }
-    if let Ok(dt) = NaiveDateTime::parse_from_str(text, "%m/%d/%Y %H:%M:%S") {
-        return Some(dt);
-    }
-    NaiveDate::parse_from_str(text, "%m/%d/%Y")
-        .ok()
-        .map(|d| d.and_time(NaiveTime::MIN))
-}
-
-/// `MM/DD/YYYY` or `MM/DD/YYYY HH:MM:SS` with every digit present; `None` for any other form.
-fn parse_fixed_datetime(b: &[u8]) -> Option<NaiveDateTime> {
-    fn num(b: &[u8]) -> Option<u32> {
-        b.iter().try_fold(0u32, |n, c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    }
-    if (b.len() != 10 && b.len() != 19) || b[2] != b'/' || b[5] != b'/' {
-        return None;
-    }
-    let date = NaiveDate::from_ymd_opt(num(&b[6..10])? as i32, num(&b[0..2])?, num(&b[3..5])?)?;
-    if b.len() == 10 {
-        return Some(date.and_time(NaiveTime::MIN));
-    }
-    if b[10] != b' ' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let time = NaiveTime::from_hms_opt(num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?)?;
-    Some(date.and_time(time))
-}
+/// Intacct's record timestamps are read where the gateway's text formats live (one place knows
+/// `MM/DD/YYYY HH:MM:SS`).
+pub use ml_intacct::protocol::values::parse_record_time as parse_intacct_datetime;
 
 /// `YYYY-MM-DDTHH:MM:SS`, the form the store keeps cursors and modification times in (written by
 /// hand for the same reason as [`parse_intacct_datetime`]; years outside 0..=9999 take chrono's way).
@@ -133,11 +100,6 @@ pub fn format_iso_seconds(dt: &NaiveDateTime) -> String {
 /// Reads back what [`format_iso_seconds`] wrote (cursors and modification times in the store).
 pub fn parse_iso_seconds(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").ok()
-}
-
-/// Formats a wall-clock time the way Intacct filters expect it.
-pub fn format_intacct_datetime(dt: &NaiveDateTime) -> String {
-    dt.format("%m/%d/%Y %H:%M:%S").to_string()
 }
 
 /// Converts one field's text to a typed value. Empty text is NULL whatever the type.
@@ -279,6 +241,7 @@ pub fn transform_texts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{NaiveDate, NaiveTime};
 
     fn col(field: &str, t: DataType) -> ColumnSpec {
         ColumnSpec {
@@ -360,6 +323,7 @@ mod tests {
 
     #[test]
     fn hand_parsed_and_formatted_times_match_chrono() {
+        use ml_intacct::protocol::values::parse_fixed_time as parse_fixed_datetime;
         for text in [
             "07/24/2017 15:19:46",
             "12/31/1999 23:59:59",

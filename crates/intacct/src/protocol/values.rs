@@ -1,6 +1,6 @@
 //! Small text formats of the gateway: Intacct timestamps, session timestamps, error suffixes.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 
 /// Formats a timestamp the way Intacct renders and filters them: `MM/DD/YYYY HH:MM:SS`, 24-hour.
 pub fn format_timestamp(ts: NaiveDateTime) -> String {
@@ -13,6 +13,44 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(s, "%m/%d/%Y %H:%M:%S")
         .or_else(|_| NaiveDateTime::parse_from_str(s, "%m/%d/%Y %H:%M"))
         .ok()
+}
+
+/// Parses a record's `MM/DD/YYYY HH:MM:SS` (or a bare date) as a wall-clock time of the API user:
+/// the hot path of every record's conversion.
+pub fn parse_record_time(text: &str) -> Option<NaiveDateTime> {
+    let text = text.trim();
+    // The exact forms Intacct renders, read by hand: chrono's format interpreter costs more than
+    // the rest of a record's conversion. Anything else goes the general way below.
+    if let Some(dt) = parse_fixed_time(text.as_bytes()) {
+        return Some(dt);
+    }
+    if let Ok(dt) = NaiveDateTime::parse_from_str(text, "%m/%d/%Y %H:%M:%S") {
+        return Some(dt);
+    }
+    NaiveDate::parse_from_str(text, "%m/%d/%Y")
+        .ok()
+        .map(|d| d.and_time(NaiveTime::MIN))
+}
+
+/// `MM/DD/YYYY` or `MM/DD/YYYY HH:MM:SS` with every digit present; `None` for any other form.
+pub fn parse_fixed_time(b: &[u8]) -> Option<NaiveDateTime> {
+    fn num(b: &[u8]) -> Option<u32> {
+        b.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    }
+    if (b.len() != 10 && b.len() != 19) || b[2] != b'/' || b[5] != b'/' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(num(&b[6..10])? as i32, num(&b[0..2])?, num(&b[3..5])?)?;
+    if b.len() == 10 {
+        return Some(date.and_time(NaiveTime::MIN));
+    }
+    if b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let time = NaiveTime::from_hms_opt(num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?)?;
+    Some(date.and_time(time))
 }
 
 /// Parses a `MM/DD/YYYY` date.
