@@ -64,6 +64,33 @@ impl Clock for TokioClock {
     }
 }
 
+/// A clock that moves only when told: for tests whose code under test also waits on I/O (a
+/// database), where tokio's paused timer would auto-advance past that I/O's own timeouts.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        ManualClock {
+            now: std::sync::Mutex::new(start),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now += chrono::Duration::from_std(by).unwrap_or_default();
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +107,14 @@ mod tests {
         assert_eq!(clock.now(), base + chrono::Duration::seconds(90));
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert_eq!(clock.now(), base + chrono::Duration::seconds(3690));
+    }
+
+    #[test]
+    fn the_manual_clock_moves_only_when_told() {
+        let base = Utc::now();
+        let clock = ManualClock::starting_at(base);
+        assert_eq!(clock.now(), base);
+        clock.advance(Duration::from_secs(121));
+        assert_eq!(clock.now(), base + chrono::Duration::seconds(121));
     }
 }

@@ -167,4 +167,41 @@ mod tests {
         );
         assert!(!dead_local_holder("named-worker"));
     }
+
+    /// A holder that stops renewing (its process hangs, its machine is gone) loses the lease after
+    /// TTL by the store's clock, the one clock injected at the edge, and not a moment before.
+    #[tokio::test]
+    async fn a_lease_nobody_renews_expires_by_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ml_clock::ManualClock::starting_at(
+            chrono::DateTime::parse_from_rfc3339("2026-12-01T02:00:00Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+        ));
+        let store = ml_store::open_with_clock(
+            &ml_store::StoreLocation::Sqlite(dir.path().join("state.sqlite")),
+            clock.clone(),
+        )
+        .await
+        .unwrap();
+        // Another machine's worker: judged by expiry alone, never by a local pid.
+        let first = acquire(&store, "demo", "elsewhere:1")
+            .await
+            .unwrap()
+            .expect("a free lease is taken");
+        drop(first); // stops renewing without releasing
+        assert!(
+            acquire(&store, "demo", "here:2").await.unwrap().is_none(),
+            "held until it expires"
+        );
+        clock.advance(TTL - Duration::from_secs(1));
+        assert!(
+            acquire(&store, "demo", "here:2").await.unwrap().is_none(),
+            "one second before expiry it is still held"
+        );
+        clock.advance(Duration::from_secs(2));
+        let second = acquire(&store, "demo", "here:2").await.unwrap();
+        assert!(second.is_some(), "expired: the next worker takes it");
+        store.close().await;
+    }
 }
