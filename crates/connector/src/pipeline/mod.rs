@@ -225,8 +225,16 @@ impl Connection {
             };
             let result = match plan {
                 Ok(plan) => {
-                    self.run_stream(run, &stream, &plan, &time, opts, events, &mut report)
-                        .await
+                    let job = Job {
+                        conn: &self.ctx,
+                        run,
+                        stream: &stream,
+                        plan: &plan,
+                        time: &time,
+                        opts,
+                        events,
+                    };
+                    self.run_stream(&job, &mut report).await
                 }
                 Err(e) => Err(e),
             };
@@ -249,32 +257,19 @@ impl Connection {
 
     async fn run_stream(
         &self,
-        run: RunId,
-        stream: &StreamConfig,
-        plan: &StreamPlan,
-        time: &TimeContext,
-        opts: &RunOptions,
-        events: &Events,
+        job: &Job<'_>,
         report: &mut StreamReport,
     ) -> Result<(), PipelineError> {
         let conn = self.config.name.as_str();
-        let job = Job {
-            conn: &self.ctx,
-            run,
-            stream,
-            plan,
-            time,
-            opts,
-            events,
-        };
+        let Job { stream, opts, .. } = *job;
         // Work a crashed or failed run left behind comes first, so a resumed run finishes it.
-        self.destination.settle(&job, report).await?;
+        self.destination.settle(job, report).await?;
         if opts.full {
             self.store.reset_cursor(conn, &stream.object).await?;
         }
-        extract::extract_and_stage(&job, report).await?;
+        extract::extract_and_stage(job, report).await?;
         job.check_cancel()?;
-        self.destination.deliver(&job, report).await?;
+        self.destination.deliver(job, report).await?;
         if !report.failed.is_empty() {
             return Err(PipelineError::Other(format!(
                 "{} record(s) could not be converted and were not pushed (the cursor stays before them, so they are read again next run): {}",
