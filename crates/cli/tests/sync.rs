@@ -579,10 +579,19 @@ async fn without_audit_history_deletes_are_found_by_key_comparison_at_its_cadenc
 }
 
 /// The next process (the next `ml-connector sync`, another worker) pushing into the dataset within
-/// the hour knows what the last one sent: its pusher is seeded from the POSTs recorded in the store,
-/// so it waits for the hourly row budget instead of drawing 429s from Power BI.
+/// the hour knows what the last one sent (the POSTs recorded in the store), so it draws no 429s
+/// from Power BI, and a rebuild that the hour's remaining budget cannot finish is postponed before
+/// its table is emptied: every table keeps all its rows.
 #[tokio::test]
 async fn a_new_process_paces_from_the_posts_the_last_one_recorded() {
+    fn deletes(w: &World) -> u64 {
+        w.powerbi
+            .stats()
+            .requests_by_operation
+            .get("delete_rows")
+            .copied()
+            .unwrap_or(0)
+    }
     // How many rows one full sync pushes (the tiny company is generated the same every time).
     let rows_per_sync = {
         let probe = World::start(tiny_intacct()).await;
@@ -633,38 +642,48 @@ async fn a_new_process_paces_from_the_posts_the_last_one_recorded() {
     assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
     drop(first);
 
+    let deletes_before = deletes(&w);
     let second = process().await;
-    let mut waits = PushDataset::of(second.destination.as_ref(), "demo", "test")
-        .unwrap()
-        .pusher
-        .events();
     let full = RunOptions {
         full: true,
         ..opts()
     };
     let report = second.run(&full, &Events::default()).await.expect("run");
-    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
-    let pushed_again = report.streams.iter().map(|s| s.pushed).sum::<u64>();
-    assert!(
-        rows_per_sync + pushed_again > budget,
-        "the full sync ({pushed_again} rows, replace tables rebuilt) does not fit the hour beside the first one"
-    );
-    let stats = w.powerbi.stats();
-    assert_eq!(stats.throttled_429, 0, "{stats:?}");
-    let mut waited = false;
-    while let Ok(e) = waits.try_recv() {
-        waited |= matches!(
-            e,
-            ml_powerbi::PushEvent::Waiting {
-                reason: "hourly row budget",
-                ..
-            }
+    // The second full sync does not fit the hour beside the first one: the rebuilds the budget
+    // left room for ran, the others were postponed before their tables were emptied.
+    assert_eq!(report.status, RunStatus::Partial, "{report:#?}");
+    let postponed: Vec<&str> = report
+        .streams
+        .iter()
+        .filter_map(|s| s.postponed.as_deref())
+        .collect();
+    assert!(!postponed.is_empty(), "{report:#?}");
+    for why in &postponed {
+        assert!(
+            why.contains("rows of budget")
+                && why.contains("postponed until")
+                && why.contains("keeps its current rows"),
+            "{why}"
         );
     }
     assert!(
-        waited,
-        "the second process waited for the first one's rows to age out"
+        report.streams.iter().all(|s| s.error.is_none()),
+        "{report:#?}"
     );
+    let pushed_again = report.streams.iter().map(|s| s.pushed).sum::<u64>();
+    assert!(
+        rows_per_sync + pushed_again <= budget,
+        "the second process counted the first one's rows: {rows_per_sync} + {pushed_again} > {budget}"
+    );
+    let stats = w.powerbi.stats();
+    assert_eq!(stats.throttled_429, 0, "{stats:?}");
+    // Only the rebuilds that ran emptied their tables.
+    let rebuilt = report
+        .streams
+        .iter()
+        .filter(|s| s.postponed.is_none() && s.pushed > 0)
+        .count() as u64;
+    assert_eq!(deletes(&w) - deletes_before, rebuilt, "{report:#?}");
     let offset = user_offset(&second).await;
     w.assert_tables_equal_source(offset);
 }
@@ -691,4 +710,81 @@ async fn a_watermark_that_comes_alone_after_the_last_records_is_kept() {
         cursor.committed.is_some(),
         "the full read's watermark was not kept: {cursor:?}"
     );
+}
+
+/// A rebuild empties its table first, so it starts only when Power BI answers just before: during
+/// an outage the stream is postponed (the run is partial, not failed) and the table keeps every row;
+/// the next run, with Power BI back, rebuilds it.
+#[tokio::test]
+async fn a_rebuild_is_postponed_while_power_bi_does_not_answer_and_the_table_keeps_its_rows() {
+    let mut w = World::start(tiny_intacct()).await;
+    w.cfg.streams.retain(|s| s.object == "VENDOR");
+    let conn = w.connection().await;
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let before = w.table("Vendors").len();
+    assert!(before > 0);
+
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let vendors = w.intacct.records("VENDOR");
+    let first: u64 = vendors[0]["RECORDNO"].parse().unwrap();
+    assert!(
+        w.intacct
+            .update("VENDOR", first, fields(&[("NAME", "Renamed Vendor")]))
+    );
+    // Power BI goes down after the run's set-up listed the dataset's tables: it answers 503 from
+    // the listing the rebuild checks with just before it would delete (the run's second; the
+    // client's own retries of it fail too), and to every delete.
+    w.powerbi.set_faults(
+        ml_sim_powerbi::FaultPlan::none()
+            .with(
+                Some(ml_sim_powerbi::Operation::GetTables),
+                // Counted from when the plan is set.
+                ml_sim_powerbi::Trigger::Nth {
+                    requests: (2..40).collect(),
+                },
+                ml_sim_powerbi::FaultKind::Status { status: 503 },
+            )
+            .with(
+                Some(ml_sim_powerbi::Operation::DeleteRows),
+                ml_sim_powerbi::Trigger::Always,
+                ml_sim_powerbi::FaultKind::Status { status: 503 },
+            ),
+    );
+    let deletes = |w: &World| {
+        w.powerbi
+            .stats()
+            .requests_by_operation
+            .get("delete_rows")
+            .copied()
+            .unwrap_or(0)
+    };
+    let deletes_before = deletes(&w);
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Partial, "{report:#?}");
+    let vendor = &report.streams[0];
+    let why = vendor.postponed.as_deref().expect("postponed");
+    assert!(
+        why.contains("did not answer") && why.contains("keeps its current rows"),
+        "{why}"
+    );
+    assert_eq!(deletes(&w), deletes_before, "no delete was even tried");
+    assert_eq!(w.table("Vendors").len(), before, "the table kept every row");
+    // `runs show` has the reason.
+    let stored = w
+        .store
+        .get_run(ml_store::RunId(report.run))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.streams[0].result.status,
+        Some(ml_store::StreamStatus::Postponed)
+    );
+
+    w.powerbi.set_faults(ml_sim_powerbi::FaultPlan::none());
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let offset = user_offset(&conn).await;
+    w.assert_tables_equal_source(offset);
 }

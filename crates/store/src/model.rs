@@ -84,7 +84,7 @@ str_enum!(
 );
 str_enum!(
     /// Result of one stream within a run.
-    StreamStatus { Ok = "ok", Failed = "failed", Skipped = "skipped" }
+    StreamStatus { Ok = "ok", Failed = "failed", Skipped = "skipped", Postponed = "postponed" }
 );
 str_enum!(
     /// How a stream's Power BI table is fed.

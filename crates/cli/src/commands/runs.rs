@@ -97,6 +97,10 @@ pub fn print_report(report: &RunReport) {
         "table", "read", "new", "changed", "deleted", "pushed", "in table", "seconds"
     );
     for s in &report.streams {
+        if let Some(why) = &s.postponed {
+            println!("{:<14} POSTPONED {why}", s.table);
+            continue;
+        }
         match &s.error {
             None => println!(
                 "{:<14} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7.1}",

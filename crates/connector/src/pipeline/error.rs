@@ -16,6 +16,15 @@ pub enum PipelineError {
     Transform(#[from] crate::pipeline::transform::TransformError),
     #[error("interrupted: the run stopped after its current batch; the next run resumes from here")]
     Interrupted,
+    /// The destination chose not to start now (a rebuild the hour's budget cannot finish, Power BI
+    /// not answering before a rebuild) and left the destination as it was: the stream is pending,
+    /// not failed, and the run is `partial`.
+    #[error("{message}")]
+    Postponed {
+        message: String,
+        /// When it can be done, when known.
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
     #[error("{0}")]
     Other(String),
 }

@@ -141,9 +141,10 @@ impl Connection {
         let (status, streams, setup_error) = match outcome {
             Ok(streams) => {
                 let failed = streams.iter().filter(|s| s.error.is_some()).count();
+                let postponed = streams.iter().filter(|s| s.postponed.is_some()).count();
                 let status = if opts.cancel.is_cancelled() && failed > 0 {
                     RunStatus::Interrupted
-                } else if failed == 0 {
+                } else if failed == 0 && postponed == 0 {
                     RunStatus::Succeeded
                 } else if failed == streams.len() {
                     RunStatus::Failed
@@ -159,7 +160,7 @@ impl Connection {
             "streams": streams.iter().map(|s| serde_json::json!({
                 "object": s.object, "table": s.table, "extracted": s.extracted, "inserted": s.inserted,
                 "updated": s.updated, "unchanged": s.unchanged, "deleted": s.deleted, "pushed": s.pushed,
-                "error": s.error,
+                "error": s.error, "postponed": s.postponed,
             })).collect::<Vec<_>>(),
         });
         if let Some(f) = forward {
@@ -238,8 +239,13 @@ impl Connection {
                 }
                 Err(e) => Err(e),
             };
-            if let Err(e) = result {
-                report.error = Some(e.to_string());
+            match result {
+                Ok(()) => {}
+                Err(PipelineError::Postponed { message, .. }) => {
+                    tracing::warn!(stream = %stream.object, "{message}");
+                    report.postponed = Some(message);
+                }
+                Err(e) => report.error = Some(e.to_string()),
             }
             report.elapsed = started.elapsed();
             self.store
@@ -247,8 +253,8 @@ impl Connection {
                 .await?;
             events.emit(RunEvent::StreamFinished {
                 stream: stream.object.clone(),
-                ok: report.error.is_none(),
-                message: report.error.clone(),
+                ok: report.error.is_none() && report.postponed.is_none(),
+                message: report.error.clone().or_else(|| report.postponed.clone()),
             });
             reports.push(report);
         }

@@ -33,6 +33,8 @@ pub struct StreamReport {
     /// Records that could not be transformed (each message names the record and field).
     pub failed: Vec<String>,
     pub error: Option<String>,
+    /// The destination postponed this stream's delivery and left it as it was (why, and until when).
+    pub postponed: Option<String>,
     pub elapsed: std::time::Duration,
 }
 
@@ -56,10 +58,12 @@ pub(super) fn store_status(s: &RunStatus) -> ml_store::RunStatus {
 
 pub(super) fn stream_result(r: &StreamReport) -> ml_store::StreamResult {
     ml_store::StreamResult {
-        status: Some(if r.error.is_none() {
-            ml_store::StreamStatus::Ok
-        } else {
+        status: Some(if r.error.is_some() {
             ml_store::StreamStatus::Failed
+        } else if r.postponed.is_some() {
+            ml_store::StreamStatus::Postponed
+        } else {
+            ml_store::StreamStatus::Ok
         }),
         extracted: r.extracted,
         staged: r.inserted + r.updated + r.unchanged + r.deleted,
@@ -68,6 +72,6 @@ pub(super) fn stream_result(r: &StreamReport) -> ml_store::StreamResult {
         deleted: r.deleted,
         unchanged: r.unchanged,
         pushed: r.pushed,
-        error: r.error.clone(),
+        error: r.error.clone().or_else(|| r.postponed.clone()),
     }
 }

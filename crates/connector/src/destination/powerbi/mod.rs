@@ -11,12 +11,14 @@
 //! | [`target`] | the dataset a run delivers to; marking a table for a rebuild |
 //! | [`dataset`] | finding, adopting or creating the dataset; keeping its tables in line with the plans |
 //! | [`batches`] | rows → batches → paced POSTs, recorded for the next process's pacer |
+//! | [`budget`] | whether a rebuild fits what the hour's budgets left, before the table is emptied |
 //! | [`rebuild`] | rebuilding a replace table from the mirror |
 //! | [`outbox`] | the append outbox and the settling of batches of unknown fate |
 //! | [`count`] | a table's row count through executeQueries |
 //! | [`pacing`] | POST history in the store, so every process starts from the hour's real budget |
 
 pub mod batches;
+pub mod budget;
 pub mod count;
 pub mod dataset;
 pub mod outbox;

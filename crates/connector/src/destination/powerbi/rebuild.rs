@@ -11,6 +11,7 @@ use ml_store::{Delivery, DeliveryOutcome};
 
 use super::PushDataset;
 use super::batches::{drain, mirror_batches, paced_sends};
+use super::budget::{self, Budget, RebuildCost, thousands};
 use super::target::{Target, mark_dirty};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::events::RunEvent;
@@ -38,6 +39,7 @@ pub(super) async fn rebuild(
     } = *job;
     let name = conn.config.name.as_str();
     let tt = target.table(&plan.table);
+    preflight(push, job, target).await?;
     let mut last_error = String::new();
     for attempt in 1..=MAX_REBUILDS {
         mark_dirty(conn, &stream.object, "rebuild started").await?;
@@ -126,4 +128,65 @@ pub(super) async fn rebuild(
         "table {} could not be rebuilt after {MAX_REBUILDS} attempts ({last_error}); it will be rebuilt on the next run",
         plan.table
     )))
+}
+
+/// A rebuild empties the table first, so it starts only when it can finish: Power BI answers just
+/// before, and what the last hour's POSTs (every process's) left of the dataset's budgets covers
+/// the whole table. Otherwise the stream is postponed and the table keeps its rows.
+async fn preflight(
+    push: &PushDataset,
+    job: &Job<'_>,
+    target: &Target,
+) -> Result<(), PipelineError> {
+    let Job {
+        conn, stream, plan, ..
+    } = *job;
+    if let Err(e) = push
+        .client
+        .list_tables(&target.group_id, &target.dataset_id)
+        .await
+    {
+        if !e.is_retryable() {
+            return Err(e.into());
+        }
+        return Err(PipelineError::Postponed {
+            message: format!(
+                "{}: Power BI did not answer just before the rebuild ({e}); the table keeps its current rows, and the next run rebuilds it",
+                plan.table
+            ),
+            until: None,
+        });
+    }
+    let limits = push.pusher.limits();
+    let rows = conn
+        .store
+        .mirror_count(&conn.config.name, &stream.object)
+        .await?;
+    let now = conn.clock.now();
+    let hour = chrono::Duration::from_std(limits.hour).unwrap_or(chrono::Duration::hours(1));
+    let posts = conn
+        .store
+        .recent_posts(&target.dataset_id, now - hour)
+        .await?;
+    match budget::check(limits, RebuildCost::of(rows, limits), &posts, now) {
+        Budget::Fits => Ok(()),
+        Budget::FitsOnlyAnEmptyHour => {
+            tracing::warn!(
+                table = %plan.table,
+                rows,
+                "the table is larger than one hour of Power BI's push budget ({} rows): the rebuild will leave it partial until it finishes; mode = \"append\" or a destination that updates by key avoids rebuilds",
+                thousands(limits.rows_per_hour)
+            );
+            Ok(())
+        }
+        Budget::Later { until, needs } => Err(PipelineError::Postponed {
+            message: format!(
+                "{}: rebuild of {} rows {needs}; postponed until {}; the table keeps its current rows",
+                plan.table,
+                thousands(rows),
+                until.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            until: Some(until),
+        }),
+    }
 }
