@@ -242,6 +242,38 @@ async fn replay_of_an_older_run_restores_its_tables() {
     .await
     .unwrap();
     assert_eq!(sorted(w.table("Vendors")), sorted(vendors_after_first));
+
+    // The replayed table no longer matches the mirror: `verify` says so, and the next sync, with
+    // nothing changed in Intacct, brings it back to current.
+    let v = ml_connector::pipeline::verify::verify(&conn).await.unwrap();
+    assert!(!v.all_match(), "{:?}", v.tables);
+    let report = conn.run(&opts(), &Events::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let offset = user_offset(&conn).await;
+    w.assert_tables_equal_source(offset);
+    let v = ml_connector::pipeline::verify::verify(&conn).await.unwrap();
+    assert!(v.all_match(), "{:?}", v.tables);
+}
+
+/// `sync --stream` runs one stream, but the dataset keeps every table, and `verify` checks them all.
+#[tokio::test]
+async fn a_sync_of_one_stream_keeps_the_dataset_schema_and_verify_checks_every_table() {
+    let w = World::start(tiny_intacct()).await;
+    let conn = w.connection().await;
+    let report = conn.run(&opts(), &Events::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let all = ml_connector::pipeline::verify::verify(&conn).await.unwrap();
+    assert!(all.all_match(), "{:?}", all.tables);
+    let one = RunOptions {
+        streams: vec!["VENDOR".into()],
+        ..opts()
+    };
+    let report = conn.run(&one, &Events::default()).await.unwrap();
+    assert_eq!(report.streams.len(), 1);
+    let after = ml_connector::pipeline::verify::verify(&conn).await.unwrap();
+    assert_eq!(after.tables.len(), all.tables.len(), "{:?}", after.tables);
+    assert_eq!(after.tables.len(), w.cfg.streams.len());
+    assert!(after.all_match(), "{:?}", after.tables);
 }
 
 fn sorted(mut rows: Vec<serde_json::Map<String, serde_json::Value>>) -> Vec<String> {

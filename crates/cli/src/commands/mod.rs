@@ -174,6 +174,11 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     if dry_run { "would be pushed" } else { "pushed" }
                 );
             }
+            if !dry_run {
+                println!(
+                    "replace tables now hold run {run}'s rows and are marked for a rebuild: the next `ml-connector sync` brings them back to current"
+                );
+            }
             Ok(exit::OK)
         }
         Command::Verify(c) => {

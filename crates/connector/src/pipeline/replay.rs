@@ -82,6 +82,9 @@ pub async fn replay(
         .await?;
         if !dry_run {
             if stream.mode == Mode::Replace {
+                // From here the table holds that run's rows, not the mirror's: marked first, so the
+                // next sync brings it back to current whatever happens to this replay.
+                conn.store.mark_dirty(name, &stream.object).await?;
                 push.client
                     .delete_rows(&target.group_id, &target.dataset_id, &target.table)
                     .await?;

@@ -101,6 +101,17 @@ pub async fn verify(conn: &Connection) -> Result<VerifyReport, PipelineError> {
     let mut report = VerifyReport::default();
     for stream in &conn.config.streams {
         let Some(table) = schema.tables.iter().find(|t| t.name == stream.table) else {
+            // Every configured table is checked: one the dataset was never given is a difference.
+            report.tables.push(TableCheck {
+                table: stream.table.clone(),
+                powerbi_rows: 0,
+                expected_rows: 0,
+                sums: Vec::new(),
+                error: Some(format!(
+                    "not in the dataset yet: run `ml-connector sync --stream {}` to create and fill it",
+                    stream.object
+                )),
+            });
             continue;
         };
         let mut check = TableCheck {

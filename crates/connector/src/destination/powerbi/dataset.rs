@@ -55,6 +55,9 @@ pub async fn ensure(
             previous.as_ref(),
         )
         .await?;
+        // A run of some streams only (`sync --stream`) keeps the tables of the others in the
+        // recorded schema: the dataset still has them, and `verify` still checks them.
+        let wanted = keep_unplanned_tables(conn, wanted, previous.as_ref());
         if state.schema_hash != schema_hash(&wanted) {
             save(conn, &group.id, &state.dataset_id, &wanted).await?;
         }
@@ -98,6 +101,35 @@ pub async fn ensure(
         dataset_id: created.id,
         recreated: true,
     })
+}
+
+/// `wanted` plus the recorded tables of configured streams this run did not plan, in the
+/// configuration's order.
+fn keep_unplanned_tables(
+    conn: &Context,
+    mut wanted: DatasetSchema,
+    previous: Option<&DatasetSchema>,
+) -> DatasetSchema {
+    let Some(previous) = previous else {
+        return wanted;
+    };
+    for stream in &conn.config.streams {
+        let planned = wanted.tables.iter().any(|t| t.name == stream.table);
+        if let Some(t) = previous.tables.iter().find(|t| t.name == stream.table)
+            && !planned
+        {
+            wanted.tables.push(t.clone());
+        }
+    }
+    let order = |name: &str| {
+        conn.config
+            .streams
+            .iter()
+            .position(|s| s.table == name)
+            .unwrap_or(usize::MAX)
+    };
+    wanted.tables.sort_by_key(|t| order(&t.name));
+    wanted
 }
 
 async fn save(
