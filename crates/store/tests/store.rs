@@ -285,3 +285,29 @@ async fn sqlite_migration_gives_earlier_runs_their_span_of_the_chain() {
     assert_eq!(index, None, "the index the spans replace is gone");
     store.close().await;
 }
+
+/// The state file holds every record's row and the sealed credentials: only its owner may read it,
+/// its WAL too, and a file an older version left readable by others is narrowed when opened.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_state_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.sqlite");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let store = ml_store::SqliteStore::open(&path, std::sync::Arc::new(ml_store::SystemClock))
+        .await
+        .expect("open");
+    use ml_store::Store as _;
+    store.ensure_connection("demo").await.unwrap();
+    assert_eq!(mode(&path), 0o600);
+    let wal = dir.path().join("state.sqlite-wal");
+    assert_eq!(mode(&wal), 0o600);
+    store.close().await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = ml_store::SqliteStore::open(&path, std::sync::Arc::new(ml_store::SystemClock))
+        .await
+        .expect("reopen");
+    assert_eq!(mode(&path), 0o600, "an older, readable file is narrowed");
+    store.close().await;
+}
