@@ -221,6 +221,34 @@ async fn a_user_sets_up_and_syncs_without_any_secret_leaking() {
         "intacct query prints JSON lines"
     );
 
+    // A stream name that matches nothing is a usage error (exit 2), said before any run starts.
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["sync", "--stream", "VENDORS_TYPO"], None)).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("has no stream"), "{}", text(&out));
+
+    // A reader that goes away (`audit search | head -1`) ends the command quietly, with success.
+    let c = config.clone();
+    let out = run_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ml-connector"))
+            .arg("--config")
+            .arg(&c)
+            .args(["--log-format", "json", "audit", "search"])
+            .env_remove("ML_CONNECTOR_MASTER_KEY")
+            .env_remove("ML_CONNECTOR_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Closed before the command has opened its store, so its first line meets a closed pipe.
+        drop(child.stdout.take());
+        child.wait_with_output().expect("wait")
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+
     // No secret in anything printed or logged, nor in clear in the state files.
     for s in [sender_pw, user_pw, secret] {
         assert!(!all_output.contains(s), "a secret reached the output");

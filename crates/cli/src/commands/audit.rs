@@ -62,12 +62,18 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
             match format {
                 AuditFormat::Table => {
                     let entries = app.store.audit_search(&filter).await?;
-                    println!(
+                    crate::outln!(
                         "{:>7} {:>6} {:<12} {:<10} {:<11} {:<20} {:<10} batch / error",
-                        "seq", "run", "stream", "key", "action", "time (UTC)", "outcome"
+                        "seq",
+                        "run",
+                        "stream",
+                        "key",
+                        "action",
+                        "time (UTC)",
+                        "outcome"
                     );
                     for e in entries {
-                        println!(
+                        crate::outln!(
                             "{:>7} {:>6} {:<12} {:<10} {:<11} {:<20} {:<10} {}",
                             e.seq,
                             e.run.map(|r| r.to_string()).unwrap_or_default(),
@@ -103,7 +109,7 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                 .clone();
             let r = app.store.audit_verify(&name).await?;
             if r.ok {
-                println!(
+                crate::outln!(
                     "audit trail of {name}: {} entries verified{}",
                     r.entries_checked,
                     r.anchor_seq
@@ -113,7 +119,7 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                 Ok(exit::OK)
             } else {
                 let (seq, why) = r.first_bad.unwrap_or((0, "unknown".into()));
-                println!(
+                crate::outln!(
                     "audit trail of {name}: BROKEN at seq {seq}: {why} ({} entries checked before it)",
                     r.entries_checked
                 );
@@ -129,7 +135,7 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                 .clone();
             let before = time(&Some(before), "before")?.expect("given");
             let r = app.store.audit_prune(&name, before).await?;
-            println!(
+            crate::outln!(
                 "pruned {} entries of {name}; the chain now starts from the anchor at seq {}",
                 r.deleted,
                 r.anchor_seq

@@ -116,7 +116,7 @@ pub async fn run(app: App, cmd: CredentialsCommand) -> Result<u8> {
                     .await?;
                 }
             }
-            println!(
+            crate::outln!(
                 "stored the {} credentials of connection {} (encrypted with master key {})",
                 match system {
                     System::Intacct => "intacct",
@@ -133,7 +133,7 @@ pub async fn run(app: App, cmd: CredentialsCommand) -> Result<u8> {
                 if only.as_deref().is_some_and(|o| o != cred.connection) {
                     continue;
                 }
-                println!(
+                crate::outln!(
                     "{:<12} {:<8} {} (sealed with key {}, updated {})",
                     cred.connection,
                     cred.kind,
@@ -157,7 +157,7 @@ pub async fn run(app: App, cmd: CredentialsCommand) -> Result<u8> {
                 }
             };
             if std::env::var_os(ml_store::crypto::MASTER_KEY_ENV).is_some() {
-                println!(
+                crate::outln!(
                     "re-encrypted {} credential(s). The new key is in {} (mode 0600): put its content in {} and delete the file",
                     report.rotated,
                     new_path.display(),
@@ -167,7 +167,7 @@ pub async fn run(app: App, cmd: CredentialsCommand) -> Result<u8> {
                 let old_path = key_path.with_extension("key.old");
                 std::fs::rename(&key_path, &old_path)?;
                 std::fs::rename(&new_path, &key_path)?;
-                println!(
+                crate::outln!(
                     "re-encrypted {} credential(s) under key {}; the previous key is kept as {}",
                     report.rotated,
                     new.fingerprint(),

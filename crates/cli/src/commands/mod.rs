@@ -36,6 +36,10 @@ pub fn main() -> ExitCode {
                 c.downcast_ref::<ml_connector::config::ConfigError>()
                     .is_some()
                     || matches!(
+                        c.downcast_ref::<ml_connector::pipeline::PipelineError>(),
+                        Some(ml_connector::pipeline::PipelineError::UnknownStream(_))
+                    )
+                    || matches!(
                         c.downcast_ref::<ml_connector::app::AppError>(),
                         Some(
                             ml_connector::app::AppError::Config(_)
@@ -167,7 +171,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             )
             .await?;
             for t in &report.tables {
-                println!(
+                crate::outln!(
                     "{:<20} {:>9} rows {}",
                     t.table,
                     t.rows,
@@ -175,7 +179,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 );
             }
             if !dry_run {
-                println!(
+                crate::outln!(
                     "replace tables now hold run {run}'s rows and are marked for a rebuild: the next `ml-connector sync` brings them back to current"
                 );
             }
@@ -186,7 +190,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             let conn = app.connection(c.connection.as_deref()).await?;
             let report = ml_connector::pipeline::verify::verify(&conn).await?;
             for t in &report.tables {
-                println!("{t}");
+                crate::outln!("{t}");
             }
             Ok(if report.all_match() {
                 exit::OK
@@ -227,21 +231,21 @@ fn init(config: Option<&Path>, force: bool) -> Result<u8> {
     }
     std::fs::write(&path, ml_connector::config::EXAMPLE)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {}", path.display());
+    crate::outln!("wrote {}", path.display());
     let cfg = ml_connector::config::Config::load(&path)?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     let key_path = ml_connector::app::key_file_path(&cfg);
     if key_path.exists() {
-        println!("kept the existing master key {}", key_path.display());
+        crate::outln!("kept the existing master key {}", key_path.display());
     } else {
         ml_store::crypto::MasterKey::create_file(&key_path)?;
-        println!(
+        crate::outln!(
             "created the master key {} (mode 0600): back it up; without it the stored credentials cannot be read",
             key_path.display()
         );
     }
-    println!(
+    crate::outln!(
         "next: edit the file, then `ml-connector credentials set intacct` and `ml-connector credentials set powerbi`"
     );
     Ok(exit::OK)

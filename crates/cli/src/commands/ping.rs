@@ -27,13 +27,13 @@ pub async fn intacct(app: &App, connection: Option<&str>) -> Result<u8> {
     let client = match app::intacct_client(cfg, app.store.as_ref(), &key).await {
         Ok(c) => c,
         Err(e) => {
-            println!("Intacct   FAIL  {e}");
+            crate::outln!("Intacct   FAIL  {e}");
             return Ok(exit::REFUSED);
         }
     };
     match client.ping().await {
         Ok(info) => {
-            println!(
+            crate::outln!(
                 "Intacct   OK    company {} entity {} user {}; session valid until {}",
                 info.company_id,
                 info.entity.as_deref().unwrap_or("(top level)"),
@@ -45,7 +45,7 @@ pub async fn intacct(app: &App, connection: Option<&str>) -> Result<u8> {
             Ok(exit::OK)
         }
         Err(e) => {
-            println!("Intacct   FAIL  {e}");
+            crate::outln!("Intacct   FAIL  {e}");
             Ok(exit::REFUSED)
         }
     }
@@ -117,21 +117,21 @@ pub async fn powerbi(app: &App, connection: Option<&str>) -> Result<u8> {
     let client = match app::powerbi_client(cfg, app.store.as_ref(), &key).await {
         Ok(c) => c,
         Err(e) => {
-            println!("Power BI  FAIL  {e}");
+            crate::outln!("Power BI  FAIL  {e}");
             return Ok(exit::REFUSED);
         }
     };
     let group = match client.find_workspace(&cfg.powerbi.workspace).await {
         Ok(g) => g,
         Err(e) => {
-            println!("Power BI  FAIL  {e}");
+            crate::outln!("Power BI  FAIL  {e}");
             return Ok(exit::REFUSED);
         }
     };
     match client.list_datasets(&group.id).await {
         Ok(ds) => {
             let ours = ds.iter().find(|d| d.name == cfg.powerbi.dataset);
-            println!(
+            crate::outln!(
                 "Power BI  OK    token issued; workspace {:?} ({}); {} dataset(s); {}",
                 group.name,
                 group.id,
@@ -152,7 +152,7 @@ pub async fn powerbi(app: &App, connection: Option<&str>) -> Result<u8> {
             Ok(exit::OK)
         }
         Err(e) => {
-            println!("Power BI  FAIL  {e}");
+            crate::outln!("Power BI  FAIL  {e}");
             Ok(exit::REFUSED)
         }
     }
@@ -233,7 +233,7 @@ pub async fn powerbi_push(
         match report.outcome {
             BatchOutcome::Accepted => {
                 sent += rows;
-                println!(
+                crate::outln!(
                     "batch {}: {rows} rows accepted (RequestId {})",
                     report.batch_id,
                     report.request_id.unwrap_or_default()
@@ -250,6 +250,6 @@ pub async fn powerbi_push(
             }
         }
     }
-    println!("{sent} rows pushed into {table}");
+    crate::outln!("{sent} rows pushed into {table}");
     Ok(exit::OK)
 }

@@ -15,9 +15,14 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                 .store
                 .list_runs(connection.connection.as_deref(), limit)
                 .await?;
-            println!(
+            crate::outln!(
                 "{:>6}  {:<12} {:<9} {:<11} {:<25} {:>8}",
-                "run", "connection", "trigger", "status", "started (UTC)", "seconds"
+                "run",
+                "connection",
+                "trigger",
+                "status",
+                "started (UTC)",
+                "seconds"
             );
             for r in runs {
                 let secs = r
@@ -29,7 +34,7 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                         )
                     })
                     .unwrap_or_else(|| "-".into());
-                println!(
+                crate::outln!(
                     "{:>6}  {:<12} {:<9} {:<11} {:<25} {:>8}",
                     r.id,
                     r.connection,
@@ -46,24 +51,34 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                 anyhow::bail!("there is no run {id}; `ml-connector runs list` shows the latest");
             };
             let r = &detail.run;
-            println!(
+            crate::outln!(
                 "run {} of {} ({}): {}",
-                r.id, r.connection, r.trigger, r.status
+                r.id,
+                r.connection,
+                r.trigger,
+                r.status
             );
-            println!("started  {}", r.started_at.to_rfc3339());
+            crate::outln!("started  {}", r.started_at.to_rfc3339());
             if let Some(f) = r.finished_at {
-                println!("finished {}", f.to_rfc3339());
+                crate::outln!("finished {}", f.to_rfc3339());
             }
             if let Some(e) = r.summary.get("setup_error").and_then(|e| e.as_str()) {
-                println!("error before any stream: {e}");
+                crate::outln!("error before any stream: {e}");
             }
-            println!(
+            crate::outln!(
                 "\n{:<18} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8}",
-                "stream", "status", "extracted", "new", "changed", "deleted", "unchanged", "pushed"
+                "stream",
+                "status",
+                "extracted",
+                "new",
+                "changed",
+                "deleted",
+                "unchanged",
+                "pushed"
             );
             for s in &detail.streams {
                 let x = &s.result;
-                println!(
+                crate::outln!(
                     "{:<18} {:<7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>8}",
                     s.stream,
                     x.status.map(|s| s.as_str()).unwrap_or("-"),
@@ -76,7 +91,7 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                 );
             }
             for s in detail.streams.iter().filter(|s| s.result.error.is_some()) {
-                println!(
+                crate::outln!(
                     "\n{}: {}",
                     s.stream,
                     s.result.error.as_deref().unwrap_or("")
@@ -89,20 +104,27 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
 
 pub fn print_report(report: &RunReport) {
     if let Some(e) = &report.setup_error {
-        println!("run {} failed before any stream: {e}", report.run);
+        crate::outln!("run {} failed before any stream: {e}", report.run);
         return;
     }
-    println!(
+    crate::outln!(
         "{:<14} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}",
-        "table", "read", "new", "changed", "deleted", "pushed", "in table", "seconds"
+        "table",
+        "read",
+        "new",
+        "changed",
+        "deleted",
+        "pushed",
+        "in table",
+        "seconds"
     );
     for s in &report.streams {
         if let Some(why) = &s.postponed {
-            println!("{:<14} POSTPONED {why}", s.table);
+            crate::outln!("{:<14} POSTPONED {why}", s.table);
             continue;
         }
         match &s.error {
-            None => println!(
+            None => crate::outln!(
                 "{:<14} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7.1}",
                 s.table,
                 s.extracted,
@@ -113,8 +135,8 @@ pub fn print_report(report: &RunReport) {
                 s.table_rows,
                 s.elapsed.as_secs_f64()
             ),
-            Some(e) => println!("{:<14} FAILED  {e}", s.table),
+            Some(e) => crate::outln!("{:<14} FAILED  {e}", s.table),
         }
     }
-    println!("run {}: {}", report.run, report.status.as_str());
+    crate::outln!("run {}: {}", report.run, report.status.as_str());
 }

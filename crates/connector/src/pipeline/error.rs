@@ -14,6 +14,9 @@ pub enum PipelineError {
     Plan(#[from] plan::PlanError),
     #[error(transparent)]
     Transform(#[from] crate::pipeline::transform::TransformError),
+    /// `--stream` named no configured stream: a usage error, found before the run starts.
+    #[error("{0}")]
+    UnknownStream(String),
     #[error("interrupted: the run stopped after its current batch; the next run resumes from here")]
     Interrupted,
     /// The destination chose not to start now (a rebuild the hour's budget cannot finish, Power BI

@@ -83,7 +83,7 @@ impl Connection {
             match found {
                 Some(s) => out.push(s.clone()),
                 None => {
-                    return Err(PipelineError::Other(format!(
+                    return Err(PipelineError::UnknownStream(format!(
                         "connection {} has no stream {wanted:?}; configured: {}",
                         self.config.name,
                         self.config
@@ -106,6 +106,8 @@ impl Connection {
         opts: &RunOptions,
         events: &Events,
     ) -> Result<RunReport, PipelineError> {
+        // A stream name that matches nothing is the caller's mistake: said before anything starts.
+        self.selected_streams(opts)?;
         // One run of a connection at a time, whatever process starts it.
         let worker = lease::worker_id(opts.worker.as_deref());
         let held = lease::acquire_or_explain(&self.store, &self.config.name, &worker).await?;
