@@ -142,6 +142,18 @@ pub trait Store: Send + Sync {
         after_key: Option<&str>,
         limit: u32,
     ) -> R<Vec<String>>;
+    /// The (value, key) of every mirror row of `stream` whose row holds one of `values` in
+    /// `column` (a column of the row JSON, compared as text), in no particular order; a value held
+    /// by several rows comes once a row. What turns a record's business ID (an AUDITHISTORY delete
+    /// naming a vendor by its VENDORID) into the mirror's key. Reads every row of the stream once
+    /// per 1,000 values.
+    async fn mirror_keys_by_column(
+        &self,
+        connection: &str,
+        stream: &str,
+        column: &str,
+        values: &[String],
+    ) -> R<Vec<(String, String)>>;
     async fn stream_state(&self, connection: &str, stream: &str) -> R<StreamState>;
     /// Flags a replace table for a rebuild from the mirror before anything makes the Power BI table
     /// differ from it (emptying it, changing its schema); its row count is 0 until the rebuild is done.

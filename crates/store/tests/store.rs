@@ -47,6 +47,7 @@ conformance_tests!(
     audit_search_by_key_spans_the_key_index,
     mirror_rows_in_parts,
     mirror_keys_in_parts,
+    mirror_keys_by_column_find_business_ids,
     runs_are_found_in_their_span_of_the_chain,
     audit_verify_detects_tampering,
     audit_prune_keeps_chain_verifiable,

@@ -51,6 +51,7 @@ macro_rules! impl_dispatch {
             mirror_count(connection: &str, stream: &str) -> u64;
             mirror_versions(connection: &str, stream: &str, keys: &[String]) -> Vec<(String, Option<String>)>;
             mirror_keys_page(connection: &str, stream: &str, after_key: Option<&str>, limit: u32) -> Vec<String>;
+            mirror_keys_by_column(connection: &str, stream: &str, column: &str, values: &[String]) -> Vec<(String, String)>;
 
             // stream_state
             stream_state(connection: &str, stream: &str) -> StreamState;

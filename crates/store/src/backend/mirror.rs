@@ -198,6 +198,68 @@ macro_rules! impl_mirror {
                 Ok(keys)
             }
 
+            async fn mirror_keys_by_column(
+                &self,
+                connection: &str,
+                stream: &str,
+                column: &str,
+                values: &[String],
+            ) -> Result<Vec<(String, String)>, StoreError> {
+                static SQL: OnceLock<String> = OnceLock::new();
+                if values.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let cid = self.cid(connection).await?;
+                // The row's `column` as text: SQLite takes a JSON path, PostgreSQL the member's name.
+                // `$1`..`$3` are the column, the connection and the stream (in the order they are
+                // written: SQLite's placeholders are anonymous, see `MultiRow`); the values follow.
+                let (head, column_arg) = if $backend == "sqlite" {
+                    (
+                        concat!(
+                            "SELECT v, record_key FROM (SELECT m.record_key, \
+                             CAST(json_extract(COALESCE(m.row_json, a.row_json), $1) AS TEXT) AS v ",
+                            crate::backend::mirror::mirror_with_rows!(),
+                            " WHERE m.connection_id = $2 AND m.stream = $3) found WHERE v IN ("
+                        ),
+                        // Quoted, so a column holding a dot or a space is one label (one holding a
+                        // double quote finds nothing: the caller then compares keys).
+                        format!("$.\"{column}\""),
+                    )
+                } else {
+                    (
+                        concat!(
+                            "SELECT v, record_key FROM (SELECT m.record_key, \
+                             (COALESCE(m.row_json, a.row_json))::jsonb ->> CAST($1 AS TEXT) AS v ",
+                            crate::backend::mirror::mirror_with_rows!(),
+                            " WHERE m.connection_id = $2 AND m.stream = $3) found WHERE v IN ("
+                        ),
+                        column.to_string(),
+                    )
+                };
+                let spec = MultiRow {
+                    head,
+                    first: 4,
+                    cols: 1,
+                    group: false,
+                    tail: ")",
+                };
+                let mut out = Vec::new();
+                for chunk in values.chunks(CHUNK) {
+                    let sql = spec.sql(&SQL, $anon, chunk.len());
+                    let mut q = Self::with_room(&sql, 3 + chunk.len())
+                        .bind(column_arg.as_str())
+                        .bind(cid)
+                        .bind(stream);
+                    for v in chunk {
+                        q = q.bind(v.as_str());
+                    }
+                    for row in q.fetch_all(&self.pool).await? {
+                        out.push((row.try_get(0)?, row.try_get(1)?));
+                    }
+                }
+                Ok(out)
+            }
+
             /// The (key, `column`) of the mirror rows of those of `keys` it holds, in no particular order.
             async fn mirror_column(
                 c: &mut $conn,

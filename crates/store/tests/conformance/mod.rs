@@ -1779,3 +1779,97 @@ pub async fn mark_dirty_flags_a_rebuild(db: Arc<TestDb>) {
     assert!(s.stream_state("acme", "GLACCOUNT").await.unwrap().dirty);
     assert!(s.audit_verify("acme").await.unwrap().ok);
 }
+
+/// A record's business ID (a column of its row) finds its mirror key, wherever the row is kept
+/// (in the audit entry that staged it, or in the mirror after that entry was pruned); values no
+/// row holds, other streams' and other connections' rows, and deleted rows are not found.
+pub async fn mirror_keys_by_column_find_business_ids(db: Arc<TestDb>) {
+    let s = &*db.store;
+    let row = |key: &str, id: &str, n: i64| StagedRecord {
+        key: key.to_string(),
+        when_modified: Some("2026-01-01T00:00:01Z".to_string()),
+        source_hash: format!("hash-{key}"),
+        row_json: json!({"RECORDNO": key.parse::<i64>().unwrap(), "VENDORID": id, "N": n})
+            .to_string(),
+    };
+    s.ensure_connection("acme").await.unwrap();
+    s.ensure_connection("other").await.unwrap();
+    let r = s.begin_run("acme", "manual").await.unwrap();
+    let recs = vec![
+        row("1", "V-1", 10),
+        row("2", "V-2", 20),
+        row("3", "V \"quoted\"", 30),
+        row("4", "V-2", 40), // a business ID held by two rows (one since re-created)
+        row("5", "V-5", 50),
+    ];
+    s.stage_page(page("acme", r, "VENDOR", StageMode::Replace, recs))
+        .await
+        .unwrap();
+    let r2 = s.begin_run("other", "manual").await.unwrap();
+    s.stage_page(page(
+        "other",
+        r2,
+        "VENDOR",
+        StageMode::Replace,
+        vec![row("9", "V-1", 1)],
+    ))
+    .await
+    .unwrap();
+    s.stage_page(page(
+        "acme",
+        r,
+        "CUSTOMER",
+        StageMode::Replace,
+        vec![row("8", "V-1", 1)],
+    ))
+    .await
+    .unwrap();
+    let mut deleted = page("acme", r, "VENDOR", StageMode::Replace, vec![]);
+    deleted.deletes = vec!["5".to_string()];
+    s.stage_page(deleted).await.unwrap();
+
+    let find = |column: &'static str, values: &[&str]| {
+        let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        async move {
+            let mut found = s
+                .mirror_keys_by_column("acme", "VENDOR", column, &values)
+                .await
+                .unwrap();
+            found.sort();
+            found
+        }
+    };
+    let pair = |v: &str, k: &str| (v.to_string(), k.to_string());
+    assert_eq!(
+        find("VENDORID", &["V-1", "V-2", "V \"quoted\"", "V-5", "V-404"]).await,
+        vec![
+            pair("V \"quoted\"", "3"),
+            pair("V-1", "1"),
+            pair("V-2", "2"),
+            pair("V-2", "4"),
+        ]
+    );
+    assert!(find("VENDORID", &[]).await.is_empty());
+    assert!(
+        find("NAME", &["V-1"]).await.is_empty(),
+        "a column no row has"
+    );
+    // A number compares as its text.
+    assert_eq!(find("N", &["20"]).await, vec![pair("20", "2")]);
+    // More values than one statement holds.
+    let many: Vec<String> = (0..2_500)
+        .map(|i| format!("X-{i}"))
+        .chain(["V-1".to_string()])
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(find("VENDORID", &many).await, vec![pair("V-1", "1")]);
+
+    // Rows whose entries were pruned are read from the mirror itself.
+    db.clock.advance(chrono::Duration::days(40));
+    let pruned = s.audit_prune("acme", db.clock.now()).await.unwrap();
+    assert!(pruned.deleted >= 4, "{pruned:?}");
+    assert_eq!(
+        find("VENDORID", &["V-1", "V-2"]).await,
+        vec![pair("V-1", "1"), pair("V-2", "2"), pair("V-2", "4")]
+    );
+}
