@@ -94,6 +94,34 @@ async fn a_user_sets_up_and_syncs_without_any_secret_leaking() {
         text(&out)
     );
 
+    // A sync with the wrong password is refused with exit code 4 after exactly one failed sign-in
+    // (Intacct locks users out after repeated failures), not one per stream and lookup.
+    let c = config.clone();
+    let input = format!("{secret}\n");
+    let out = run_blocking(move || {
+        bin(
+            &c,
+            &["credentials", "set", "powerbi", "--stdin"],
+            Some(&input),
+        )
+    })
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let logins_before = w.intacct.stats().logins;
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["sync", "--quiet"], None)).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("Sign-in information is incorrect"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        w.intacct.stats().logins - logins_before,
+        1,
+        "one failed sign-in per run"
+    );
+
     // The right ones.
     let mut all_output = String::new();
     let c = config.clone();

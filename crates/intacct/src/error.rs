@@ -152,6 +152,18 @@ impl IntacctError {
             ErrorKind::PermissionDenied | ErrorKind::AuditHistoryDenied
         )
     }
+    /// Intacct refused the sign-in itself (the sender's or the user's credentials): trying again
+    /// with the same credentials only counts towards the user's lockout.
+    pub fn is_refused_sign_in(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::SenderNotAuthorized | ErrorKind::SignInIncorrect
+        )
+    }
+    /// Refused credentials or permissions: what a person must fix (exit code 4).
+    pub fn is_refusal(&self) -> bool {
+        self.is_refused_sign_in() || self.kind == ErrorKind::PermissionDenied
+    }
     pub fn is_invalid_session(&self) -> bool {
         self.kind == ErrorKind::InvalidSession
     }

@@ -80,6 +80,9 @@ struct Inner {
     credential: Credential,
     /// Held across the token request on purpose: waiting callers then find the fresh token (single flight).
     cache: tokio::sync::Mutex<Option<Cached>>,
+    /// A credential Entra refused ([`TokenError::is_refusal`]): later calls fail with it without
+    /// asking again. A token source lives for one run, or is built anew for each scheduled run.
+    refused: std::sync::Mutex<Option<TokenError>>,
     generation: AtomicU64,
     fetches: AtomicU64,
 }
@@ -157,6 +160,7 @@ impl TokenSource {
                 scope,
                 credential,
                 cache: tokio::sync::Mutex::new(None),
+                refused: std::sync::Mutex::new(None),
                 generation: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
             }),
@@ -171,15 +175,35 @@ impl TokenSource {
         {
             return Ok(c.token.clone());
         }
-        let (secret, lifetime) = match self.fetch().await {
+        // Entra refused this credential before: asking again cannot help, and repeated failures
+        // are what sign-in protection watches for.
+        if let Some(e) = self
+            .inner
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
+        let fetched = match self.fetch().await {
             // Entra 5xx/429/"temporarily_unavailable": one more try after a pause (other callers keep waiting on
             // the lock, so this stays a single request stream).
             Err(e) if e.kind == TokenErrorKind::Unavailable => {
                 tracing::warn!(error = %e, "Entra ID unavailable; retrying the token request once");
                 tokio::time::sleep(UNAVAILABLE_PAUSE).await;
-                self.fetch().await?
+                self.fetch().await
             }
-            other => other?,
+            other => other,
+        };
+        let (secret, lifetime) = match fetched {
+            Ok(t) => t,
+            Err(e) => {
+                if e.is_refusal() {
+                    *self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                }
+                return Err(e);
+            }
         };
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let token = AccessToken { secret, generation };

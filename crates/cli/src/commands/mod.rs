@@ -144,6 +144,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(match report.status {
                 RunStatus::Succeeded => exit::OK,
                 RunStatus::Partial => exit::PARTIAL,
+                RunStatus::Failed if report.refused => exit::REFUSED,
                 RunStatus::Failed | RunStatus::Interrupted => exit::FAILURE,
             })
         }

@@ -43,3 +43,15 @@ impl From<ml_powerbi::PowerBiError> for PipelineError {
         PipelineError::PowerBi(Box::new(e))
     }
 }
+
+impl PipelineError {
+    /// Intacct, Entra or Power BI refused our credentials or permissions: a person must act, and
+    /// trying again with the same ones cannot help.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            PipelineError::Intacct(e) => e.is_refusal(),
+            PipelineError::PowerBi(e) => e.is_refusal(),
+            _ => false,
+        }
+    }
+}

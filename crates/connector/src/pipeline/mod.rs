@@ -140,6 +140,7 @@ impl Connection {
         });
         let forward = self.destination.relay_events(events);
         let outcome = self.run_streams(run, opts, events).await;
+        let refused;
         let (status, streams, setup_error) = match outcome {
             Ok(streams) => {
                 let failed = streams.iter().filter(|s| s.error.is_some()).count();
@@ -153,9 +154,13 @@ impl Connection {
                 } else {
                     RunStatus::Partial
                 };
+                refused = streams.iter().any(|s| s.refused);
                 (status, streams, None)
             }
-            Err(e) => (RunStatus::Failed, Vec::new(), Some(e.to_string())),
+            Err(e) => {
+                refused = e.is_refusal();
+                (RunStatus::Failed, Vec::new(), Some(e.to_string()))
+            }
         };
         let summary = serde_json::json!({
             "setup_error": setup_error,
@@ -191,6 +196,7 @@ impl Connection {
             status,
             streams,
             setup_error,
+            refused,
         })
     }
 
@@ -201,7 +207,7 @@ impl Connection {
         events: &Events,
     ) -> Result<Vec<StreamReport>, PipelineError> {
         let streams = self.selected_streams(opts)?;
-        let time = self.time_context().await;
+        let time = self.time_context().await?;
         // Plans need each object's definition; a failed lookup only fails its own stream.
         let mut planned: Vec<(StreamConfig, Result<StreamPlan, PipelineError>)> = Vec::new();
         for s in streams {
@@ -247,7 +253,10 @@ impl Connection {
                     tracing::warn!(stream = %stream.object, "{message}");
                     report.postponed = Some(message);
                 }
-                Err(e) => report.error = Some(e.to_string()),
+                Err(e) => {
+                    report.refused = e.is_refusal();
+                    report.error = Some(e.to_string());
+                }
             }
             report.elapsed = started.elapsed();
             self.store
@@ -320,8 +329,10 @@ impl Connection {
     }
 
     /// The API user's time zone, from `readUserFormatting`; UTC with a warning when it cannot be read.
-    async fn time_context(&self) -> TimeContext {
-        match self.intacct.user_formatting().await {
+    /// Also the run's first Intacct call: a sign-in Intacct refuses stops the run here, before
+    /// every stream would meet the same refusal.
+    async fn time_context(&self) -> Result<TimeContext, PipelineError> {
+        Ok(match self.intacct.user_formatting().await {
             Ok(f) => match transform::parse_gmt_offset(&f.gmt_offset) {
                 Some(user_offset) => TimeContext { user_offset },
                 None => {
@@ -329,10 +340,11 @@ impl Connection {
                     TimeContext::default()
                 }
             },
+            Err(e) if e.is_refused_sign_in() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the API user's formatting; reading timestamps as UTC");
                 TimeContext::default()
             }
-        }
+        })
     }
 }

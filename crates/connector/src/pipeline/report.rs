@@ -35,6 +35,8 @@ pub struct StreamReport {
     pub error: Option<String>,
     /// The destination postponed this stream's delivery and left it as it was (why, and until when).
     pub postponed: Option<String>,
+    /// The error is a remote system refusing our credentials or permissions.
+    pub refused: bool,
     pub elapsed: std::time::Duration,
 }
 
@@ -45,6 +47,8 @@ pub struct RunReport {
     pub streams: Vec<StreamReport>,
     /// A failure before any stream could start (credentials, workspace, dataset).
     pub setup_error: Option<String>,
+    /// A remote system refused our credentials or permissions (the setup error or a stream's).
+    pub refused: bool,
 }
 
 pub(super) fn store_status(s: &RunStatus) -> ml_store::RunStatus {

@@ -71,6 +71,10 @@ struct Inner {
     key: SessionKey,
     generation: AtomicU64,
     seq: AtomicU64,
+    /// A sign-in Intacct refused: every later call of this client fails with it instead of signing
+    /// in again (Intacct locks a user out after repeated failures). A client lives for one run
+    /// (`sync`) or is built anew for each scheduled run, so new credentials are read next time.
+    refused: std::sync::Mutex<Option<IntacctError>>,
 }
 
 impl fmt::Debug for IntacctClient {
@@ -105,6 +109,7 @@ impl IntacctClient {
                 key,
                 generation: AtomicU64::new(0),
                 seq: AtomicU64::new(0),
+                refused: std::sync::Mutex::new(None),
             }),
         })
     }

@@ -127,7 +127,25 @@ impl IntacctClient {
             return Ok(s.clone());
         }
         *guard = None;
-        let s = self.login().await?;
+        let refused = |inner: &super::Inner| {
+            inner
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        };
+        if let Some(e) = refused(&self.inner) {
+            return Err(e);
+        }
+        let s = match self.login().await {
+            Ok(s) => s,
+            Err(e) => {
+                if e.is_refused_sign_in() {
+                    *self.inner.refused.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+                }
+                return Err(e);
+            }
+        };
         *guard = Some(s.clone());
         Ok(s)
     }

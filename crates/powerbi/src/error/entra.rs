@@ -49,6 +49,19 @@ pub struct TokenError {
 }
 
 impl TokenError {
+    /// Entra refused the credential itself (secret, certificate, app, tenant, cloud, scope):
+    /// asking again with the same one cannot succeed. Outages, unreachable endpoints and odd
+    /// answers are not refusals.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self.kind,
+            TokenErrorKind::Unavailable
+                | TokenErrorKind::Transport
+                | TokenErrorKind::BadResponse
+                | TokenErrorKind::Other
+        )
+    }
+
     pub(crate) fn local(kind: TokenErrorKind, description: impl Into<String>) -> Self {
         TokenError {
             kind,

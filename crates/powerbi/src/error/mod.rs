@@ -67,6 +67,23 @@ impl PowerBiError {
         }
     }
 
+    /// Power BI or Entra refused our credentials or permissions: a person must fix something
+    /// (exit code 4).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            PowerBiError::Token(t) => t.is_refusal(),
+            PowerBiError::Api(e) => matches!(
+                e.kind,
+                ApiErrorKind::TenantSwitchOff
+                    | ApiErrorKind::GroupNotAccessible
+                    | ApiErrorKind::NotAuthorized
+                    | ApiErrorKind::ApiNotAccessibleForApplication
+            ),
+            PowerBiError::WorkspaceNotFound { .. } => true,
+            _ => false,
+        }
+    }
+
     /// True when the same request may be sent again later with a good chance of success.
     pub fn is_retryable(&self) -> bool {
         match self {
