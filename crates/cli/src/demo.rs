@@ -62,6 +62,7 @@ pub fn demo_connection(
     Ok(ConnectionConfig {
         name: "demo".into(),
         schedule: None,
+        refused_backoff: Duration::from_secs(6 * 3600),
         intacct: IntacctSection {
             sender_id: sim_intacct::DEFAULT_SENDER_ID.into(),
             company_id: sim_intacct::DEFAULT_COMPANY_ID.into(),

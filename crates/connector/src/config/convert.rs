@@ -18,6 +18,11 @@ use super::{
 };
 use crate::catalogue::{self, StreamKind};
 
+/// How long scheduled runs pause after a refused credential when nobody stores new ones: long
+/// enough that a wrong password is not tried every hour of the night (Intacct locks users out
+/// after repeated failures), short enough that a fixed permission is picked up the same day.
+const DEFAULT_REFUSED_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+
 /// The file being read, so that any error can be placed by line.
 pub(super) struct Ctx<'a> {
     pub(super) path: &'a Path,
@@ -129,6 +134,11 @@ pub(super) fn convert_connection(
             })
         }
     };
+    let refused_backoff = ctx.duration(
+        &c.refused_backoff,
+        "connection.refused_backoff",
+        DEFAULT_REFUSED_BACKOFF,
+    )?;
     let i = c.intacct;
     let positive =
         |v: &Option<Spanned<i64>>, key: &str, default: i64, max: i64| -> Result<i64, ConfigError> {
@@ -235,6 +245,7 @@ pub(super) fn convert_connection(
     Ok(ConnectionConfig {
         name,
         schedule,
+        refused_backoff,
         intacct,
         powerbi,
         streams,

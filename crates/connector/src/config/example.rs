@@ -16,6 +16,7 @@ data_dir = ".ml-connector"            # SQLite state, the master key file, logs 
 name = "acme"
 schedule = "0 2 * * *"                # cron (minute hour day month weekday), in the time zone below
 time_zone = "America/Chicago"
+# refused_backoff = "6h"               # after refused credentials, `run` pauses until they are set again or this passes
 
 [connection.intacct]
 sender_id = "ACME_SENDER"             # your Web Services sender ID

@@ -71,6 +71,9 @@ pub struct Config {
 pub struct ConnectionConfig {
     pub name: String,
     pub schedule: Option<Schedule>,
+    /// Under `run`: after a remote system refused this connection's credentials, scheduled runs
+    /// pause until the credentials are stored again or this long has passed.
+    pub refused_backoff: std::time::Duration,
     pub intacct: IntacctSection,
     pub powerbi: PowerBiSection,
     pub streams: Vec<StreamConfig>,

@@ -27,6 +27,7 @@ pub(super) struct RawConnection {
     pub(super) name: Spanned<String>,
     pub(super) schedule: Option<Spanned<String>>,
     pub(super) time_zone: Option<Spanned<String>>,
+    pub(super) refused_backoff: Option<Spanned<String>>,
     pub(super) intacct: RawIntacct,
     pub(super) powerbi: RawPowerBi,
     #[serde(default)]

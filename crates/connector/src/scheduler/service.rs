@@ -25,18 +25,22 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
             stop.cancel();
         });
     }
-    let key = app.master_key()?;
+    let key = Arc::new(app.master_key()?);
     let mut tasks = tokio::task::JoinSet::new();
     for cfg in app.config.connections.iter().cloned() {
         let Some(sched) = cfg.schedule.clone() else {
             tracing::info!(connection = %cfg.name, "no schedule: run it with `ml-connector sync`");
             continue;
         };
-        let conn = Arc::new(app.connect(cfg.clone(), &key).await?);
+        // Fails now, not at 2 a.m., when the credentials cannot be read at all.
+        app.connect(cfg.clone(), &key).await?;
         let store = app.store.clone();
+        let clock = app.clock.clone();
+        let retention = app.config.audit_retention;
         let stop = stop.clone();
         let worker = worker.clone();
-        let clock = app.clock.clone();
+        let key = key.clone();
+        let refusal: Arc<std::sync::Mutex<Option<Refusal>>> = Arc::default();
         tracing::info!(connection = %cfg.name, schedule = %sched.expression, time_zone = %sched.time_zone, "scheduled");
         tasks.spawn(async move {
             let last = store
@@ -50,11 +54,40 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                 clock.as_ref(),
                 last,
                 |trigger| {
-                    let conn = conn.clone();
-                    let worker = worker.clone();
-                    let stop = stop.clone();
+                    let (cfg, store, clock, key) =
+                        (cfg.clone(), store.clone(), clock.clone(), key.clone());
+                    let (worker, stop, refusal) = (worker.clone(), stop.clone(), refusal.clone());
                     async move {
-                        let name = conn.config.name.clone();
+                        let name = cfg.name.clone();
+                        let credentials = credentials_stamp(store.as_ref(), &name).await;
+                        let paused = refusal
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .clone()
+                            .filter(|r| r.holds(&credentials, clock.now(), cfg.refused_backoff));
+                        if let Some(r) = paused {
+                            tracing::warn!(
+                                connection = %name,
+                                refused_at = %r.at.to_rfc3339(),
+                                resumes_at = %(r.at + chrono::Duration::from_std(cfg.refused_backoff).unwrap_or_default()).to_rfc3339(),
+                                "run skipped: the last run's credentials were refused; `ml-connector credentials set` resumes the schedule at its next time"
+                            );
+                            return;
+                        }
+                        // Built for each run, so credentials stored since the last one are used.
+                        let conn =
+                            match crate::app::connect(cfg.clone(), store.clone(), &key, clock.clone())
+                                .await
+                            {
+                                Ok(mut c) => {
+                                    c.ctx.audit_retention = retention;
+                                    c
+                                }
+                                Err(e) => {
+                                    tracing::warn!(connection = %name, error = %e, "run not started");
+                                    return;
+                                }
+                            };
                         let opts = RunOptions {
                             trigger: trigger.to_string(),
                             cancel: stop.clone(),
@@ -63,7 +96,14 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                         };
                         // The run takes the connection's lease itself; another worker holding it is not an error.
                         match conn.run(&opts, &Events::default()).await {
-                            Ok(r) => tracing::info!(connection = %name, run = r.run, status = r.status.as_str(), "run finished"),
+                            Ok(r) => {
+                                *refusal.lock().unwrap_or_else(|e| e.into_inner()) =
+                                    r.refused.then(|| Refusal {
+                                        at: clock.now(),
+                                        credentials,
+                                    });
+                                tracing::info!(connection = %name, run = r.run, status = r.status.as_str(), "run finished")
+                            }
                             Err(e) => tracing::warn!(connection = %name, error = %e, "run not done"),
                         }
                     }
@@ -93,5 +133,62 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A run whose credentials a remote system refused: scheduled runs pause until the credentials
+/// are stored again or the connection's `refused_backoff` has passed.
+#[derive(Clone, Debug)]
+struct Refusal {
+    at: chrono::DateTime<chrono::Utc>,
+    credentials: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Refusal {
+    fn holds(
+        &self,
+        credentials: &[chrono::DateTime<chrono::Utc>],
+        now: chrono::DateTime<chrono::Utc>,
+        backoff: std::time::Duration,
+    ) -> bool {
+        self.credentials == credentials
+            && now < self.at + chrono::Duration::from_std(backoff).unwrap_or_default()
+    }
+}
+
+/// When each of the connection's credentials was last stored.
+async fn credentials_stamp(
+    store: &dyn ml_store::Store,
+    connection: &str,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let mut stamps = Vec::new();
+    for kind in ["intacct", "powerbi"] {
+        if let Ok(Some(c)) = store.get_credential(connection, kind).await {
+            stamps.push(c.updated_at);
+        }
+    }
+    stamps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_pauses_until_the_credentials_change_or_the_backoff_passes() {
+        let t = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let r = Refusal {
+            at: t("2026-12-06T02:00:00Z"),
+            credentials: vec![t("2026-12-01T09:00:00Z")],
+        };
+        let six_hours = std::time::Duration::from_secs(6 * 3600);
+        assert!(r.holds(&r.credentials, t("2026-12-06T07:59:00Z"), six_hours));
+        assert!(!r.holds(&r.credentials, t("2026-12-06T08:00:00Z"), six_hours));
+        let stored_again = vec![t("2026-12-06T03:00:00Z")];
+        assert!(!r.holds(&stored_again, t("2026-12-06T03:01:00Z"), six_hours));
     }
 }
