@@ -105,6 +105,30 @@ impl IntacctClient {
     }
 }
 
+impl IntacctClient {
+    /// Those of `keys` (RECORDNOs of `object`) that Intacct still has, in no particular order: one
+    /// `query` a 1,000 keys (the gateway's limit for `in`). What tells a deleted record from a
+    /// live one when a delete event names it by a business ID that may since have been given to
+    /// a new record.
+    pub async fn present_keys(&self, object: &str, keys: &[i64]) -> Result<Vec<i64>, IntacctError> {
+        let mut present = Vec::new();
+        for chunk in keys.chunks(1000) {
+            let mut q = Query::new(object, &["RECORDNO"]);
+            q.filter = Some(Filter::In(
+                "RECORDNO".into(),
+                chunk.iter().map(i64::to_string).collect(),
+            ));
+            q.order_by = vec![("RECORDNO".into(), Order::Ascending)];
+            q.page_size = Some(1000);
+            let page = self.query(q).await?;
+            for r in &page.records {
+                present.push(recordno(r)?);
+            }
+        }
+        Ok(present)
+    }
+}
+
 /// `123--REC` → 123; other OBJECTKEY forms are not RECORDNOs.
 pub fn parse_object_key(key: &str) -> Option<i64> {
     key.trim().strip_suffix("--REC")?.parse().ok()
