@@ -27,6 +27,21 @@ pub struct Entry {
     pub fields: &'static [(&'static str, DataType)],
 }
 
+impl Entry {
+    /// The field whose value AUDITHISTORY gives as a deleted record's `OBJECTKEY`, or `None` where
+    /// it gives `RECORDNO--REC`. Sage defines `OBJECTKEY` as the object's unique name field, which
+    /// differs by object (developer.intacct.com, "Audit trails"); Estuary's connector found on real
+    /// tenants that it is VENDORID for a vendor and CUSTOMERID for a customer, `123--REC` only for
+    /// objects keyed by RECORDNO (estuary/connectors issue 5207, pull request 5217). Master data is
+    /// named by its business ID; documents and balances by their RECORDNO.
+    pub fn audit_key_field(&self) -> Option<&'static str> {
+        match self.kind {
+            StreamKind::Dimension => Some(self.business_id),
+            StreamKind::Transaction | StreamKind::Balances => None,
+        }
+    }
+}
+
 use DataType::{Boolean as B, DateTime as T, Decimal as D, Int64 as I, String as S};
 
 const ENTRIES: &[Entry] = &[

@@ -1,15 +1,18 @@
 //! Finding deletes: AUDITHISTORY since the cursor when the API user may read it, else a comparison
 //! of every key in Intacct with the mirror (at most once per `key_compare_every`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use chrono::NaiveDateTime;
 use futures::StreamExt;
+use ml_intacct::DeletedRecord;
 use ml_store::{CursorPos, StageMode, StagePage};
 
+use crate::catalogue;
 use crate::config::{DeleteDetection, StreamConfig};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::job::Context;
+use crate::pipeline::plan::StreamPlan;
 use crate::pipeline::transform;
 
 pub fn parse_cursor(pos: &CursorPos) -> Option<(NaiveDateTime, i64)> {
@@ -39,19 +42,36 @@ pub(super) async fn keys_missing_from(
     Ok(missing)
 }
 
+/// The keys an incremental pull found deleted.
+#[derive(Debug, Default)]
+pub(super) struct FoundDeletes {
+    pub keys: Vec<String>,
+    /// When every key was compared: the marker stream whose pending cursor (the comparison's time)
+    /// is to be committed once `keys` are staged, not before (a comparison recorded but not
+    /// applied would let the next run skip what it found).
+    pub compared: Option<String>,
+}
+
 /// Deletes since the cursor: AUDITHISTORY when allowed, else a comparison of all keys.
+///
+/// AUDITHISTORY names a deleted record by its `OBJECTKEY`: `RECORDNO--REC` for objects keyed by
+/// RECORDNO, but the unique name field for master data (a vendor's VENDORID, a customer's
+/// CUSTOMERID; see `catalogue::Entry::audit_key_field`). A business ID is turned into the mirror's
+/// key through the mirror; one that cannot be is never dropped: the stream compares every key in
+/// this run instead.
 pub(super) async fn incremental_deletes(
     conn: &Context,
     run: ml_store::RunId,
     stream: &StreamConfig,
+    plan: &StreamPlan,
     since: Option<NaiveDateTime>,
-) -> Result<Vec<String>, PipelineError> {
+) -> Result<FoundDeletes, PipelineError> {
     let use_audit = matches!(
         stream.deletes,
         DeleteDetection::Auto | DeleteDetection::AuditHistory
     );
     if stream.deletes == DeleteDetection::None {
-        return Ok(Vec::new());
+        return Ok(FoundDeletes::default());
     }
     if use_audit && let Some(since) = since {
         // AUDITHISTORY's ACCESSTIME is GMT while the cursor is the user's wall clock: a day of margin
@@ -62,11 +82,18 @@ pub(super) async fn incremental_deletes(
             .await
         {
             Ok(deleted) => {
-                return Ok(deleted
-                    .into_iter()
-                    .filter_map(|d| d.recordno)
-                    .map(|k| k.to_string())
-                    .collect());
+                let found = resolve(conn, stream, plan, deleted).await?;
+                if !found.compare_keys {
+                    return Ok(FoundDeletes {
+                        keys: found.keys,
+                        compared: None,
+                    });
+                }
+                let mut compared = compare_keys(conn, run, stream, true).await?;
+                let mut keys: BTreeSet<String> = found.keys.into_iter().collect();
+                keys.extend(compared.keys);
+                compared.keys = keys.into_iter().collect();
+                return Ok(compared);
             }
             Err(e)
                 if stream.deletes == DeleteDetection::Auto
@@ -82,21 +109,153 @@ pub(super) async fn incremental_deletes(
             Err(e) => return Err(e.into()),
         }
     }
+    compare_keys(conn, run, stream, false).await
+}
+
+/// The mirror keys AUDITHISTORY's delete events name, and whether some event could not be
+/// resolved (so every key must be compared).
+#[derive(Debug, Default)]
+struct Resolved {
+    keys: Vec<String>,
+    compare_keys: bool,
+}
+
+/// Turns delete events into mirror keys: a `RECORDNO--REC` key is the RECORDNO; a business ID is
+/// looked up in the mirror by the object's name field (its Power BI column in this stream's plan),
+/// and a RECORDNO found so is deleted only if Intacct no longer has it (a business ID can be given
+/// to a new record once the old one is deleted). An event that resolves to nothing asks for a key
+/// comparison, unless one ran after the event (it saw the record gone): the record may be one the
+/// mirror has under a name it no longer shows, or one already deleted by an earlier run.
+async fn resolve(
+    conn: &Context,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+    deleted: Vec<DeletedRecord>,
+) -> Result<Resolved, PipelineError> {
+    let mut out = Resolved::default();
+    let mut by_name: Vec<DeletedRecord> = Vec::new();
+    for d in deleted {
+        match d.recordno {
+            Some(n) => out.keys.push(n.to_string()),
+            None => by_name.push(d),
+        }
+    }
+    if by_name.is_empty() {
+        return Ok(out);
+    }
+    let name = conn.config.name.as_str();
+    let column = catalogue::entry(&stream.object)
+        .and_then(catalogue::Entry::audit_key_field)
+        .and_then(|field| plan.columns.iter().find(|c| c.field == field))
+        .map(|c| c.column.as_str());
+    let mut found: Vec<(String, String)> = Vec::new();
+    if let Some(column) = column {
+        let values: Vec<String> = by_name
+            .iter()
+            .map(|d| d.object_key.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        found = conn
+            .store
+            .mirror_keys_by_column(name, &stream.object, column, &values)
+            .await?;
+    }
+    // Still in Intacct: the business ID names a record created after the deleted one.
+    let candidates: Vec<i64> = found
+        .iter()
+        .filter_map(|(_, key)| key.parse().ok())
+        .collect();
+    let live: HashSet<i64> = if candidates.is_empty() {
+        HashSet::new()
+    } else {
+        conn.intacct
+            .present_keys(&stream.object, &candidates)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let mut resolved: HashSet<&str> = HashSet::new();
+    for (value, key) in &found {
+        match key.parse::<i64>() {
+            Ok(n) if live.contains(&n) => {
+                tracing::debug!(
+                    object = %stream.object,
+                    object_key = %value,
+                    key = %key,
+                    "a deleted record's name is now another record's, which Intacct still has: kept"
+                );
+            }
+            Ok(_) => {
+                out.keys.push(key.clone());
+                resolved.insert(value.as_str());
+            }
+            Err(_) => {}
+        }
+    }
+    let compared_at = last_key_comparison(conn, stream).await?;
+    for d in by_name
+        .iter()
+        .filter(|d| !resolved.contains(d.object_key.as_str()))
+    {
+        let covered = matches!((d.access_time, compared_at), (Some(t), Some(c)) if t < c);
+        if covered {
+            tracing::debug!(
+                object = %stream.object,
+                object_key = %d.object_key,
+                "a delete event the mirror has no record for, older than the last key comparison: nothing to do"
+            );
+            continue;
+        }
+        tracing::warn!(
+            object = %stream.object,
+            object_key = %d.object_key,
+            "AUDITHISTORY names a deleted record by a key the mirror cannot resolve to a RECORDNO; \
+             comparing every key of the object in this run instead"
+        );
+        out.compare_keys = true;
+    }
+    Ok(out)
+}
+
+/// The marker stream whose cursor holds the time of the last comparison of every key.
+fn key_compare_marker(stream: &StreamConfig) -> String {
+    format!("{}#key-compare", stream.object)
+}
+
+/// When every key of the stream was last compared (UTC), if ever.
+async fn last_key_comparison(
+    conn: &Context,
+    stream: &StreamConfig,
+) -> Result<Option<NaiveDateTime>, PipelineError> {
+    Ok(conn
+        .store
+        .cursor(&conn.config.name, &key_compare_marker(stream))
+        .await?
+        .and_then(|c| c.committed)
+        .as_ref()
+        .and_then(parse_cursor)
+        .map(|(t, _)| t))
+}
+
+/// Keys in the mirror that Intacct no longer has, found by reading every key. Unless `forced`, done
+/// at most once per `key_compare_every`.
+async fn compare_keys(
+    conn: &Context,
+    run: ml_store::RunId,
+    stream: &StreamConfig,
+    forced: bool,
+) -> Result<FoundDeletes, PipelineError> {
     // Comparing every key costs ⌈records/2000⌉ requests: done at most once per `key_compare_every`. The
     // time of the last comparison is kept as the cursor of a marker stream, so it survives restarts.
-    let marker = format!("{}#key-compare", stream.object);
+    let marker = key_compare_marker(stream);
     let now = conn.clock.now().naive_utc();
-    if !stream.key_compare_every.is_zero()
-        && let Some(last) = conn
-            .store
-            .cursor(&conn.config.name, &marker)
-            .await?
-            .and_then(|c| c.committed)
-            .as_ref()
-            .and_then(parse_cursor)
-        && now < last.0 + chrono::Duration::from_std(stream.key_compare_every).unwrap_or_default()
+    if !forced
+        && !stream.key_compare_every.is_zero()
+        && let Some(last) = last_key_comparison(conn, stream).await?
+        && now < last + chrono::Duration::from_std(stream.key_compare_every).unwrap_or_default()
     {
-        return Ok(Vec::new());
+        return Ok(FoundDeletes::default());
     }
     let mut present = HashSet::new();
     let mut keys = Box::pin(conn.intacct.all_keys(&stream.object));
@@ -119,6 +278,8 @@ pub(super) async fn incremental_deletes(
             }),
         })
         .await?;
-    conn.store.commit_cursor(&conn.config.name, &marker).await?;
-    Ok(missing)
+    Ok(FoundDeletes {
+        keys: missing,
+        compared: Some(marker),
+    })
 }

@@ -189,11 +189,15 @@ pub async fn extract_and_stage(
     flush(job, &mut batch, report).await?;
 
     // Deletes.
-    let deletes: Vec<String> = if incremental {
+    let (deletes, compared) = if incremental {
         drop(seen_keys);
-        incremental_deletes(conn, job.run, stream, since.map(|c| c.when_modified)).await?
+        let found =
+            incremental_deletes(conn, job.run, stream, plan, since.map(|c| c.when_modified))
+                .await?;
+        (found.keys, found.compared)
     } else {
-        keys_missing_from(conn, stream, |k| seen_keys.contains(k)).await?
+        let missing = keys_missing_from(conn, stream, |k| seen_keys.contains(k)).await?;
+        (missing, None)
     };
     if deletes.is_empty() {
         // The delete check (an AUDITHISTORY query, or the comparison of every key) is part of
@@ -210,6 +214,10 @@ pub async fn extract_and_stage(
             report,
         )
         .await?;
+    }
+    // A comparison of every key counts as done once what it found is staged.
+    if let Some(marker) = compared {
+        conn.store.commit_cursor(name, &marker).await?;
     }
     Ok(())
 }
