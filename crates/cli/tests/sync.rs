@@ -5,6 +5,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::Timelike;
+
 use common::{World, tiny_intacct};
 use ml_connector::destination::powerbi::PushDataset;
 use ml_connector::pipeline::transform::parse_gmt_offset;
@@ -139,6 +141,140 @@ async fn full_then_incremental_sync_keeps_every_table_equal_to_intacct() {
     let vendors = v.tables.iter().find(|t| t.table == "Vendors").unwrap();
     assert!(!vendors.matches(), "{vendors}");
     assert_eq!(vendors.powerbi_rows, vendors.expected_rows + 1);
+}
+
+/// When every key of `object` was last compared with Intacct (the marker stream's cursor).
+async fn last_key_comparison(w: &World, object: &str) -> Option<String> {
+    w.store
+        .cursor("demo", &format!("{object}#key-compare"))
+        .await
+        .unwrap()
+        .and_then(|c| c.committed)
+        .map(|c| c.when_modified)
+}
+
+fn rows_with(w: &World, table: &str, column: &str, value: &str) -> usize {
+    w.table(table)
+        .iter()
+        .filter(|r| r[column].as_str() == Some(value))
+        .count()
+}
+
+/// AUDITHISTORY names a deleted vendor by its VENDORID and a customer by its CUSTOMERID: the
+/// next incremental sync finds their RECORDNOs through the mirror and deletes their rows, without
+/// comparing every key. A delete event whose key the mirror cannot resolve (a vendor renamed and
+/// deleted between two syncs, a key it never had) makes the stream compare every key in the same
+/// run, which finds the renamed vendor gone.
+#[tokio::test]
+async fn deletes_named_by_business_id_reach_power_bi() {
+    let mut cfg = tiny_intacct();
+    // Intacct's clock and the connector's agree, as in production: a key comparison covers the
+    // delete events older than it.
+    cfg.clock_start = (chrono::Utc::now() - chrono::Duration::days(2))
+        .naive_utc()
+        .with_nanosecond(0)
+        .unwrap();
+    let w = World::start(cfg).await;
+    let conn = w.connection().await;
+    let offset = user_offset(&conn).await;
+    let table_of = |object: &str| {
+        w.cfg
+            .streams
+            .iter()
+            .find(|s| s.object == object)
+            .unwrap()
+            .table
+            .clone()
+    };
+    let (vendors, customers) = (table_of("VENDOR"), table_of("CUSTOMER"));
+    for round in ["full", "incremental"] {
+        let report = conn.run(&opts(), &Events::default()).await.expect(round);
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    }
+    w.assert_tables_equal_source(offset);
+    let compared = last_key_comparison(&w, "VENDOR").await;
+
+    // A vendor and a customer deleted: the delete events carry their business IDs.
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let vendor = w.intacct.records("VENDOR")[1].clone();
+    let customer = w.intacct.records("CUSTOMER")[2].clone();
+    for (object, record) in [("VENDOR", &vendor), ("CUSTOMER", &customer)] {
+        assert!(
+            w.intacct
+                .delete(object, record["RECORDNO"].parse().unwrap())
+        );
+    }
+    let events = w.intacct.records("AUDITHISTORY");
+    for id in [&vendor["VENDORID"], &customer["CUSTOMERID"]] {
+        assert!(events.iter().any(|e| &e["OBJECTKEY"] == id), "{id}");
+    }
+    assert_eq!(rows_with(&w, &vendors, "VENDORID", &vendor["VENDORID"]), 1);
+    assert_eq!(
+        rows_with(&w, &customers, "CUSTOMERID", &customer["CUSTOMERID"]),
+        1
+    );
+    let report = conn
+        .run(&opts(), &Events::default())
+        .await
+        .expect("incremental run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    for object in ["VENDOR", "CUSTOMER"] {
+        let s = report.streams.iter().find(|s| s.object == object).unwrap();
+        assert_eq!(s.deleted, 1, "{s:#?}");
+    }
+    assert_eq!(rows_with(&w, &vendors, "VENDORID", &vendor["VENDORID"]), 0);
+    assert_eq!(
+        rows_with(&w, &customers, "CUSTOMERID", &customer["CUSTOMERID"]),
+        0
+    );
+    w.assert_tables_equal_source(offset);
+    assert_eq!(
+        last_key_comparison(&w, "VENDOR").await,
+        compared,
+        "resolved through the mirror: no key comparison"
+    );
+
+    // After that comparison: a vendor renamed and deleted between two syncs (its event names a
+    // VENDORID the mirror never had), and an event for a key no record ever had.
+    w.intacct.advance_clock(Duration::from_secs(3 * 86_400));
+    let renamed = w.intacct.records("VENDOR")[2].clone();
+    let renamed_no: u64 = renamed["RECORDNO"].parse().unwrap();
+    assert!(
+        w.intacct
+            .update("VENDOR", renamed_no, fields(&[("VENDORID", "V-RENAMED")]))
+    );
+    assert!(w.intacct.delete("VENDOR", renamed_no));
+    let now = w.intacct.now();
+    w.intacct.insert(
+        "AUDITHISTORY",
+        fields(&[
+            ("OBJECTTYPE", "vendor"),
+            ("OBJECTKEY", "V-NEVER-SEEN"),
+            ("OBJECTDESC", "V-NEVER-SEEN"),
+            ("USERID", "Admin"),
+            ("ACCESSMODE", "D"),
+            ("ACCESSTIME", now.as_str()),
+            ("SOURCE", "api"),
+        ]),
+    );
+    let report = conn
+        .run(&opts(), &Events::default())
+        .await
+        .expect("incremental run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let v = report
+        .streams
+        .iter()
+        .find(|s| s.object == "VENDOR")
+        .unwrap();
+    assert_eq!(v.deleted, 1, "{v:#?}");
+    assert_ne!(
+        last_key_comparison(&w, "VENDOR").await,
+        compared,
+        "an unresolvable key compares every key in the same run"
+    );
+    assert_eq!(rows_with(&w, &vendors, "VENDORID", &renamed["VENDORID"]), 0);
+    w.assert_tables_equal_source(offset);
 }
 
 #[tokio::test]

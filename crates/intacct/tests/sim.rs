@@ -611,15 +611,27 @@ async fn all_keys_and_deletions() {
         source_keys(&sim, "VENDOR")
     );
     assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    // A vendor's delete event names it by its VENDORID, not a RECORDNO.
     let deleted = client.deleted_since("VENDOR", since).await.unwrap();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0].recordno, None);
+    assert_eq!(deleted[0].object_key, format!("V{victim:05}"));
+    // A bill's names it as `RECORDNO--REC`.
+    let bill = *source_keys(&sim, "APBILL").iter().next().unwrap();
+    assert!(sim.delete("APBILL", bill as u64));
+    let deleted = client.deleted_since("APBILL", since).await.unwrap();
     assert_eq!(
-        deleted
-            .iter()
-            .filter_map(|d| d.recordno)
-            .collect::<Vec<_>>(),
-        [victim],
+        deleted.iter().map(|d| d.recordno).collect::<Vec<_>>(),
+        [Some(bill)],
         "{deleted:?}"
     );
+    // Which RECORDNOs Intacct still has.
+    let mut present = client
+        .present_keys("VENDOR", &[victim, victim + 1, 999_999])
+        .await
+        .unwrap();
+    present.sort_unstable();
+    assert_eq!(present, [victim + 1]);
     sim.shutdown().await;
 }
 

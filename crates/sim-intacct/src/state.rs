@@ -121,6 +121,18 @@ impl State {
         };
         let now = self.clock.now();
         let mut store = self.store.write().expect("store lock");
+        // AUDITHISTORY names the record by its unique name field where it has one (VENDORID,
+        // CUSTOMERID, ...), else as `RECORDNO--REC` (`ObjectDef::audit_key_field` gives the source).
+        let object_key = match def.audit_key_field() {
+            Some(field) => {
+                let Some(record) = store.get(def, recordno) else {
+                    return false;
+                };
+                let i = def.field_index(field).expect("audit key field defined");
+                record.text(i).to_string()
+            }
+            None => format!("{recordno}--REC"),
+        };
         let Some(name) = store.delete(def, recordno) else {
             return false;
         };
@@ -129,7 +141,7 @@ impl State {
         {
             let mut ev = BTreeMap::new();
             ev.insert("OBJECTTYPE".to_string(), def.name.to_ascii_lowercase());
-            ev.insert("OBJECTKEY".to_string(), format!("{recordno}--REC"));
+            ev.insert("OBJECTKEY".to_string(), object_key);
             ev.insert("OBJECTDESC".to_string(), name);
             ev.insert("USERID".to_string(), self.cfg.user_id.clone());
             ev.insert("ACCESSMODE".to_string(), "D".to_string());

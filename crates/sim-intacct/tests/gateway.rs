@@ -812,9 +812,28 @@ async fn seeded_data_looks_like_a_real_company() {
     }));
     assert_eq!(sim.records("LOCATION").len(), 3);
     let audit = sim.records("AUDITHISTORY");
-    assert!(audit.iter().all(|r| r["ACCESSMODE"] == "D"
-        && r["OBJECTKEY"].ends_with("--REC")
-        && r["OBJECTTYPE"] == r["OBJECTTYPE"].to_lowercase()));
+    assert!(
+        audit
+            .iter()
+            .all(|r| r["ACCESSMODE"] == "D" && r["OBJECTTYPE"] == r["OBJECTTYPE"].to_lowercase())
+    );
+    // OBJECTKEY is the object's unique name field: the business ID of a vendor or a customer,
+    // `RECORDNO--REC` for a bill.
+    for r in &audit {
+        let key = &r["OBJECTKEY"];
+        let ok = match r["OBJECTTYPE"].as_str() {
+            "vendor" => key.starts_with('V') && !key.ends_with("--REC"),
+            "customer" => key.starts_with('C') && !key.ends_with("--REC"),
+            "apbill" => key
+                .strip_suffix("--REC")
+                .is_some_and(|n| n.parse::<u64>().is_ok()),
+            other => panic!("unexpected seeded delete of {other}"),
+        };
+        assert!(ok, "{r:?}");
+    }
+    for kind in ["vendor", "customer", "apbill"] {
+        assert!(audit.iter().any(|r| r["OBJECTTYPE"] == kind), "{kind}");
+    }
     // lookup: types and a custom field.
     let (_, doc) = post(
         &sim.endpoint(),
@@ -890,6 +909,12 @@ async fn admin_writes_move_whenmodified_and_record_deletes() {
     assert_eq!(r3["WHENMODIFIED"], sim.now());
     assert!(ts(&r3["WHENMODIFIED"]).unwrap() > ts(&created["WHENMODIFIED"]).unwrap());
 
+    let vendor_4_id = sim
+        .records("VENDOR")
+        .into_iter()
+        .find(|r| r["RECORDNO"] == "4")
+        .unwrap()["VENDORID"]
+        .clone();
     let resp = http
         .delete(format!("{base}/admin/records/VENDOR/4"))
         .send()
@@ -902,7 +927,9 @@ async fn admin_writes_move_whenmodified_and_record_deletes() {
         "a",
         "AUDITHISTORY",
         &["OBJECTKEY", "ACCESSTIME"],
-        "<and><equalto><field>OBJECTTYPE</field><value>vendor</value></equalto><equalto><field>ACCESSMODE</field><value>D</value></equalto><equalto><field>OBJECTKEY</field><value>4--REC</value></equalto></and>",
+        &format!(
+            "<and><equalto><field>OBJECTTYPE</field><value>vendor</value></equalto><equalto><field>ACCESSMODE</field><value>D</value></equalto><equalto><field>OBJECTKEY</field><value>{vendor_4_id}</value></equalto></and>"
+        ),
         "",
         10,
         0,
@@ -1331,5 +1358,66 @@ async fn whitespace_option_and_seeded_probability_faults() {
         "{:?}",
         runs[0]
     );
+    sim.shutdown().await;
+}
+
+/// The AUDITHISTORY delete event a deletion of `object`'s record `recordno` writes, read back
+/// through the gateway.
+async fn delete_event_key(sim: &Simulator, object: &str, recordno: u64) -> String {
+    assert!(sim.delete(object, recordno), "{object} {recordno}");
+    let q = query(
+        "a",
+        "AUDITHISTORY",
+        &["OBJECTKEY", "ID"],
+        &format!(
+            "<and><equalto><field>OBJECTTYPE</field><value>{}</value></equalto>\
+             <equalto><field>ACCESSMODE</field><value>D</value></equalto>\
+             <equalto><field>ACCESSTIME</field><value>{}</value></equalto></and>",
+            object.to_lowercase(),
+            sim.now()
+        ),
+        "",
+        10,
+        0,
+    );
+    let (_, doc) = post(&sim.endpoint(), envelope(&login(), &q)).await;
+    assert_eq!(attr(&doc, "data", "count").as_deref(), Some("1"), "{doc}");
+    first(&doc, "OBJECTKEY").unwrap()
+}
+
+#[tokio::test]
+async fn delete_events_name_master_data_by_its_business_id() {
+    let sim = tiny().await;
+    sim.advance_clock(Duration::from_secs(60));
+    for (object, id_field) in [
+        ("VENDOR", "VENDORID"),
+        ("CUSTOMER", "CUSTOMERID"),
+        ("DEPARTMENT", "DEPARTMENTID"),
+        ("LOCATION", "LOCATIONID"),
+        ("CLASS", "CLASSID"),
+        ("PROJECT", "PROJECTID"),
+        ("EMPLOYEE", "EMPLOYEEID"),
+        ("ITEM", "ITEMID"),
+        ("GLACCOUNT", "ACCOUNTNO"),
+    ] {
+        sim.advance_clock(Duration::from_secs(1));
+        let record = sim.records(object).into_iter().next().unwrap();
+        let recordno: u64 = record["RECORDNO"].parse().unwrap();
+        assert!(!record[id_field].is_empty(), "{object}");
+        let key = delete_event_key(&sim, object, recordno).await;
+        assert_eq!(key, record[id_field], "{object}");
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_events_name_documents_by_recordno() {
+    let sim = tiny().await;
+    for object in ["APBILL", "APPYMT"] {
+        sim.advance_clock(Duration::from_secs(1));
+        let recordno: u64 = sim.records(object)[0]["RECORDNO"].parse().unwrap();
+        let key = delete_event_key(&sim, object, recordno).await;
+        assert_eq!(key, format!("{recordno}--REC"), "{object}");
+    }
     sim.shutdown().await;
 }

@@ -139,6 +139,36 @@ impl ObjectDef {
         self.field_index(self.key_field).expect("key field defined")
     }
 
+    /// The field whose value AUDITHISTORY writes as `OBJECTKEY` for this object, or `None` where it
+    /// writes the `RECORDNO--REC` form.
+    ///
+    /// Sage's AUDITHISTORY reference defines `OBJECTKEY` as the object's unique name field, which
+    /// differs by object (developer.intacct.com, "Audit trails"; RECORDNO on APBILL, LOGINID on
+    /// USERINFO). Estuary's Sage Intacct connector met it on real tenants (estuary/connectors
+    /// issue 5207, pull request 5217): `VENDORID` for a vendor, `CUSTOMERID` for a customer, and
+    /// `123--REC` only for objects keyed by RECORDNO. The other master-data objects are named by
+    /// their ID field as those two are (the field `readByName` takes); documents, GL entries and
+    /// balances have no unique name but their RECORDNO.
+    pub fn audit_key_field(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Vendor => Some("VENDORID"),
+            Kind::Customer => Some("CUSTOMERID"),
+            Kind::GlAccount => Some("ACCOUNTNO"),
+            Kind::Department => Some("DEPARTMENTID"),
+            Kind::Location => Some("LOCATIONID"),
+            Kind::Class => Some("CLASSID"),
+            Kind::Project => Some("PROJECTID"),
+            Kind::Employee => Some("EMPLOYEEID"),
+            Kind::Item => Some("ITEMID"),
+            Kind::UserInfo => Some("LOGINID"),
+            Kind::ApBill
+            | Kind::ApPymt
+            | Kind::GlEntry
+            | Kind::GlAccountBalance
+            | Kind::AuditHistory => None,
+        }
+    }
+
     /// The record tag used by readByQuery/readMore (lowercase) and query/read (uppercase).
     pub fn lower_tag(&self) -> String {
         self.name.to_ascii_lowercase()

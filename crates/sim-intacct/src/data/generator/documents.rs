@@ -99,8 +99,15 @@ impl Generator {
             _ => ("customer", 1, self.count(Kind::Customer)),
         };
         let key = base + n + idx / 3;
+        // OBJECTKEY is the object's unique name field (`ObjectDef::audit_key_field` gives the
+        // source): the business ID of a vendor or a customer, `RECORDNO--REC` for a bill.
+        let object_key = match obj {
+            "vendor" => self.vendor_id(key - base),
+            "customer" => format!("C{:05}", key - base + 1),
+            _ => format!("{key}--REC"),
+        };
         o.set("OBJECTTYPE", obj);
-        o.set("OBJECTKEY", format!("{key}--REC"));
+        o.set("OBJECTKEY", object_key);
         o.set("OBJECTDESC", format!("{} {key}", obj));
         o.set("USERID", self.user_id.clone());
         o.set("ACCESSMODE", "D");
