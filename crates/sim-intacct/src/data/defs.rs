@@ -1,5 +1,9 @@
 //! Object definitions: the fields of each simulated object, their Intacct data types, lookup metadata,
 //! and the database characters readByQuery strings use for validated lists.
+//!
+//! Over 700 lines on purpose: it is one table, an object's definition a screen, read top to bottom
+//! like the `lookup` answers it reproduces; split, an object's fields would stand apart from the
+//! others they are compared with.
 
 /// Intacct `DATATYPE` as `lookup` reports it; drives comparisons in filters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
