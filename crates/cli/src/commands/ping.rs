@@ -87,10 +87,15 @@ pub async fn intacct_query(
     let mut query = Query::new(&object, &field_refs);
     query.filter = filter;
     query.page_size = Some(limit.clamp(1, 2000));
-    let page = client.query(query).await?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    use std::io::Write;
+    let page = match client.query(query).await {
+        Ok(page) => page,
+        // Refused credentials or permissions are the user's to fix: said plainly, exit code 4.
+        Err(e) if e.is_refusal() => {
+            eprintln!("error: {e}");
+            return Ok(exit::REFUSED);
+        }
+        Err(e) => return Err(e.into()),
+    };
     for r in page.records.iter().take(limit as usize) {
         // Fields in Intacct's order (a JSON map would sort them).
         let mut line = String::from("{");
@@ -103,7 +108,7 @@ pub async fn intacct_query(
             line.push_str(&serde_json::to_string(v)?);
         }
         line.push('}');
-        writeln!(out, "{line}")?;
+        crate::outln!("{line}");
     }
     Ok(exit::OK)
 }

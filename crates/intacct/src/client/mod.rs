@@ -185,7 +185,7 @@ impl IntacctClient {
         let mut resp = self.call("query", &f).await?;
         single_result(&resp, "query")?;
         let r = take_result(&mut resp, 0);
-        Ok(page_from(&object, r, Pass::Query))
+        page_from(&object, r, Pass::Query)
     }
 
     /// Several queries in one request (several functions, uniqueid=false); results in order.
@@ -237,7 +237,7 @@ impl IntacctClient {
         let mut pages = Vec::with_capacity(results.len());
         for (i, r) in results.into_iter().enumerate() {
             check_result(&r)?;
-            pages.push(page_from(&objects[i], r, Pass::Query));
+            pages.push(page_from(&objects[i], r, Pass::Query)?);
         }
         Ok(pages)
     }

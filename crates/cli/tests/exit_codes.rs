@@ -1,0 +1,117 @@
+//! The exit codes the README documents, asserted on the binary for the cases a new user meets first:
+//! refused credentials (4) from every command that signs in, a connector defect (1), bad usage (2).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{World, tiny_intacct, write_config};
+
+fn bin(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ml-connector"))
+        .arg("--config")
+        .arg(config)
+        .args(["--log-format", "json"])
+        .args(args)
+        .env_remove("ML_CONNECTOR_MASTER_KEY")
+        .env_remove("ML_CONNECTOR_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+async fn run(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let (c, a, s) = (
+        config.to_path_buf(),
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        stdin.map(str::to_string),
+    );
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        bin(&c, &refs, s.as_deref())
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_exit_4_from_every_command_that_signs_in() {
+    let w = World::start(tiny_intacct()).await;
+    let config = w.dir.path().join("ml-connector.toml");
+    write_config(&w, &config);
+    std::fs::create_dir_all(w.dir.path().join("state")).unwrap();
+    ml_store::crypto::MasterKey::create_file(&w.dir.path().join("state/master.key")).unwrap();
+    let sender = ml_sim_intacct::DEFAULT_SENDER_PASSWORD;
+    let out = run(
+        &config,
+        &["credentials", "set", "intacct", "--stdin"],
+        Some(&format!("{sender}\nnot-the-password\n")),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let secret = ml_sim_powerbi::DEFAULT_CLIENT_SECRET;
+    let out = run(
+        &config,
+        &["credentials", "set", "powerbi", "--stdin"],
+        Some(&format!("{secret}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    for args in [
+        vec!["intacct", "ping"],
+        vec!["intacct", "query", "VENDOR", "--limit", "1"],
+        vec!["sync", "--quiet"],
+    ] {
+        let out = run(&config, &args, None).await;
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("Sign-in information is incorrect"),
+            "{args:?}: {}",
+            text(&out)
+        );
+    }
+    // A wrong sender password is refused too, and says what to check.
+    let out = run(
+        &config,
+        &["credentials", "set", "intacct", "--stdin"],
+        Some(&format!(
+            "wrong-sender-secret\n{}\n",
+            ml_sim_intacct::DEFAULT_USER_PASSWORD
+        )),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        &config,
+        &["intacct", "query", "VENDOR", "--limit", "1"],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("sender ID and sender password"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("Sage support"), "{}", text(&out));
+}
