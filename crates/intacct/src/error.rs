@@ -197,13 +197,13 @@ impl IntacctError {
                 "Use the https://*.intacct.com gateway URL (loopback http only with allow_loopback_http, for the simulator)."
             }
             ErrorKind::Connect => {
-                "Check network access to the Intacct gateway; the call is retried automatically."
+                "Check network access to the Intacct gateway (proxy, firewall, DNS); calls are retried with backoff before they fail."
             }
             ErrorKind::Timeout => {
-                "Intacct did not answer in time; the call is retried. If it persists, select fewer fields, use smaller pages or raise request_timeout."
+                "Intacct did not answer in time (calls are retried before they fail); if it persists, select fewer fields, use smaller pages or raise request_timeout."
             }
             ErrorKind::Unavailable => {
-                "Intacct or its CDN is having trouble; the call is retried with backoff. If it persists, check status.sage.com and try later."
+                "Intacct or its CDN is having trouble (calls are retried with backoff before they fail); if it persists, check status.sage.com and try later."
             }
             ErrorKind::BadResponse => {
                 "The gateway sent a document we cannot use; report it with the Support ID if one is shown."
@@ -242,7 +242,7 @@ impl IntacctError {
                 "A selected field does not exist or cannot be queried; refresh the field list (lookup) and remove it."
             }
             ErrorKind::TemporarilyUnavailable => {
-                "Intacct is temporarily off-line; the call is retried later."
+                "Intacct is temporarily off-line (calls are retried with backoff before they fail); the next run tries again."
             }
             ErrorKind::TransactionAborted => {
                 "Another function of the same transaction failed; see its error."

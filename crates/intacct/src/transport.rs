@@ -171,16 +171,44 @@ impl Transport {
                     let may_retry = e.retryable
                         && attempt < self.retry.max_attempts
                         && started.elapsed() + delay <= self.retry.max_elapsed;
-                    warn!(
-                        function = what,
-                        attempt,
-                        retrying = may_retry,
-                        kind = ?e.kind,
-                        http_status = e.http_status,
-                        errorno = e.errorno().unwrap_or(""),
-                        "intacct call failed"
-                    );
+                    // Said at once, with what happens next: a user watching a sync sees "retry 3 of
+                    // 8 in 20 s" instead of minutes of silence.
+                    if may_retry {
+                        warn!(
+                            function = what,
+                            attempt,
+                            kind = ?e.kind,
+                            http_status = e.http_status,
+                            errorno = e.errorno().unwrap_or(""),
+                            "intacct call failed ({}); retry {} of {} in {:.0?}",
+                            brief(&e),
+                            attempt,
+                            self.retry.max_attempts - 1,
+                            delay
+                        );
+                    } else {
+                        warn!(
+                            function = what,
+                            attempt,
+                            kind = ?e.kind,
+                            http_status = e.http_status,
+                            errorno = e.errorno().unwrap_or(""),
+                            "intacct call failed ({}); not retried",
+                            brief(&e)
+                        );
+                    }
                     if !may_retry {
+                        let mut e = e;
+                        if e.retryable && attempt > 1 {
+                            let gave_up = format!(
+                                "gave up after {attempt} attempts in {:.0?}",
+                                started.elapsed()
+                            );
+                            e.context = Some(match e.context.take() {
+                                Some(c) => format!("{c}; {gave_up}"),
+                                None => gave_up,
+                            });
+                        }
                         return Err(e);
                     }
                     tokio::time::sleep(delay).await;
@@ -188,6 +216,17 @@ impl Transport {
                 }
             }
         }
+    }
+}
+
+/// What failed, in a few words, for the retry log line.
+fn brief(e: &IntacctError) -> String {
+    match (&e.kind, e.http_status) {
+        (ErrorKind::Connect, _) => "Intacct unreachable".into(),
+        (ErrorKind::Timeout, _) => "no answer in time".into(),
+        (ErrorKind::RateLimited, _) => "throttled".into(),
+        (kind, Some(status)) => format!("{kind:?}, HTTP {status}"),
+        (kind, None) => format!("{kind:?}"),
     }
 }
 

@@ -127,6 +127,11 @@ async fn no_secret_in_logs_errors_or_debug() {
         "the capture works: {log}"
     );
     assert!(log.contains("intacct call failed"), "failures are logged");
+    // ... at once, with what happens next (the 503 above is retried).
+    assert!(
+        log.contains("); retry 1 of "),
+        "retries are announced: {log}"
+    );
     texts.push(log);
     for t in &texts {
         for secret in [
