@@ -115,3 +115,52 @@ async fn refused_credentials_exit_4_from_every_command_that_signs_in() {
     );
     assert!(!text(&out).contains("Sage support"), "{}", text(&out));
 }
+
+/// An object the company does not have (a typo): `ping` names it with Intacct's words and exits 2;
+/// a sync fails that stream only, with Intacct's error, and delivers the others (exit 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misspelt_object_is_found_by_ping_and_fails_only_its_stream() {
+    let mut w = World::start(tiny_intacct()).await;
+    w.cfg.streams.retain(|s| s.object == "VENDOR");
+    let mut typo = w.cfg.streams[0].clone();
+    typo.object = "LOCATIONS".into();
+    w.cfg.streams.push(typo);
+    let config = w.dir.path().join("ml-connector.toml");
+    write_config(&w, &config);
+    std::fs::create_dir_all(w.dir.path().join("state")).unwrap();
+    ml_store::crypto::MasterKey::create_file(&w.dir.path().join("state/master.key")).unwrap();
+    let out = run(
+        &config,
+        &["credentials", "set", "intacct", "--stdin"],
+        Some(&format!(
+            "{}\n{}\n",
+            ml_sim_intacct::DEFAULT_SENDER_PASSWORD,
+            ml_sim_intacct::DEFAULT_USER_PASSWORD
+        )),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        &config,
+        &["credentials", "set", "powerbi", "--stdin"],
+        Some(&format!("{}\n", ml_sim_powerbi::DEFAULT_CLIENT_SECRET)),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = run(&config, &["ping"], None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("stream LOCATIONS"), "{said}");
+    assert!(said.contains("not found"), "{said}");
+
+    let out = run(&config, &["sync", "--quiet"], None).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("not found"), "{said}");
+    assert!(!said.contains("table not found"), "{said}");
+    assert!(
+        !w.table("Vendors").is_empty(),
+        "the other stream was delivered"
+    );
+}

@@ -9,6 +9,7 @@ use ml_powerbi::{Batch, BatchOutcome, Batcher, PushLimits, Pusher, TableTarget};
 
 use crate::exit;
 use ml_connector::app::{self, App};
+use ml_connector::config::ConnectionConfig;
 use ml_connector::destination::powerbi::pacing;
 
 /// Both systems; one verdict each.
@@ -42,13 +43,51 @@ pub async fn intacct(app: &App, connection: Option<&str>) -> Result<u8> {
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_else(|| "(not reported)".into())
             );
-            Ok(exit::OK)
+            Ok(check_objects(&client, cfg).await)
         }
         Err(e) => {
             crate::outln!("Intacct   FAIL  {e}");
             Ok(exit::REFUSED)
         }
     }
+}
+
+/// Every configured stream's object must exist in the company (`lookup`): a typo fails here,
+/// with Intacct's words, instead of in the middle of the first sync.
+async fn check_objects(client: &ml_intacct::IntacctClient, cfg: &ConnectionConfig) -> u8 {
+    let mut code = exit::OK;
+    for stream in &cfg.streams {
+        let object = if stream.kind == ml_connector::catalogue::StreamKind::Balances {
+            "GLACCOUNTBALANCE"
+        } else {
+            stream.object.as_str()
+        };
+        match client.lookup(object).await {
+            Ok(_) => {}
+            Err(e) if e.is_refusal() => {
+                crate::outln!("Intacct   FAIL  stream {}: {e}", stream.object);
+                code = code.max(exit::REFUSED);
+            }
+            Err(e) if e.kind == ml_intacct::ErrorKind::ObjectNotFound => {
+                crate::outln!(
+                    "Intacct   FAIL  stream {}: {e} Fix `object` in the configuration (`ml-connector intacct query OBJECT --limit 1` tries a name).",
+                    stream.object
+                );
+                code = code.max(exit::USAGE);
+            }
+            Err(e) => {
+                crate::outln!("Intacct   FAIL  stream {}: {e}", stream.object);
+                code = code.max(exit::FAILURE);
+            }
+        }
+    }
+    if code == exit::OK && !cfg.streams.is_empty() {
+        crate::outln!(
+            "Intacct   OK    {} configured object(s) found",
+            cfg.streams.len()
+        );
+    }
+    code
 }
 
 pub async fn intacct_query(

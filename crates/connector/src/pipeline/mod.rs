@@ -318,6 +318,9 @@ impl Connection {
                     .collect::<plan::FieldTypes>(),
             ),
             Err(e) if e.is_retryable() => return Err(e.into()),
+            // An object this company does not have (a typo such as LOCATIONS): Intacct's own error,
+            // on this stream only; its table is left out of the dataset's preparation.
+            Err(e) if e.kind == ml_intacct::ErrorKind::ObjectNotFound => return Err(e.into()),
             Err(e) => {
                 // `lookup` succeeds even without read permission (reference §5.5), so a failure here is
                 // unusual; fall back to the catalogue and let the read itself report what is wrong.
