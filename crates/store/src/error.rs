@@ -17,6 +17,12 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     #[error(
+        "the state store {location} is damaged ({detail}). Restore your last backup with \
+         `ml-connector store restore FILE`, or move the file aside to start afresh (the next sync \
+         then reads everything from Intacct again and rebuilds the tables; the audit trail starts anew)"
+    )]
+    Damaged { location: String, detail: String },
+    #[error(
         "applying the state store migrations failed: {0}. The database may have been written by a newer \
          ml-connector, or edited by hand; restore it from a backup or point the connector at a new database"
     )]

@@ -32,6 +32,7 @@
 //! | [`crypto`]              | [`MasterKey`], [`seal`]/[`open`] of credentials (XChaCha20-Poly1305) |
 //! | [`rotate`]              | re-encrypting every credential under a new master key in one transaction |
 //! | [`export`]              | audit export as CSV or JSON lines |
+//! | [`backup`]              | SQLite backup (`VACUUM INTO`) and checked restore; telling a damaged file from other failures |
 //! | [`error`]               | [`StoreError`] |
 //!
 //! Both back ends apply their embedded, checksummed migrations (`migrations/sqlite`,
@@ -39,6 +40,7 @@
 
 pub mod audit;
 mod backend;
+pub mod backup;
 pub mod crypto;
 pub mod error;
 pub mod export;

@@ -68,9 +68,14 @@ fn private_file(_path: &std::path::Path) -> std::io::Result<()> {
 impl SqliteStore {
     /// Opens (creating the file and its directory if needed) and migrates.
     pub async fn open(path: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open {
-            location: path.display().to_string(),
-            source,
+        let open_err = |source: sqlx::Error| {
+            if crate::backup::is_damage(&source) {
+                return crate::backup::damaged(path, &source);
+            }
+            StoreError::Open {
+                location: path.display().to_string(),
+                source,
+            }
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_err(sqlx::Error::Io(e)))?;
@@ -107,7 +112,17 @@ impl SqliteStore {
             )
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&writer)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(source)
+                    if crate::backup::is_damage(&source) =>
+                {
+                    crate::backup::damaged(path, &source)
+                }
+                e => StoreError::Migrate(e),
+            })?;
         let pool = SqlitePoolOptions::new()
             .max_connections(3)
             .connect_with(opts)
