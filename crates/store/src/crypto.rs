@@ -62,7 +62,9 @@ pub enum CryptoError {
         source: std::io::Error,
     },
     #[error(
-        "no master key: set {env} or create a key file with `ml-connector init` (looked for {path})"
+        "no master key at {path}: restore that file from your backup (stored credentials can only be \
+         read with the key that sealed them), or set {env} to the key; a new installation creates one \
+         with `ml-connector init --key-only` and then stores its credentials again"
     )]
     NoKey { env: &'static str, path: PathBuf },
     #[error(
