@@ -306,6 +306,30 @@ pub struct StreamState {
     pub last_loaded_run: Option<RunId>,
     /// Rows believed to be in the Power BI table.
     pub table_rows: u64,
+    /// Bumped by every staged page that changed the stream's mirror (insert, update, delete): a
+    /// rebuild started at one version and resumed at the same one reads the same mirror.
+    pub mirror_version: u64,
+    /// How far a rebuild of the table got, while it is dirty (None: no rebuild in progress, or
+    /// the table was changed since in a way that makes its rows unknown).
+    pub rebuild: Option<RebuildProgress>,
+}
+
+/// A rebuild's progress (`Store::save_rebuild_progress`): what it may resume from without emptying
+/// the table again, when the mirror is still at `mirror_version`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebuildProgress {
+    /// The stream's `mirror_version` when the rebuild read the mirror's first page.
+    pub mirror_version: u64,
+    /// The mirror page cursor (`MirrorRows::cursor`) up to which every row is in the table; None:
+    /// none yet (the rebuild starts from the first page).
+    pub cursor: Option<String>,
+    /// The rows in the table: those up to `cursor` and those of the pages in `done`.
+    pub rows: u64,
+    /// Pages beyond `cursor` already in the table, each named by the cursor it was read after
+    /// (batches complete out of order).
+    pub done: Vec<String>,
+    /// The rows of a page of this rebuild: a resumed rebuild reads the same pages.
+    pub page_rows: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

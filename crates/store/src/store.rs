@@ -156,10 +156,20 @@ pub trait Store: Send + Sync {
     ) -> R<Vec<(String, String)>>;
     async fn stream_state(&self, connection: &str, stream: &str) -> R<StreamState>;
     /// Flags a replace table for a rebuild from the mirror before anything makes the Power BI table
-    /// differ from it (emptying it, changing its schema); its row count is 0 until the rebuild is done.
+    /// differ from it (emptying it, changing its schema); its row count is 0 until the rebuild is done,
+    /// and any rebuild progress is forgotten (the next rebuild starts by emptying the table).
     async fn mark_dirty(&self, connection: &str, stream: &str) -> R<()>;
+    /// Records how far the rebuild of a dirty table got (and `table_rows = progress.rows`); does
+    /// nothing when the table is not dirty. `mark_dirty` and `mark_reloaded` forget it.
+    async fn save_rebuild_progress(
+        &self,
+        connection: &str,
+        stream: &str,
+        progress: &RebuildProgress,
+    ) -> R<()>;
     /// One transaction: an audit entry per batch; when every batch was accepted the stream is
-    /// clean and `last_loaded_run = run`, otherwise it stays dirty. `table_rows = rows` either way.
+    /// clean and `last_loaded_run = run`, otherwise it stays dirty. `table_rows = rows` either way,
+    /// and any rebuild progress is forgotten.
     async fn mark_reloaded(
         &self,
         connection: &str,

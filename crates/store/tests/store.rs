@@ -38,6 +38,7 @@ conformance_tests!(
     outbox_delivery,
     replace_mode_and_mirror,
     mark_dirty_flags_a_rebuild,
+    rebuild_progress_and_mirror_version,
     replay_as_of_run,
     dataset_state,
     push_history,

@@ -245,3 +245,70 @@ async fn a_version_5_mirror_is_read_whole_after_the_upgrade() {
     );
     store.close().await;
 }
+
+/// Migration 0008 adds the mirror's version and a rebuild's progress to the stream state: a
+/// version 7 store's states keep their flags and counts, have no rebuild in progress (the next
+/// rebuild of a dirty table starts with a delete, as before), and staging moves the version.
+#[tokio::test]
+async fn a_version_7_stream_state_has_no_rebuild_in_progress_after_the_upgrade() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.sqlite");
+    {
+        let pool = schema_at_version(&path, 7, 0).await;
+        for (stream, dirty, rows) in [("VENDOR", 1, 40), ("CLASS", 0, 7)] {
+            sqlx::query(
+                "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
+                 VALUES (1, $1, $2, NULL, $3)",
+            )
+            .bind(stream)
+            .bind(dirty)
+            .bind(rows)
+            .execute(&pool)
+            .await
+            .expect("stream state");
+        }
+        pool.close().await;
+    }
+
+    let store = open(&StoreLocation::Sqlite(path))
+        .await
+        .expect("open upgrades");
+    let vendor = store.stream_state("acme", "VENDOR").await.expect("state");
+    assert_eq!(
+        (
+            vendor.dirty,
+            vendor.table_rows,
+            vendor.mirror_version,
+            vendor.rebuild
+        ),
+        (true, 40, 0, None)
+    );
+    let class = store.stream_state("acme", "CLASS").await.expect("state");
+    assert_eq!(
+        (class.dirty, class.table_rows, class.rebuild),
+        (false, 7, None)
+    );
+
+    let run = store.begin_run("acme", "manual").await.expect("run");
+    store
+        .stage_page(ml_store::StagePage {
+            connection: "acme".into(),
+            run,
+            stream: "VENDOR".into(),
+            mode: ml_store::StageMode::Replace,
+            records: vec![ml_store::StagedRecord {
+                key: "1".into(),
+                when_modified: None,
+                source_hash: "h".into(),
+                row_json: "{}".into(),
+            }],
+            deletes: vec![],
+            failed: vec![],
+            pending_cursor: None,
+        })
+        .await
+        .expect("stage");
+    let vendor = store.stream_state("acme", "VENDOR").await.expect("state");
+    assert_eq!((vendor.mirror_version, vendor.table_rows), (1, 40));
+    store.close().await;
+}

@@ -56,6 +56,7 @@ macro_rules! impl_dispatch {
             // stream_state
             stream_state(connection: &str, stream: &str) -> StreamState;
             mark_dirty(connection: &str, stream: &str) -> ();
+            save_rebuild_progress(connection: &str, stream: &str, progress: &RebuildProgress) -> ();
             mark_reloaded(connection: &str, stream: &str, run: RunId, rows: u64, batches: &[Delivery]) -> ();
 
             // replay

@@ -127,11 +127,19 @@ macro_rules! impl_staging {
                     }));
 
                 let changed = summary.inserted + summary.updated + summary.deleted > 0;
-                if mode == StageMode::Replace && changed {
-                    sqlx::query(
-                        "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows) \
-                         VALUES ($1, $2, 1, NULL, 0) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1",
-                    )
+                if changed {
+                    // The mirror changed: a new version (an interrupted rebuild of the table then
+                    // starts over rather than resuming), and a replace table is dirty. One statement
+                    // a changed page; append streams' mirrors count too, should the mode change.
+                    sqlx::query(if mode == StageMode::Replace {
+                        "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows, mirror_version) \
+                         VALUES ($1, $2, 1, NULL, 0, 1) ON CONFLICT (connection_id, stream) DO UPDATE SET dirty = 1, \
+                         mirror_version = stream_state.mirror_version + 1"
+                    } else {
+                        "INSERT INTO stream_state (connection_id, stream, dirty, last_loaded_run, table_rows, mirror_version) \
+                         VALUES ($1, $2, 0, NULL, 0, 1) ON CONFLICT (connection_id, stream) DO UPDATE SET \
+                         mirror_version = stream_state.mirror_version + 1"
+                    })
                     .bind(cid)
                     .bind(stream.as_str())
                     .execute(&mut *tx)

@@ -746,12 +746,15 @@ pub async fn replace_mode_and_mirror(db: Arc<TestDb>) {
     s.mark_reloaded("acme", "VENDOR", r1, 5, &[ok("R1"), ok("R2")])
         .await
         .unwrap();
+    let st = s.stream_state("acme", "VENDOR").await.unwrap();
     assert_eq!(
-        s.stream_state("acme", "VENDOR").await.unwrap(),
+        st,
         StreamState {
             dirty: false,
             last_loaded_run: Some(r1),
-            table_rows: 5
+            table_rows: 5,
+            mirror_version: st.mirror_version,
+            rebuild: None,
         }
     );
     // Nothing changed: stays clean.
@@ -1872,4 +1875,155 @@ pub async fn mirror_keys_by_column_find_business_ids(db: Arc<TestDb>) {
         find("VENDORID", &["V-1", "V-2"]).await,
         vec![pair("V-1", "1"), pair("V-2", "2"), pair("V-2", "4")]
     );
+}
+
+/// A rebuild's progress is kept while its table is dirty and forgotten by `mark_dirty` and
+/// `mark_reloaded`; the mirror's version moves with every staged page that changed the mirror
+/// (inserts, updates, deletes, append streams too) and with nothing else.
+pub async fn rebuild_progress_and_mirror_version(db: Arc<TestDb>) {
+    let s = &*db.store;
+    s.ensure_connection("acme").await.unwrap();
+    let r1 = s.begin_run("acme", "manual").await.unwrap();
+    let version = |st: &StreamState| st.mirror_version;
+    let recs: Vec<_> = ["a", "b", "c"].iter().map(|k| rec(k, 1)).collect();
+    s.stage_page(page("acme", r1, "VENDOR", StageMode::Replace, recs))
+        .await
+        .unwrap();
+    let st = s.stream_state("acme", "VENDOR").await.unwrap();
+    assert!(st.dirty);
+    assert_eq!(st.rebuild, None);
+    let v1 = version(&st);
+    assert!(v1 > 0, "{st:?}");
+
+    // Unchanged records leave the version alone.
+    s.stage_page(page(
+        "acme",
+        r1,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("a", 1)],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        version(&s.stream_state("acme", "VENDOR").await.unwrap()),
+        v1
+    );
+
+    // A rebuild starts: dirty, then its progress.
+    s.mark_dirty("acme", "VENDOR").await.unwrap();
+    let progress = RebuildProgress {
+        mirror_version: v1,
+        cursor: Some("17".into()),
+        rows: 2,
+        done: vec!["19".into(), "23".into()],
+        page_rows: 1,
+    };
+    s.save_rebuild_progress("acme", "VENDOR", &progress)
+        .await
+        .unwrap();
+    let st = s.stream_state("acme", "VENDOR").await.unwrap();
+    assert_eq!(st.rebuild.as_ref(), Some(&progress));
+    assert_eq!(st.table_rows, 2, "the rows confirmed are in the table");
+    assert_eq!(version(&st), v1);
+
+    // An update, an insert and a delete each move the version; the progress stays (the reader
+    // compares versions).
+    s.stage_page(page(
+        "acme",
+        r1,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("a", 2)],
+    ))
+    .await
+    .unwrap();
+    let v2 = version(&s.stream_state("acme", "VENDOR").await.unwrap());
+    assert!(v2 > v1);
+    s.stage_page(page(
+        "acme",
+        r1,
+        "VENDOR",
+        StageMode::Replace,
+        vec![rec("d", 1)],
+    ))
+    .await
+    .unwrap();
+    let v3 = version(&s.stream_state("acme", "VENDOR").await.unwrap());
+    assert!(v3 > v2);
+    let mut p = page("acme", r1, "VENDOR", StageMode::Replace, vec![]);
+    p.deletes = vec!["b".into()];
+    s.stage_page(p).await.unwrap();
+    let st = s.stream_state("acme", "VENDOR").await.unwrap();
+    assert!(version(&st) > v3);
+    assert_eq!(st.rebuild.as_ref(), Some(&progress));
+    // Deleting a key the mirror does not hold changes nothing.
+    let v4 = version(&st);
+    let mut p = page("acme", r1, "VENDOR", StageMode::Replace, vec![]);
+    p.deletes = vec!["zzz".into()];
+    s.stage_page(p).await.unwrap();
+    assert_eq!(
+        version(&s.stream_state("acme", "VENDOR").await.unwrap()),
+        v4
+    );
+
+    // Append streams' mirrors have versions too; streams are apart.
+    s.stage_page(page(
+        "acme",
+        r1,
+        "APBILL",
+        StageMode::Append,
+        vec![rec("x", 1)],
+    ))
+    .await
+    .unwrap();
+    let bills = s.stream_state("acme", "APBILL").await.unwrap();
+    assert!(bills.mirror_version > 0 && !bills.dirty, "{bills:?}");
+    assert_eq!(
+        version(&s.stream_state("acme", "VENDOR").await.unwrap()),
+        v4
+    );
+
+    // mark_dirty forgets the progress (the table is to be emptied again).
+    s.mark_dirty("acme", "VENDOR").await.unwrap();
+    let st = s.stream_state("acme", "VENDOR").await.unwrap();
+    assert_eq!(st.rebuild, None);
+    assert_eq!(st.table_rows, 0);
+    assert_eq!(version(&st), v4, "marks leave the version alone");
+
+    // So does mark_reloaded; and a clean table keeps none.
+    let fresh = RebuildProgress {
+        mirror_version: v4,
+        cursor: None,
+        rows: 0,
+        done: Vec::new(),
+        page_rows: 10,
+    };
+    s.save_rebuild_progress("acme", "VENDOR", &fresh)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.stream_state("acme", "VENDOR").await.unwrap().rebuild,
+        Some(fresh.clone())
+    );
+    s.mark_reloaded(
+        "acme",
+        "VENDOR",
+        r1,
+        3,
+        &[delivery(r1, "B1", DeliveryOutcome::Accepted, None)],
+    )
+    .await
+    .unwrap();
+    let st = s.stream_state("acme", "VENDOR").await.unwrap();
+    assert!(!st.dirty);
+    assert_eq!(st.rebuild, None);
+    assert_eq!(st.table_rows, 3);
+    s.save_rebuild_progress("acme", "VENDOR", &fresh)
+        .await
+        .unwrap();
+    let st = s.stream_state("acme", "VENDOR").await.unwrap();
+    assert_eq!(st.rebuild, None, "a clean table records no rebuild");
+    assert_eq!(st.table_rows, 3);
+    assert!(s.audit_verify("acme").await.unwrap().ok);
 }
