@@ -956,3 +956,169 @@ async fn a_rebuild_is_postponed_while_power_bi_does_not_answer_and_the_table_kee
     let offset = user_offset(&conn).await;
     w.assert_tables_equal_source(offset);
 }
+
+fn delete_calls(w: &World) -> u64 {
+    w.powerbi
+        .stats()
+        .requests_by_operation
+        .get("delete_rows")
+        .copied()
+        .unwrap_or(0)
+}
+
+/// A connection of `w` whose rebuilds push two rows a batch (the tiny company's 25 vendors make
+/// 13 batches, more than Power BI's 5 in flight), its pusher retrying a 5xx once, quickly, and its
+/// rebuilds passing again after `rebuild_retries`.
+async fn with_small_batches(
+    w: &World,
+    rebuild_retries: Vec<Duration>,
+) -> ml_connector::pipeline::Connection {
+    let mut conn = w.connection().await;
+    let limits = ml_powerbi::PushLimits {
+        max_rows_per_post: 2,
+        max_attempts: 2,
+        backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(10),
+        ..Default::default()
+    };
+    let client = PushDataset::of(conn.destination.as_ref(), "demo", "test")
+        .unwrap()
+        .client
+        .clone();
+    conn.destination = std::sync::Arc::new(
+        PushDataset::with_limits(client, limits, conn.clock.clone())
+            .with_rebuild_retries(rebuild_retries),
+    );
+    conn
+}
+
+/// A rebuild interrupted mid-way (the run cancelled once its first batches landed) keeps what Power
+/// BI confirmed: the next run, with the mirror unchanged, pushes only the rest, in the same pages,
+/// and deletes nothing.
+#[tokio::test]
+async fn an_interrupted_rebuild_resumes_without_deleting_again() {
+    let mut w = World::start(tiny_intacct()).await;
+    w.cfg.streams.retain(|s| s.object == "VENDOR");
+    let conn = with_small_batches(&w, Vec::new()).await;
+    let total = w.intacct.records("VENDOR").len();
+    assert!(total > 20, "{total}");
+
+    let first = opts();
+    let cancel = first.cancel.clone();
+    let events = {
+        let cancel = cancel.clone();
+        Events::new(move |e| {
+            if let ml_connector::pipeline::events::RunEvent::Pushed { rows, .. } = e
+                && *rows >= 4
+            {
+                cancel.cancel();
+            }
+        })
+    };
+    let report = conn.run(&first, &events).await.expect("run");
+    assert_eq!(report.status, RunStatus::Interrupted, "{report:#?}");
+    let landed = w.table("Vendors").len();
+    assert_eq!(landed as u64, report.streams[0].pushed, "{report:#?}");
+    assert!(landed >= 4 && landed < total, "{landed} of {total}");
+    let state = w.store.stream_state("demo", "VENDOR").await.unwrap();
+    assert!(state.dirty, "{state:?}");
+    assert_eq!(
+        state.rebuild.as_ref().map(|p| p.rows),
+        Some(landed as u64),
+        "{state:?}"
+    );
+
+    let deletes_before = delete_calls(&w);
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    assert_eq!(
+        delete_calls(&w),
+        deletes_before,
+        "the table was emptied again"
+    );
+    assert_eq!(
+        report.streams[0].pushed,
+        (total - landed) as u64,
+        "{report:#?}"
+    );
+    let offset = user_offset(&conn).await;
+    w.assert_tables_equal_source(offset);
+    let state = w.store.stream_state("demo", "VENDOR").await.unwrap();
+    assert!(!state.dirty && state.rebuild.is_none(), "{state:?}");
+    assert_eq!(state.table_rows, total as u64);
+
+    // With the mirror changed since, an interrupted rebuild starts over.
+    let again = RunOptions {
+        full: true,
+        ..opts()
+    };
+    let cancel = again.cancel.clone();
+    let events = Events::new(move |e| {
+        if let ml_connector::pipeline::events::RunEvent::Pushed { rows, .. } = e
+            && *rows >= 4
+        {
+            cancel.cancel();
+        }
+    });
+    let report = conn.run(&again, &events).await.expect("run");
+    assert_eq!(report.status, RunStatus::Interrupted, "{report:#?}");
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let first_vendor: u64 = w.intacct.records("VENDOR")[0]["RECORDNO"].parse().unwrap();
+    assert!(w.intacct.update(
+        "VENDOR",
+        first_vendor,
+        fields(&[("NAME", "Renamed Vendor")])
+    ));
+    let deletes_before = delete_calls(&w);
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    assert_eq!(delete_calls(&w), deletes_before + 1);
+    assert_eq!(report.streams[0].pushed, total as u64, "{report:#?}");
+    w.assert_tables_equal_source(offset);
+}
+
+/// A burst of 503s on POST rows, longer than the pusher's own retries of a batch but shorter than
+/// the rebuild's retries within the run: the same run ends with the table complete, resumed from
+/// the rows Power BI confirmed rather than emptied again.
+#[tokio::test]
+async fn a_503_burst_during_a_rebuild_is_retried_within_the_run() {
+    use ml_sim_powerbi::{FaultKind, FaultPlan, Operation, Trigger};
+    let mut w = World::start(tiny_intacct()).await;
+    w.cfg.streams.retain(|s| s.object == "VENDOR");
+    let conn = with_small_batches(&w, vec![Duration::from_millis(100); 8]).await;
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    let total = w.table("Vendors").len();
+
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let first_vendor: u64 = w.intacct.records("VENDOR")[0]["RECORDNO"].parse().unwrap();
+    assert!(w.intacct.update(
+        "VENDOR",
+        first_vendor,
+        fields(&[("NAME", "Renamed Vendor")])
+    ));
+    // The first three batches land; then 503 for the next 12 POSTs (each batch is tried twice).
+    w.powerbi.set_faults(FaultPlan::none().with(
+        Some(Operation::PostRows),
+        Trigger::Nth {
+            requests: (4..16).collect(),
+        },
+        FaultKind::Status { status: 503 },
+    ));
+    let deletes_before = delete_calls(&w);
+    let report = conn.run(&opts(), &Events::default()).await.expect("run");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    assert_eq!(
+        delete_calls(&w),
+        deletes_before + 1,
+        "the rebuild resumed; it did not empty the table again"
+    );
+    assert_eq!(report.streams[0].pushed, total as u64, "{report:#?}");
+    let stats = w.powerbi.stats();
+    assert!(
+        stats.faults_injected.values().sum::<u64>() >= 2,
+        "{stats:?}"
+    );
+    let offset = user_offset(&conn).await;
+    w.assert_tables_equal_source(offset);
+}

@@ -136,21 +136,37 @@ pub(super) fn outbox_batches<'a>(
     )
 }
 
-/// The stream's mirror a keyset page at a time, each page cut into batches (in no particular order
-/// within the page: a rebuild sends every row once, and Power BI keeps no order).
-pub(super) fn mirror_batches<'a>(
+/// The rows of a page of a rebuild's mirror reads: one batch's worth at most, so that a page is
+/// usually one batch and a resumed rebuild skips whole pages (and at most `PAGE_ROWS`).
+pub(super) fn mirror_page_rows(limits: &PushLimits) -> u32 {
+    u32::try_from(limits.max_rows_per_post.max(1)).map_or(PAGE_ROWS, |n| n.min(PAGE_ROWS))
+}
+
+/// The stream's mirror a keyset page of `page_rows` at a time from `start` (None: the first page),
+/// each page cut into batches (in no particular order within the page: a rebuild sends every row
+/// once, and Power BI keeps no order). `on_page` is told of each page as it is read (the cursor it
+/// was read after, its own cursor, its rows and its batches) and answers the tag its batches carry,
+/// or None to skip the page (one already in the table).
+pub(super) fn mirror_pages<'a, T, F>(
     ctx: &'a Context,
     push: &'a PushDataset,
     stream: &'a str,
-) -> impl futures::Stream<Item = Result<(Vec<i64>, Batch), PipelineError>> + 'a {
+    start: Option<String>,
+    page_rows: u32,
+    on_page: &'a F,
+) -> impl futures::Stream<Item = Result<(T, Batch), PipelineError>> + 'a
+where
+    T: Clone + 'a,
+    F: Fn(Option<&str>, &str, u64, usize) -> Option<T> + Sync + 'a,
+{
     let name = ctx.config.name.as_str();
-    futures::stream::try_unfold(Some(None::<String>), move |after| async move {
+    futures::stream::try_unfold(Some(start), move |after| async move {
         let Some(after) = after else {
             return Ok::<_, PipelineError>(None);
         };
         let Some(page) = ctx
             .store
-            .mirror_rows(name, stream, after.as_deref(), PAGE_ROWS)
+            .mirror_rows(name, stream, after.as_deref(), page_rows)
             .await?
         else {
             return Ok(None);
@@ -159,9 +175,14 @@ pub(super) fn mirror_batches<'a>(
             page.rows().enumerate().map(|(i, r)| (i as i64, r)),
             push.pusher.limits(),
         )?;
+        let tag = on_page(after.as_deref(), &page.cursor, page.len() as u64, cut.len());
+        let batches: Vec<_> = match tag {
+            Some(tag) => cut.into_iter().map(|(_, b)| Ok((tag.clone(), b))).collect(),
+            None => Vec::new(),
+        };
         // A short page is the last one: no query for the empty page after it.
-        let next = (page.len() == PAGE_ROWS as usize).then_some(Some(page.cursor));
-        Ok(Some((futures::stream::iter(cut.into_iter().map(Ok)), next)))
+        let next = (page.len() == page_rows as usize).then_some(Some(page.cursor));
+        Ok(Some((futures::stream::iter(batches), next)))
     })
     .try_flatten()
 }
@@ -180,13 +201,16 @@ pub(super) async fn drain<S: futures::Stream + Unpin>(sends: &mut S) {
     while sends.next().await.is_some() {}
 }
 
-/// Sends `batches` (each with the ids of its rows) with up to the dataset's in-flight limit at once,
+/// Sends `batches` (each with a tag: the ids of its rows, or its page) with up to the dataset's in-flight limit at once,
 /// each told how many rows the table held before it (`rows_before` for the first). `before_send`
 /// runs for each batch just before it leaves: the outbox marks its rows in flight there, so a crash
-/// from then on is settled by counting, never by sending again. Once `stop` is set or the run is
-/// cancelled no new batch leaves; the caller awaits those in flight with [`drain`].
+/// from then on is settled by counting, never by sending again. `after_send` runs for each batch
+/// as soon as its report is in, still among the sends in flight: a store write there cannot wait
+/// on a connection that a send paused behind the caller holds (the SQLite writer is one). Once
+/// `stop` is set or the run is cancelled no new batch leaves; the caller awaits those in flight
+/// with [`drain`].
 #[allow(clippy::too_many_arguments)]
-pub(super) fn paced_sends<'a, S, F, Fut>(
+pub(super) fn paced_sends<'a, T, S, F, Fut, G, GFut>(
     ctx: &'a Context,
     push: &'a PushDataset,
     target: &'a TableTarget,
@@ -195,11 +219,15 @@ pub(super) fn paced_sends<'a, S, F, Fut>(
     stop: &'a AtomicBool,
     cancel: &'a tokio_util::sync::CancellationToken,
     mut before_send: F,
-) -> impl futures::Stream<Item = Result<(Vec<i64>, BatchReport), PipelineError>> + 'a
+    after_send: &'a G,
+) -> impl futures::Stream<Item = Result<(T, BatchReport), PipelineError>> + 'a
 where
-    S: futures::Stream<Item = Result<(Vec<i64>, Batch), PipelineError>> + 'a,
-    F: FnMut(&[i64], &Batch) -> Fut + 'a,
+    T: 'a,
+    S: futures::Stream<Item = Result<(T, Batch), PipelineError>> + 'a,
+    F: FnMut(&T, &Batch) -> Fut + 'a,
     Fut: std::future::Future<Output = Result<(), PipelineError>> + 'a,
+    G: Fn(&T, &BatchReport) -> GFut + 'a,
+    GFut: std::future::Future<Output = Result<(), PipelineError>> + 'a,
 {
     let mut before = rows_before;
     batches
@@ -211,6 +239,7 @@ where
             async move {
                 ready.await?;
                 let report = send_one(ctx, push, target, batch, rows_before).await;
+                after_send(&ids, &report).await?;
                 Ok((ids, report))
             }
         })

@@ -48,6 +48,8 @@ pub struct PushDataset {
     pub client: PowerBiClient,
     pub pusher: Arc<Pusher>,
     prepared: Mutex<Option<Target>>,
+    /// The waits before a rebuild's next pass when Power BI failed one (see [`rebuild`]).
+    rebuild_retries: Vec<std::time::Duration>,
 }
 
 impl PushDataset {
@@ -56,7 +58,15 @@ impl PushDataset {
             client,
             pusher,
             prepared: Mutex::new(None),
+            rebuild_retries: rebuild::RETRY_WAITS.to_vec(),
         }
+    }
+
+    /// With other waits before a rebuild's next pass after Power BI failed one (one pass more than
+    /// waits; none: a failed pass fails the stream).
+    pub fn with_rebuild_retries(mut self, waits: Vec<std::time::Duration>) -> Self {
+        self.rebuild_retries = waits;
+        self
     }
 
     /// With its own pacer under `limits`, dating its POSTs by `clock` (the history the next

@@ -65,6 +65,7 @@ pub(super) async fn send_outbox(
                 Ok(())
             }
         },
+        &|_: &Vec<i64>, _: &BatchReport| futures::future::ready(Ok(())),
     );
     let mut sends = std::pin::pin!(sends);
     while let Some(sent) = sends.next().await {
