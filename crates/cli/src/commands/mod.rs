@@ -68,8 +68,10 @@ fn init_logging(format: LogFormat, quiet: bool) {
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    // Colour codes only for a terminal (and not with NO_COLOR): a log file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();
@@ -136,9 +138,26 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 full: args.full,
                 ..Default::default()
             };
-            let bars = crate::progress::Bars::new(!args.quiet);
+            // SIGTERM or Ctrl-C stops the run after its current batch, as under `run`: the run is
+            // recorded `interrupted` and the next sync resumes from the state it left.
+            let stop = opts.cancel.clone();
+            let watcher = tokio::spawn(async move {
+                ml_connector::scheduler::service::wait_for_signal().await;
+                tracing::warn!(
+                    "stopping: the current batch finishes, then the run stops (press Ctrl-C again to stop at once)"
+                );
+                stop.cancel();
+                ml_connector::scheduler::service::wait_for_signal().await;
+                eprintln!(
+                    "stopped at once: the run stays `running` until the next sync marks it interrupted and resumes its work"
+                );
+                std::process::exit(i32::from(exit::FAILURE));
+            });
+            let bars = crate::progress::Bars::new(!args.quiet, &conn.config);
             let events = bars.events();
-            let report = conn.run(&opts, &events).await?;
+            let report = conn.run(&opts, &events).await;
+            watcher.abort();
+            let report = report?;
             bars.finish();
             runs::print_report(&report);
             Ok(match report.status {

@@ -120,7 +120,8 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Resolves at the first SIGTERM or Ctrl-C (SIGINT); `run` and `sync` cancel their runs on it.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
