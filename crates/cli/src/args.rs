@@ -16,7 +16,7 @@ pub struct Cli {
     /// The configuration file (default: $ML_CONNECTOR_CONFIG, then ./ml-connector.toml).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Log format: human on a terminal, JSON lines otherwise.
+    /// Log format (on stderr): human on a terminal, JSON lines otherwise.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
     #[command(subcommand)]
@@ -25,8 +25,11 @@ pub struct Cli {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human on a terminal, JSON lines otherwise.
     Auto,
+    /// One readable line per event; colours only on a terminal.
     Human,
+    /// One JSON object per line.
     Json,
 }
 
@@ -81,6 +84,7 @@ pub enum Command {
     /// Push again exactly the rows an earlier run pushed (replace streams: the table as it was after that run).
     #[command(after_help = "Example: ml-connector replay --run 42 --stream VENDOR --dry-run")]
     Replay {
+        /// The run whose pushed rows are pushed again (`ml-connector runs list` shows the ids).
         #[arg(long)]
         run: i64,
         /// Only this stream (Intacct object or table name).
@@ -145,6 +149,7 @@ pub enum CredentialsCommand {
         after_help = "Examples:\n  ml-connector credentials set intacct\n  printf 'sender-pw\\nuser-pw\\n' | ml-connector credentials set intacct --stdin\n  ml-connector credentials set powerbi --certificate cert.pem --private-key key.pem"
     )]
     Set {
+        /// Which system's secrets: intacct (sender and user passwords) or powerbi (client secret or certificate).
         #[arg(value_enum)]
         system: System,
         #[command(flatten)]
@@ -183,6 +188,7 @@ pub enum IntacctCommand {
         after_help = "Example: ml-connector intacct query VENDOR --fields VENDORID,NAME --where \"STATUS = 'active'\" --limit 10"
     )]
     Query {
+        /// The Intacct object to read, e.g. VENDOR or GLACCOUNT.
         object: String,
         /// Comma-separated fields (default: RECORDNO and the catalogue's fields).
         #[arg(long)]
@@ -190,6 +196,7 @@ pub enum IntacctCommand {
         /// A filter: FIELD OP 'value' joined by AND; OP is = != < <= > >= like.
         #[arg(long = "where")]
         filter: Option<String>,
+        /// Print at most this many records.
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[command(flatten)]
@@ -205,7 +212,9 @@ pub enum PowerBiCommand {
     /// Push a file of JSON lines (one row object per line) into a table of the connection's dataset.
     #[command(after_help = "Example: ml-connector powerbi push Vendors vendors.jsonl")]
     Push {
+        /// The table of the connection's dataset to push into (it must exist).
         table: String,
+        /// The JSON-lines file: one row object per line, column names as keys.
         file: PathBuf,
         #[command(flatten)]
         connection: ConnectionArg,
@@ -214,17 +223,54 @@ pub enum PowerBiCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum RunsCommand {
-    /// The latest runs.
-    #[command(after_help = "Example: ml-connector runs list --limit 20")]
+    /// The latest runs, newest first.
+    #[command(
+        after_help = "Examples:\n  ml-connector runs list --limit 20\n  ml-connector runs list --status failed"
+    )]
     List {
+        /// Show at most this many runs.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Only runs in this state.
+        #[arg(long, value_enum)]
+        status: Option<RunState>,
         #[command(flatten)]
         connection: ConnectionArg,
     },
-    /// One run: its streams, counts and errors (with Intacct's correction text).
+    /// One run: its streams, counts and errors (with Intacct's correction text); for a run under
+    /// way, the streams finished so far and those still to come.
     #[command(after_help = "Example: ml-connector runs show 42")]
-    Show { id: i64 },
+    Show {
+        /// The run's id (`ml-connector runs list` shows them).
+        id: i64,
+    },
+}
+
+/// The state of a run, as `runs list` shows it.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Under way (or left so by a process that stopped; the next run marks it interrupted).
+    Running,
+    /// Every stream finished.
+    Succeeded,
+    /// Some streams failed or were postponed.
+    Partial,
+    /// Every stream failed, or the run failed before any stream.
+    Failed,
+    /// Stopped by SIGTERM or Ctrl-C, or by a process that stopped.
+    Interrupted,
+}
+
+impl RunState {
+    pub fn as_store(self) -> ml_store::RunStatus {
+        match self {
+            RunState::Running => ml_store::RunStatus::Running,
+            RunState::Succeeded => ml_store::RunStatus::Succeeded,
+            RunState::Partial => ml_store::RunStatus::Partial,
+            RunState::Failed => ml_store::RunStatus::Failed,
+            RunState::Interrupted => ml_store::RunStatus::Interrupted,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,8 +280,10 @@ pub enum AuditCommand {
         after_help = "Example: ml-connector audit search --stream VENDOR --key 1042 --format csv > vendor-1042.csv"
     )]
     Search {
+        /// Only this run's entries.
         #[arg(long)]
         run: Option<i64>,
+        /// Only this stream's entries: its Intacct object (VENDOR) or its table (Vendors).
         #[arg(long)]
         stream: Option<String>,
         /// The record key (RECORDNO).
@@ -244,10 +292,14 @@ pub enum AuditCommand {
         /// From this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
         #[arg(long)]
         from: Option<String>,
+        /// Before this time (RFC 3339).
         #[arg(long)]
         to: Option<String>,
-        #[arg(long, default_value_t = 1000)]
-        limit: u32,
+        /// Print at most this many entries, oldest first, and say so on stderr when more match
+        /// (default: 1000 for the table, every entry for csv and jsonl).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// How to print the entries: an aligned table, CSV (every column) or JSON lines.
         #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
         format: AuditFormat,
         #[command(flatten)]
@@ -259,6 +311,7 @@ pub enum AuditCommand {
     /// Delete entries older than a date, keeping the chain verifiable from an anchor.
     #[command(after_help = "Example: ml-connector audit prune --before 2025-01-01T00:00:00Z")]
     Prune {
+        /// Delete entries created before this time (RFC 3339, e.g. 2025-01-01T00:00:00Z).
         #[arg(long)]
         before: String,
         #[command(flatten)]
@@ -278,16 +331,20 @@ pub enum SimCommand {
     /// The Intacct XML gateway simulator (credentials: see its start-up banner).
     #[command(after_help = "Example: ml-connector sim intacct --port 18080 --vendors 200000")]
     Intacct {
+        /// The loopback port to listen on.
         #[arg(long, default_value_t = 18080)]
         port: u16,
+        /// Vendors in the simulated company (the other objects keep their default sizes).
         #[arg(long, default_value_t = 2000)]
         vendors: usize,
+        /// Seed of the generated company: the same seed gives the same records.
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
     /// The Entra + Power BI simulator.
     #[command(after_help = "Example: ml-connector sim powerbi --port 18090")]
     Powerbi {
+        /// The loopback port to listen on.
         #[arg(long, default_value_t = 18090)]
         port: u16,
     },
@@ -320,5 +377,38 @@ mod tests {
             "commands without a description or an example: {missing:?}"
         );
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_argument_says_what_it_is_for() {
+        fn walk(cmd: &clap::Command, path: String, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                // clap's own --help and --version describe themselves.
+                if matches!(arg.get_id().as_str(), "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() == "help" {
+                    continue;
+                }
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(name.clone());
+                }
+                walk(sub, name, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "ml-connector".into(), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "arguments or commands without a description: {missing:?}"
+        );
     }
 }

@@ -179,6 +179,57 @@ async fn a_user_sets_up_and_syncs_without_any_secret_leaking() {
         assert!(out.status.success(), "{args:?}: {}", text(&out));
         all_output += &text(&out);
     }
+    // `runs list --status` picks runs by state: the refused sync failed, the good one succeeded.
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["runs", "list", "--status", "failed"], None)).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed.lines().skip(1).count() == 1 && listed.contains(" failed "),
+        "{listed}"
+    );
+    let c = config.clone();
+    let out = run_blocking(move || bin(&c, &["runs", "list", "--status", "succeeded"], None)).await;
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed.lines().skip(1).count() >= 1 && !listed.contains(" failed "),
+        "{listed}"
+    );
+
+    // `audit search` takes a stream's table name as well as its object, and says on stderr when it
+    // stopped at its limit.
+    let search = |args: &'static [&'static str]| {
+        let c = config.clone();
+        run_blocking(move || bin(&c, args, None))
+    };
+    let by_table = search(&["audit", "search", "--stream", "Vendors", "--limit", "2"]).await;
+    assert!(by_table.status.success(), "{}", text(&by_table));
+    let by_object = search(&["audit", "search", "--stream", "vendor", "--limit", "2"]).await;
+    assert_eq!(by_table.stdout, by_object.stdout);
+    let rows = String::from_utf8_lossy(&by_table.stdout).to_string();
+    assert_eq!(rows.lines().count(), 3, "a header and 2 entries: {rows}");
+    assert!(rows.lines().skip(1).all(|l| l.contains("VENDOR")), "{rows}");
+    assert!(
+        String::from_utf8_lossy(&by_table.stderr).contains("stopped at --limit 2"),
+        "{}",
+        text(&by_table)
+    );
+    let jsonl = search(&[
+        "audit", "search", "--stream", "Vendors", "--limit", "3", "--format", "jsonl",
+    ])
+    .await;
+    assert!(jsonl.status.success(), "{}", text(&jsonl));
+    assert_eq!(String::from_utf8_lossy(&jsonl.stdout).lines().count(), 3);
+    assert!(String::from_utf8_lossy(&jsonl.stderr).contains("stopped at --limit 3"));
+    // Every entry of the run fits in a large limit: nothing is said.
+    let all = search(&["audit", "search", "--run", "2", "--limit", "1000000"]).await;
+    assert!(all.status.success(), "{}", text(&all));
+    assert!(
+        !String::from_utf8_lossy(&all.stderr).contains("stopped at"),
+        "{}",
+        text(&all)
+    );
+
     // Rotating the master key keeps every credential readable (the next command still connects).
     let c = config.clone();
     let out = run_blocking(move || bin(&c, &["credentials", "rotate-key"], None)).await;
@@ -429,4 +480,115 @@ async fn the_bench_prints_both_scenarios_for_a_small_company() {
     assert_eq!(cost[3], "4000", "rows pushed: {t}");
     let store_mb: f64 = cost[13].trim_end_matches(" MB").parse().unwrap();
     assert!(store_mb > 0.0, "{t}");
+}
+
+/// `sync` stops on SIGTERM like `run`: the current batch finishes, the run is recorded
+/// `interrupted` (not left `running`), and while it was under way `runs show` showed it so far.
+/// Human logs to a pipe carry no colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_stops_on_sigterm_and_records_the_run_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let mut intacct = tiny_intacct();
+    intacct.latency.per_request = std::time::Duration::from_millis(150);
+    let w = World::start(intacct).await;
+    let config = w.dir.path().join("ml-connector.toml");
+    write_config(&w, &config);
+    let state = w.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let key = ml_store::crypto::MasterKey::create_file(&state.join("master.key")).unwrap();
+    {
+        let store = ml_store::open(&ml_store::StoreLocation::Sqlite(state.join("state.sqlite")))
+            .await
+            .unwrap();
+        ml_connector_cli::demo::connect_demo(w.cfg.clone(), store.clone(), &key)
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let c = config.clone();
+    let (status, stdout, logs, while_running, listed_running) =
+        tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_ml-connector"))
+                .arg("--config")
+                .arg(&c)
+                .args(["--log-format", "human", "sync"])
+                .env("ML_CONNECTOR_LOG", "info")
+                .env_remove("ML_CONNECTOR_MASTER_KEY")
+                .env_remove("ML_CONNECTOR_DATABASE_URL")
+                .env_remove("NO_COLOR")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut logs = String::new();
+            let mut while_running = None;
+            let mut listed_running = None;
+            for line in BufReader::new(child.stderr.take().unwrap())
+                .lines()
+                .map_while(Result::ok)
+            {
+                logs += &line;
+                logs.push('\n');
+                if while_running.is_none() && line.contains("stream_started") {
+                    // Mid-run: what the other commands show of it.
+                    let listed = bin(&c, &["runs", "list", "--status", "running"], None);
+                    let shown = bin(&c, &["runs", "show", "1"], None);
+                    listed_running = Some(text(&listed));
+                    while_running = Some(text(&shown));
+                    let _ = Command::new("kill")
+                        .args(["-TERM", &child.id().to_string()])
+                        .status();
+                }
+            }
+            let mut stdout = String::new();
+            std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+            (
+                child.wait().unwrap(),
+                stdout,
+                logs,
+                while_running.expect("the sync started a stream"),
+                listed_running.unwrap(),
+            )
+        })
+        .await
+        .unwrap();
+    assert!(
+        listed_running.lines().any(|l| l.contains(" running ")),
+        "{listed_running}"
+    );
+    assert!(
+        while_running.contains("run 1 of demo (manual): running")
+            && while_running.contains("under way")
+            && while_running.contains("pending"),
+        "{while_running}"
+    );
+    assert_eq!(status.code(), Some(1), "{stdout}\n{logs}");
+    assert!(stdout.contains("run 1: interrupted"), "{stdout}\n{logs}");
+    assert!(logs.contains("stopping"), "{logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in piped logs: {logs:?}"
+    );
+
+    let store = ml_store::open(&ml_store::StoreLocation::Sqlite(state.join("state.sqlite")))
+        .await
+        .unwrap();
+    let runs = store.list_runs(Some("demo"), 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, ml_store::RunStatus::Interrupted);
+    assert!(runs[0].finished_at.is_some());
+    assert!(
+        store.current_lease("demo").await.unwrap().is_none(),
+        "the lease is released"
+    );
+    store.close().await;
+    let c = config.clone();
+    let out =
+        run_blocking(move || bin(&c, &["runs", "list", "--status", "interrupted"], None)).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().skip(1).count(),
+        1,
+        "{}",
+        text(&out)
+    );
 }

@@ -2,13 +2,16 @@
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
-use ml_store::{AuditFilter, ExportFormat, RunId};
+use ml_store::{AuditEntry, AuditFilter, RunId};
 
 use crate::args::{AuditCommand, AuditFormat};
 use crate::exit;
 use ml_connector::app::App;
 
 struct SendStdout;
+
+/// Entries are read this many at a time.
+const PAGE: u64 = 1000;
 
 impl std::io::Write for SendStdout {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -33,6 +36,67 @@ fn time(s: &Option<String>, what: &str) -> Result<Option<DateTime<Utc>>> {
         .transpose()
 }
 
+/// The audit trail names a stream by its Intacct object; the user may name it by its table too.
+/// A name the configuration does not know is searched as given (a stream configured once).
+fn stream_object(streams: Option<&[ml_connector::config::StreamConfig]>, name: &str) -> String {
+    streams
+        .unwrap_or_default()
+        .iter()
+        .find(|s| s.table.eq_ignore_ascii_case(name) || s.object.eq_ignore_ascii_case(name))
+        .map(|s| s.object.clone())
+        .unwrap_or_else(|| name.to_ascii_uppercase())
+}
+
+/// Hands `each` the entries matching `filter`, oldest first, page by page, at most `limit` of them.
+/// Returns whether more entries match than were handed over.
+async fn search(
+    app: &App,
+    filter: &AuditFilter,
+    limit: u64,
+    mut each: impl FnMut(&AuditEntry),
+) -> Result<bool> {
+    let mut f = filter.clone();
+    f.after_id = None;
+    let mut given = 0u64;
+    loop {
+        let want = (limit - given).min(PAGE);
+        if want == 0 {
+            // At the limit: one more entry tells whether the search stopped short.
+            f.limit = Some(1);
+            return Ok(!app.store.audit_search(&f).await?.is_empty());
+        }
+        f.limit = Some(u32::try_from(want).unwrap_or(u32::MAX));
+        let page = app.store.audit_search(&f).await?;
+        for e in &page {
+            each(e);
+        }
+        given += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() as u64 == want => f.after_id = Some(last.id),
+            _ => return Ok(false),
+        }
+    }
+}
+
+fn say_if_more(more: bool, limit: u64) {
+    if more {
+        eprintln!(
+            "stopped at --limit {limit}: more entries match; raise --limit, or narrow the search with --run, --stream, --key, --from or --to"
+        );
+    }
+}
+
+/// A write to standard output; a reader that went away (`| head`) ends the command quietly.
+fn piped(r: std::io::Result<()>) {
+    if let Err(e) = r {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(exit::OK));
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(i32::from(exit::FAILURE));
+    }
+}
+
 pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
     match cmd {
         AuditCommand::Search {
@@ -45,23 +109,29 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
             format,
             connection,
         } => {
+            let configured = app.config.connection(connection.connection.as_deref()).ok();
             let connection = match connection.connection {
                 Some(c) => Some(c),
-                None => app.config.connection(None).ok().map(|c| c.name.clone()),
+                None => configured.map(|c| c.name.clone()),
             };
+            let stream =
+                stream.map(|s| stream_object(configured.map(|c| c.streams.as_slice()), &s));
             let filter = AuditFilter {
                 connection,
                 run: run.map(RunId),
-                stream: stream.map(|s| s.to_ascii_uppercase()),
+                stream,
                 record_key: key,
                 from: time(&from, "from")?,
                 to: time(&to, "to")?,
-                limit: Some(limit),
                 ..Default::default()
             };
+            let limit = limit.unwrap_or(if format == AuditFormat::Table {
+                PAGE
+            } else {
+                u64::MAX
+            });
             match format {
                 AuditFormat::Table => {
-                    let entries = app.store.audit_search(&filter).await?;
                     crate::outln!(
                         "{:>7} {:>6} {:<12} {:<10} {:<11} {:<20} {:<10} batch / error",
                         "seq",
@@ -72,7 +142,7 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                         "time (UTC)",
                         "outcome"
                     );
-                    for e in entries {
+                    let more = search(app, &filter, limit, |e| {
                         crate::outln!(
                             "{:>7} {:>6} {:<12} {:<10} {:<11} {:<20} {:<10} {}",
                             e.seq,
@@ -84,18 +154,27 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                             e.outcome.as_deref().unwrap_or(""),
                             e.error.as_deref().or(e.batch_id.as_deref()).unwrap_or("")
                         );
-                    }
+                    })
+                    .await?;
+                    say_if_more(more, limit);
                 }
                 AuditFormat::Csv | AuditFormat::Jsonl => {
-                    let fmt = if format == AuditFormat::Csv {
-                        ExportFormat::Csv
-                    } else {
-                        ExportFormat::JsonLines
-                    };
                     // Exports are streamed page by page; stdout's lock cannot cross await points, so
                     // each write goes through a Send handle.
                     let mut out = std::io::BufWriter::new(SendStdout);
-                    ml_store::export_audit(app.store.as_ref(), &filter, fmt, &mut out).await?;
+                    if format == AuditFormat::Csv {
+                        piped(ml_store::export::write_csv_header(&mut out));
+                    }
+                    let more = search(app, &filter, limit, |e| {
+                        piped(if format == AuditFormat::Csv {
+                            ml_store::export::write_csv_entry(&mut out, e)
+                        } else {
+                            ml_store::export::write_json_line(&mut out, e)
+                        })
+                    })
+                    .await?;
+                    piped(std::io::Write::flush(&mut out));
+                    say_if_more(more, limit);
                 }
             }
             Ok(exit::OK)

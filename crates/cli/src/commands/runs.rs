@@ -10,11 +10,22 @@ use ml_connector::pipeline::RunReport;
 
 pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
     match cmd {
-        RunsCommand::List { limit, connection } => {
-            let runs = app
+        RunsCommand::List {
+            limit,
+            status,
+            connection,
+        } => {
+            // The store lists the latest runs; a state is picked out of all of them here (a few
+            // thousand rows a year at most).
+            let fetch = if status.is_some() { u32::MAX } else { limit };
+            let mut runs = app
                 .store
-                .list_runs(connection.connection.as_deref(), limit)
+                .list_runs(connection.connection.as_deref(), fetch)
                 .await?;
+            if let Some(wanted) = status {
+                runs.retain(|r| r.status == wanted.as_store());
+                runs.truncate(limit as usize);
+            }
             crate::outln!(
                 "{:>6}  {:<12} {:<9} {:<11} {:<25} {:>8}",
                 "run",
@@ -62,6 +73,21 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
             if let Some(f) = r.finished_at {
                 crate::outln!("finished {}", f.to_rfc3339());
             }
+            let running = r.status == ml_store::RunStatus::Running;
+            if running {
+                let so_far = (app.clock.now() - r.started_at).num_seconds().max(0);
+                let holder = app.store.current_lease(&r.connection).await?;
+                match holder {
+                    Some(l) => crate::outln!(
+                        "under way for {so_far} s, by worker {}: the streams below are those finished so far",
+                        l.worker_id
+                    ),
+                    None => crate::outln!(
+                        "no worker holds {}'s lease: the process running it stopped; the next run marks it interrupted and resumes its work",
+                        r.connection
+                    ),
+                }
+            }
             if let Some(e) = r.summary.get("setup_error").and_then(|e| e.as_str()) {
                 crate::outln!("error before any stream: {e}");
             }
@@ -89,6 +115,23 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                     x.unchanged,
                     x.pushed
                 );
+            }
+            if running {
+                // The configured streams not finished yet (one of them under way), in the order the run takes them.
+                let pending: Vec<&str> = app
+                    .config
+                    .connection(Some(&r.connection))
+                    .map(|c| {
+                        c.streams
+                            .iter()
+                            .map(|s| s.object.as_str())
+                            .filter(|o| !detail.streams.iter().any(|d| d.stream == *o))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for o in pending {
+                    crate::outln!("{o:<18} {:<7}", "pending");
+                }
             }
             for s in detail.streams.iter().filter(|s| s.result.error.is_some()) {
                 crate::outln!(
