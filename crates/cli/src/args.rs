@@ -39,8 +39,11 @@ pub enum Command {
     #[command(after_help = "Example: ml-connector init --config /etc/ml-connector.toml")]
     Init {
         /// Overwrite an existing configuration file (the key file is never overwritten).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "key_only")]
         force: bool,
+        /// Only create the master key file the existing configuration names; leave the configuration as it is.
+        #[arg(long)]
+        key_only: bool,
     },
     /// Store, show or re-encrypt the secrets (sealed in the state store, never in the config file).
     #[command(
@@ -72,6 +75,12 @@ pub enum Command {
         #[arg(long)]
         worker_id: Option<String>,
     },
+    /// Back up or restore the SQLite state store (PostgreSQL: use pg_dump and pg_restore).
+    #[command(
+        subcommand,
+        after_help = "Example: ml-connector store backup /backups/ml-connector-$(date +%F).sqlite"
+    )]
+    Store(StoreCommand),
     /// List runs, or show one with its streams and errors.
     #[command(subcommand, after_help = "Example: ml-connector runs show 42")]
     Runs(RunsCommand),
@@ -218,6 +227,21 @@ pub enum PowerBiCommand {
         file: PathBuf,
         #[command(flatten)]
         connection: ConnectionArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Write a consistent copy of the state store to FILE while it is in use (a new file, mode 0600).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: std::path::PathBuf,
+    },
+    /// Replace the state store with the backup FILE after checking its integrity. Stop every
+    /// `run`, `sync` and other command using the store first.
+    Restore {
+        /// The backup to restore.
+        file: std::path::PathBuf,
     },
 }
 

@@ -164,3 +164,64 @@ async fn a_misspelt_object_is_found_by_ping_and_fails_only_its_stream() {
         "the other stream was delivered"
     );
 }
+
+/// A damaged state file is said once, with the fix; `store backup` and `store restore` are that fix;
+/// `init --key-only` makes a key without touching an edited configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_store_is_said_once_and_a_backup_restores_it() {
+    let w = World::start(tiny_intacct()).await;
+    let config = w.dir.path().join("ml-connector.toml");
+    write_config(&w, &config);
+    let edited = std::fs::read(&config).unwrap();
+    let out = run(&config, &["init", "--key-only"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(&config).unwrap(),
+        edited,
+        "the configuration is untouched"
+    );
+    let out = run(&config, &["init", "--key-only"], None).await;
+    assert!(!out.status.success(), "an existing key is never replaced");
+    let out = run(
+        &config,
+        &["credentials", "set", "intacct", "--stdin"],
+        Some(&format!(
+            "{}\n{}\n",
+            ml_sim_intacct::DEFAULT_SENDER_PASSWORD,
+            ml_sim_intacct::DEFAULT_USER_PASSWORD
+        )),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    let backup = w.dir.path().join("backup.sqlite");
+    let out = run(
+        &config,
+        &["store", "backup", backup.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+
+    let state = w.dir.path().join("state/state.sqlite");
+    let head = std::fs::read(&state).unwrap()[..100].to_vec();
+    std::fs::write(&state, head).unwrap();
+    let _ = std::fs::remove_file(w.dir.path().join("state/state.sqlite-wal"));
+    let out = run(&config, &["credentials", "show"], None).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(said.matches("damaged").count(), 1, "{said}");
+    assert!(said.contains("store restore"), "{said}");
+    assert!(!said.contains("writable"), "{said}");
+
+    let out = run(
+        &config,
+        &["store", "restore", backup.to_str().unwrap()],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&config, &["credentials", "show"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("intacct"), "{}", text(&out));
+}

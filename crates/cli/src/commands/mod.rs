@@ -88,7 +88,9 @@ async fn open(cli_config: Option<&Path>) -> Result<App> {
 async fn dispatch(cli: Cli) -> Result<u8> {
     let config = cli.config.as_deref();
     match cli.command {
-        Command::Init { force } => init(config, force),
+        Command::Init { key_only: true, .. } => init_key(config),
+        Command::Init { force, .. } => init(config, force),
+        Command::Store(cmd) => store(config, cmd).await,
         Command::Credentials(cmd) => credentials::run(open(config).await?, cmd).await,
         Command::Ping(c) => ping::both(&open(config).await?, c.connection.as_deref()).await,
         Command::Intacct(IntacctCommand::Ping(c)) => {
@@ -239,6 +241,62 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `init --key-only`: the master key the configuration names, without touching the configuration.
+fn init_key(config: Option<&Path>) -> Result<u8> {
+    let path = ml_connector::config::locate(config);
+    let cfg = ml_connector::config::Config::load(&path)?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    let key_path = ml_connector::app::key_file_path(&cfg);
+    if key_path.exists() {
+        anyhow::bail!(
+            "{} already exists; it is kept (a new key could not read the credentials sealed with it)",
+            key_path.display()
+        );
+    }
+    ml_store::crypto::MasterKey::create_file(&key_path)?;
+    crate::outln!(
+        "created the master key {} (mode 0600): back it up; then store the credentials with `ml-connector credentials set intacct` and `... powerbi`",
+        key_path.display()
+    );
+    Ok(exit::OK)
+}
+
+/// `store backup` / `store restore` (SQLite; PostgreSQL has its own tools).
+async fn store(config: Option<&Path>, cmd: crate::args::StoreCommand) -> Result<u8> {
+    use crate::args::StoreCommand;
+    use ml_store::Store as _;
+    let path = ml_connector::config::locate(config);
+    let cfg = ml_connector::config::Config::load(&path)?;
+    let ml_store::StoreLocation::Sqlite(state) = ml_connector::app::store_location(&cfg) else {
+        anyhow::bail!(
+            "this configuration keeps its state in PostgreSQL: back it up with `pg_dump` and restore it with `pg_restore` (or your database service's snapshots)"
+        );
+    };
+    match cmd {
+        StoreCommand::Backup { file } => {
+            let store = ml_store::SqliteStore::open(&state, ml_clock::system()).await?;
+            let result = store.backup_to(&file).await;
+            store.close().await;
+            let bytes = result?;
+            crate::outln!(
+                "backed up {} to {} ({bytes} bytes, mode 0600); keep the master key file backed up too",
+                state.display(),
+                file.display()
+            );
+        }
+        StoreCommand::Restore { file } => {
+            ml_store::backup::restore_sqlite(&file, &state).await?;
+            crate::outln!(
+                "restored {} from {}; runs after the backup are not in it, and the next sync reads again from the backup's cursors",
+                state.display(),
+                file.display()
+            );
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn init(config: Option<&Path>, force: bool) -> Result<u8> {
