@@ -233,12 +233,14 @@ pub enum PowerBiCommand {
 #[derive(Subcommand, Debug)]
 pub enum StoreCommand {
     /// Write a consistent copy of the state store to FILE while it is in use (a new file, mode 0600).
+    #[command(after_help = "Example: ml-connector store backup /backups/state-2026-12-06.sqlite")]
     Backup {
         /// Where to write the copy; must not exist yet.
         file: std::path::PathBuf,
     },
     /// Replace the state store with the backup FILE after checking its integrity. Stop every
     /// `run`, `sync` and other command using the store first.
+    #[command(after_help = "Example: ml-connector store restore /backups/state-2026-12-06.sqlite")]
     Restore {
         /// The backup to restore.
         file: std::path::PathBuf,
