@@ -65,7 +65,7 @@ pub enum Command {
     Powerbi(PowerBiCommand),
     /// Run one sync now: extract what changed, stage it, push it.
     #[command(
-        after_help = "Examples:\n  ml-connector sync\n  ml-connector sync --connection acme --stream VENDOR --full"
+        after_help = "Examples:\n  ml-connector sync\n  ml-connector sync --connection acme --stream VENDOR --full\n  ml-connector sync --dry-run"
     )]
     Sync(SyncArgs),
     /// The long-running service: each connection on its own schedule (SIGTERM stops after the current batch).
@@ -149,6 +149,9 @@ pub struct SyncArgs {
     /// No progress bars even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Change nothing: say per stream what would be read and how many rows each table would push, with the hour's budget left.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Subcommand, Debug)]

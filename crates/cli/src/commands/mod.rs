@@ -2,6 +2,7 @@
 
 mod audit;
 mod credentials;
+mod dry_run;
 mod filter;
 mod ping;
 mod runs;
@@ -140,6 +141,11 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 full: args.full,
                 ..Default::default()
             };
+            if args.dry_run {
+                let dry = ml_connector::pipeline::preview::preview(&conn, &opts).await?;
+                dry_run::print(&dry);
+                return Ok(exit::OK);
+            }
             // SIGTERM or Ctrl-C stops the run after its current batch, as under `run`: the run is
             // recorded `interrupted` and the next sync resumes from the state it left.
             let stop = opts.cancel.clone();

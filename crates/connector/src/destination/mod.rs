@@ -22,6 +22,7 @@ use crate::pipeline::error::PipelineError;
 use crate::pipeline::events::Events;
 use crate::pipeline::job::{Context, Job};
 use crate::pipeline::plan::StreamPlan;
+use crate::pipeline::preview::StreamRead;
 use crate::pipeline::report::StreamReport;
 
 /// A destination of staged changes.
@@ -71,6 +72,60 @@ pub trait Destination: Send + Sync + 'static {
         None
     }
 
+    /// For `sync --dry-run`: what delivering each stream of `reads` would send and what the
+    /// destination's limits make of it, from the store alone. Sends nothing, records nothing.
+    /// `None`: this destination cannot tell (the dry run then shows only what would be read).
+    async fn preview(
+        &self,
+        _ctx: &Context,
+        _reads: &[StreamRead],
+        _full: bool,
+    ) -> Result<Option<DeliveryPreview>, PipelineError> {
+        Ok(None)
+    }
+
     /// For commands that only make sense for one kind of destination (`replay`, `verify`).
     fn as_any(&self) -> &dyn Any;
+}
+
+/// What a destination would do with a run's streams ([`Destination::preview`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryPreview {
+    /// Where the rows go ("dataset Sage Intacct").
+    pub target: String,
+    /// The destination's hourly budget as it stands, when it has one.
+    pub budget: Option<BudgetUse>,
+    /// One per stream of the reads, in their order.
+    pub tables: Vec<TablePreview>,
+}
+
+/// An hourly budget: what the last hour used of it, and what is left.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BudgetUse {
+    pub rows_used: u64,
+    pub rows_left: u64,
+    pub posts_used: u64,
+    /// The rows an hour allows.
+    pub rows_per_hour: u64,
+}
+
+/// What delivering one stream would send.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TablePreview {
+    pub object: String,
+    pub table: String,
+    /// Rows the delivery would push (at most: records read may turn out unchanged).
+    pub rows: u64,
+    /// Why that many: "rebuild: the table is marked for one", "waiting in the outbox", ...
+    pub why: String,
+    /// Replace tables: the whole table, pushed again on a rebuild (the mirror's rows).
+    pub rebuild_rows: Option<u64>,
+    /// Replace tables: already marked as differing from the mirror (a rebuild is due).
+    pub dirty: bool,
+    /// Append tables: rows staged but not yet delivered.
+    pub outbox: Option<u64>,
+    /// Whether the push fits the budget now ("fits", or when it would be postponed to and why).
+    pub budget: String,
+    /// The push would not start now (postponed, or waiting for the budget).
+    pub postponed: bool,
 }

@@ -17,6 +17,7 @@
 //! | [`plan`] | a stream's table schema, from the catalogue, `lookup` and the user's column mapping |
 //! | [`transform`] | Intacct text values → typed values (pure) |
 //! | [`extract`] | pages from Intacct → typed records → staged (mirror, audit, outbox, cursor), deletes |
+//! | [`preview`] | `sync --dry-run`: what a run would read and push, changing nothing |
 //! | [`events`] | progress events for the CLI's bars and logs |
 //! | [`report`] | what a run reports: per-stream counts, errors, outcome |
 //! | [`error`] | [`PipelineError`] |
@@ -27,6 +28,7 @@ pub mod events;
 pub mod extract;
 pub mod job;
 pub mod plan;
+pub mod preview;
 pub mod replay;
 pub mod report;
 pub mod transform;

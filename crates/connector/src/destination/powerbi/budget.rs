@@ -46,6 +46,34 @@ pub enum Budget {
     Later { until: DateTime<Utc>, needs: String },
 }
 
+/// What the dataset's POSTs of the last hour used of its budgets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Used {
+    pub rows: u64,
+    pub posts: u64,
+}
+
+impl Used {
+    /// The POSTs of `posts` still inside the hour at `now`.
+    pub fn of(limits: &PushLimits, posts: &[PushPost], now: DateTime<Utc>) -> Self {
+        let hour = hour(limits);
+        let live: Vec<&PushPost> = posts.iter().filter(|p| p.at + hour > now).collect();
+        Used {
+            rows: live.iter().map(|p| p.rows).sum(),
+            posts: live.len() as u64,
+        }
+    }
+
+    /// Rows the hour's budget has left.
+    pub fn rows_left(&self, limits: &PushLimits) -> u64 {
+        limits.rows_per_hour.saturating_sub(self.rows)
+    }
+}
+
+fn hour(limits: &PushLimits) -> chrono::Duration {
+    chrono::Duration::from_std(limits.hour).unwrap_or(chrono::Duration::hours(1))
+}
+
 /// Prices `cost` against `posts` (the dataset's POSTs answered in the last `limits.hour`, oldest
 /// first) at `now`.
 pub fn check(
@@ -54,10 +82,12 @@ pub fn check(
     posts: &[PushPost],
     now: DateTime<Utc>,
 ) -> Budget {
-    let hour = chrono::Duration::from_std(limits.hour).unwrap_or(chrono::Duration::hours(1));
+    let hour = hour(limits);
     let live: Vec<&PushPost> = posts.iter().filter(|p| p.at + hour > now).collect();
-    let rows_used: u64 = live.iter().map(|p| p.rows).sum();
-    let posts_used = live.len() as u64;
+    let Used {
+        rows: rows_used,
+        posts: posts_used,
+    } = Used::of(limits, posts, now);
     let large_limit = limits.large_table_posts_per_hour as u64;
     let oversized = cost.rows > limits.rows_per_hour || (cost.large && cost.posts > large_limit);
     // What must age out of the hour before the rebuild fits (an oversized one: everything).

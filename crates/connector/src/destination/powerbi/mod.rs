@@ -15,6 +15,7 @@
 //! | [`rebuild`] | rebuilding a replace table from the mirror |
 //! | [`outbox`] | the append outbox and the settling of batches of unknown fate |
 //! | [`count`] | a table's row count through executeQueries |
+//! | [`preview`] | `sync --dry-run`: the rows each table would push, priced against the hour's budget |
 //! | [`pacing`] | POST history in the store, so every process starts from the hour's real budget |
 
 pub mod batches;
@@ -23,6 +24,7 @@ pub mod count;
 pub mod dataset;
 pub mod outbox;
 pub mod pacing;
+pub mod preview;
 pub mod rebuild;
 pub mod target;
 
@@ -33,12 +35,13 @@ use async_trait::async_trait;
 use ml_clock::SharedClock;
 use ml_powerbi::{PowerBiClient, PushLimits, Pusher};
 
-use super::Destination;
+use super::{DeliveryPreview, Destination};
 use crate::config::Mode;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::events::{Events, RunEvent};
 use crate::pipeline::job::{Context, Job};
 use crate::pipeline::plan::StreamPlan;
+use crate::pipeline::preview::StreamRead;
 use crate::pipeline::report::StreamReport;
 pub use target::Target;
 
@@ -91,6 +94,37 @@ impl PushDataset {
         })
     }
 
+    /// Says, before a table's delivery, how many rows it will push and what the hour's budget has
+    /// left (every process's POSTs, as the store records them).
+    async fn log_cost(
+        &self,
+        ctx: &Context,
+        target: &Target,
+        table: &str,
+        rows: u64,
+        how: &str,
+    ) -> Result<(), PipelineError> {
+        let limits = self.pusher.limits();
+        let now = ctx.clock.now();
+        let hour = chrono::Duration::from_std(limits.hour).unwrap_or(chrono::Duration::hours(1));
+        let posts = ctx
+            .store
+            .recent_posts(&target.dataset_id, now - hour)
+            .await?;
+        let used = budget::Used::of(limits, &posts, now);
+        tracing::info!(
+            table,
+            rows,
+            delivery = how,
+            budget_rows_left = used.rows_left(limits),
+            "{table}: {} rows to push ({how}); {} of the hour's {} rows left",
+            budget::thousands(rows),
+            budget::thousands(used.rows_left(limits)),
+            budget::thousands(limits.rows_per_hour)
+        );
+        Ok(())
+    }
+
     /// The dataset this run prepared.
     fn target(&self) -> Result<Target, PipelineError> {
         self.prepared
@@ -140,14 +174,31 @@ impl Destination for PushDataset {
         } = *job;
         let target = self.target()?;
         match stream.mode {
-            Mode::Append => outbox::send_outbox(self, job, &target, report).await?,
+            Mode::Append => {
+                let rows = conn
+                    .store
+                    .outbox_count(&conn.config.name, &stream.object)
+                    .await?;
+                self.log_cost(conn, &target, &stream.table, rows, "append")
+                    .await?;
+                outbox::send_outbox(self, job, &target, report).await?
+            }
             Mode::Replace => {
                 let state = conn
                     .store
                     .stream_state(&conn.config.name, &stream.object)
                     .await?;
                 if state.dirty || opts.full || target.recreated {
+                    let rows = conn
+                        .store
+                        .mirror_count(&conn.config.name, &stream.object)
+                        .await?;
+                    self.log_cost(conn, &target, &stream.table, rows, "rebuild")
+                        .await?;
                     rebuild::rebuild(self, job, &target, report).await?;
+                } else {
+                    self.log_cost(conn, &target, &stream.table, 0, "unchanged")
+                        .await?;
                 }
             }
         }
@@ -157,6 +208,15 @@ impl Destination for PushDataset {
             .await?
             .table_rows;
         Ok(())
+    }
+
+    async fn preview(
+        &self,
+        ctx: &Context,
+        reads: &[StreamRead],
+        full: bool,
+    ) -> Result<Option<DeliveryPreview>, PipelineError> {
+        preview::preview(self, ctx, reads, full).await.map(Some)
     }
 
     /// Relays the pusher's "waiting for a budget" notices to the run's events while it runs.

@@ -54,25 +54,7 @@ pub async fn extract_and_stage(
     let encoder = RowEncoder::new(&plan.table_schema());
     let cursor = conn.store.cursor(name, &stream.object).await?;
     let committed = cursor.and_then(|c| c.committed);
-    let since = match (&committed, full) {
-        (Some(pos), false) => parse_cursor(pos).map(|(ts, recordno)| {
-            let lookback = chrono::Duration::from_std(stream.lookback).unwrap_or_default();
-            if lookback.is_zero() {
-                IntacctCursor {
-                    when_modified: ts,
-                    recordno,
-                }
-            } else {
-                // Re-read the lookback window from its start: records staged again are recognised as
-                // unchanged by their hash.
-                IntacctCursor {
-                    when_modified: ts - lookback,
-                    recordno: 0,
-                }
-            }
-        }),
-        _ => None,
-    };
+    let since = read_from(committed.as_ref(), full, stream.lookback);
     let incremental = since.is_some();
     // Pages of parallel chains come in any order: versions are checked on every read, and the
     // keys of a full read find deletes.
@@ -220,6 +202,35 @@ pub async fn extract_and_stage(
         conn.store.commit_cursor(name, &marker).await?;
     }
     Ok(())
+}
+
+/// Where an incremental read of a stream starts: after its committed cursor, or from the start of
+/// the lookback window before it; `None` (read everything) without a cursor or with `full`. The one
+/// place the read's start is decided, for the run and for `sync --dry-run`.
+pub fn read_from(
+    committed: Option<&ml_store::CursorPos>,
+    full: bool,
+    lookback: std::time::Duration,
+) -> Option<IntacctCursor> {
+    if full {
+        return None;
+    }
+    parse_cursor(committed?).map(|(ts, recordno)| {
+        let lookback = chrono::Duration::from_std(lookback).unwrap_or_default();
+        if lookback.is_zero() {
+            IntacctCursor {
+                when_modified: ts,
+                recordno,
+            }
+        } else {
+            // Re-read the lookback window from its start: records staged again are recognised as
+            // unchanged by their hash.
+            IntacctCursor {
+                when_modified: ts - lookback,
+                recordno: 0,
+            }
+        }
+    })
 }
 
 /// The stream's staging totals so far.
