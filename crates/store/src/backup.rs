@@ -13,8 +13,15 @@ use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::{SqliteStore, StoreError};
 
-/// Texts SQLite uses for a file that is not, or no longer, a database.
+/// SQLite's verdicts on a file that is not, or no longer, a whole database: SQLITE_CORRUPT (11),
+/// SQLITE_NOTADB (26), SQLITE_IOERR_SHORT_READ (522: the file ends before a page it lists, as a
+/// truncated copy does), and their texts.
 pub(crate) fn is_damage(e: &sqlx::Error) -> bool {
+    if let sqlx::Error::Database(db) = e
+        && matches!(db.code().as_deref(), Some("11" | "26" | "522"))
+    {
+        return true;
+    }
     let text = e.to_string().to_ascii_lowercase();
     text.contains("file is not a database")
         || text.contains("malformed")
