@@ -151,6 +151,51 @@ pub fn entry_hash(
     h.0.finalize().into()
 }
 
+/// The records a staged page found unchanged, summed up for the page's one `unchanged` entry
+/// instead of an entry each: their count, their first and last keys, and a SHA-256 digest of their
+/// `(key, source hash)` pairs in key order (`SHA-256("mlc-unchanged-v1" || pairs...)`, each part
+/// length-prefixed), so that the set of records a run found unchanged is fixed in the chain. Their
+/// rows are already in the trail, in the entries that staged them.
+pub struct UnchangedDigest {
+    hasher: Sha256,
+    count: u64,
+}
+
+impl Default for UnchangedDigest {
+    fn default() -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update((16u64).to_be_bytes());
+        hasher.update(b"mlc-unchanged-v1");
+        UnchangedDigest { hasher, count: 0 }
+    }
+}
+
+impl UnchangedDigest {
+    /// Adds a record; records are added in key order (the staged page's order).
+    pub fn add(&mut self, key: &str, source_hash: &str) {
+        for part in [key, source_hash] {
+            self.hasher.update((part.len() as u64).to_be_bytes());
+            self.hasher.update(part.as_bytes());
+        }
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The summary entry's `detail`: `{"count":…,"first_key":…,"last_key":…,"digest":"<hex>"}`.
+    pub fn detail(self, first_key: &str, last_key: &str) -> String {
+        serde_json::json!({
+            "count": self.count,
+            "first_key": first_key,
+            "last_key": last_key,
+            "digest": hex::encode(self.hasher.finalize()),
+        })
+        .to_string()
+    }
+}
+
 /// Raw stored form of an entry as read back for verification.
 #[derive(Clone, Debug)]
 pub struct StoredEntry {
@@ -355,5 +400,26 @@ mod tests {
             entry_hash(&GENESIS, "x", 1, "t", &c),
             entry_hash(&GENESIS, "x", 1, "t", &d)
         );
+    }
+
+    #[test]
+    fn unchanged_digest_covers_each_key_and_hash_in_order() {
+        let digest = |pairs: &[(&str, &str)]| {
+            let mut d = UnchangedDigest::default();
+            for (k, h) in pairs {
+                d.add(k, h);
+            }
+            assert_eq!(d.count(), pairs.len() as u64);
+            let v: serde_json::Value = serde_json::from_str(&d.detail("a", "z")).unwrap();
+            assert_eq!(v["count"], pairs.len() as u64);
+            v["digest"].as_str().unwrap().to_string()
+        };
+        let base = digest(&[("1", "h1"), ("2", "h2")]);
+        assert_eq!(base.len(), 64);
+        assert_eq!(base, digest(&[("1", "h1"), ("2", "h2")]));
+        assert_ne!(base, digest(&[("2", "h2"), ("1", "h1")]));
+        assert_ne!(base, digest(&[("1", "h1"), ("2", "h3")]));
+        assert_ne!(base, digest(&[("1", "h1")]));
+        assert_ne!(digest(&[("1h", "1")]), digest(&[("1", "h1")]));
     }
 }

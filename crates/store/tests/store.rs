@@ -35,6 +35,7 @@ conformance_tests!(
     runs_lifecycle,
     cursors,
     staging_append_classifies,
+    staging_unchanged_records_are_summarised,
     outbox_delivery,
     replace_mode_and_mirror,
     mark_dirty_flags_a_rebuild,

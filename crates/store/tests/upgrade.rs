@@ -312,3 +312,134 @@ async fn a_version_7_stream_state_has_no_rebuild_in_progress_after_the_upgrade()
     assert_eq!((vendor.mirror_version, vendor.table_rows), (1, 40));
     store.close().await;
 }
+
+/// Earlier versions wrote an `unchanged` entry per record (key, hash, no row); this one writes one
+/// summary a page. A trail with entries of both kinds verifies, a record's search still finds its
+/// old `unchanged` entries, and pruning through them keeps the mirror and the chain whole.
+#[tokio::test]
+async fn a_trail_with_an_unchanged_entry_per_record_verifies_and_prunes_after_the_upgrade() {
+    use ml_store::audit::{ChainHead, NewEntry};
+    use ml_store::{AuditAction, AuditFilter, StageMode, StagePage, StagedRecord};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state.sqlite");
+    let records = || {
+        ["1", "2", "3"]
+            .iter()
+            .map(|k| StagedRecord {
+                key: k.to_string(),
+                when_modified: None,
+                source_hash: format!("h{k}"),
+                row_json: format!("{{\"K\":\"{k}\"}}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    let page = |run| StagePage {
+        connection: "acme".into(),
+        run,
+        stream: "GLACCOUNTBALANCE".into(),
+        mode: StageMode::Replace,
+        records: records(),
+        deletes: vec![],
+        failed: vec![],
+        pending_cursor: None,
+    };
+    let store = open(&StoreLocation::Sqlite(path.clone()))
+        .await
+        .expect("open");
+    store.ensure_connection("acme").await.expect("connection");
+    let r1 = store.begin_run("acme", "manual").await.expect("run");
+    store.stage_page(page(r1)).await.expect("stage");
+    let r2 = store.begin_run("acme", "manual").await.expect("run");
+    store.close().await;
+
+    // Run 2 as an earlier version staged it: an `unchanged` entry for each record.
+    {
+        let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path))
+            .await
+            .expect("pool");
+        let (seq, hash): (i64, Vec<u8>) =
+            sqlx::query_as("SELECT last_seq, last_hash FROM audit_head WHERE connection_id = 1")
+                .fetch_one(&pool)
+                .await
+                .expect("head");
+        let mut head = ChainHead {
+            seq,
+            hash: hash.try_into().expect("32 bytes"),
+        };
+        let created = "2026-01-02T00:00:00.000000Z";
+        for r in records() {
+            let mut e = NewEntry::new(AuditAction::Unchanged);
+            e.run = Some(r2);
+            e.stream = Some("GLACCOUNTBALANCE".into());
+            e.record_key = Some(r.key);
+            e.source_hash = Some(r.source_hash);
+            let c = head.chain("acme", created, e);
+            sqlx::query(
+                "INSERT INTO audit (connection_id, seq, run_id, stream, record_key, source_hash, action, \
+                 created_at, prev_hash, hash) VALUES (1, $1, $2, $3, $4, $5, 'unchanged', $6, $7, $8)",
+            )
+            .bind(c.seq)
+            .bind(r2.0)
+            .bind(c.entry.stream.as_deref())
+            .bind(c.entry.record_key.as_deref())
+            .bind(c.entry.source_hash.as_deref())
+            .bind(created)
+            .bind(&c.prev_hash[..])
+            .bind(&c.hash[..])
+            .execute(&pool)
+            .await
+            .expect("old unchanged entry");
+        }
+        sqlx::query("UPDATE audit_head SET last_seq = $1, last_hash = $2 WHERE connection_id = 1")
+            .bind(head.seq)
+            .bind(&head.hash[..])
+            .execute(&pool)
+            .await
+            .expect("head");
+        pool.close().await;
+    }
+
+    let store = open(&StoreLocation::Sqlite(path)).await.expect("reopen");
+    assert!(store.audit_verify("acme").await.expect("verify").ok);
+    let r3 = store.begin_run("acme", "manual").await.expect("run");
+    let summary = store.stage_page(page(r3)).await.expect("stage");
+    assert_eq!(summary.unchanged, 3);
+    let verify = store.audit_verify("acme").await.expect("verify");
+    assert!(verify.ok && verify.entries_checked == 7, "{verify:?}");
+    let history = store
+        .audit_search(&AuditFilter {
+            connection: Some("acme".into()),
+            record_key: Some("2".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| (e.run, e.action))
+            .collect::<Vec<_>>(),
+        vec![
+            (Some(r1), AuditAction::Inserted),
+            (Some(r2), AuditAction::Unchanged)
+        ]
+    );
+
+    // Pruning through both kinds: the rows move into the mirror, the chain verifies from its anchor.
+    let pruned = store
+        .audit_prune("acme", chrono::Utc::now() + chrono::Duration::days(1))
+        .await
+        .expect("prune");
+    assert_eq!(pruned.deleted, 7);
+    assert!(store.audit_verify("acme").await.expect("verify").ok);
+    let rows = store
+        .mirror_page("acme", "GLACCOUNTBALANCE", None, 10)
+        .await
+        .expect("mirror");
+    assert_eq!(
+        rows.iter().map(|r| r.row_json.as_str()).collect::<Vec<_>>(),
+        vec![r#"{"K":"1"}"#, r#"{"K":"2"}"#, r#"{"K":"3"}"#]
+    );
+    store.close().await;
+}

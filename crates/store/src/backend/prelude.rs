@@ -18,7 +18,9 @@ pub(crate) use super::mirror::{
 };
 pub(crate) use super::multi_row::{CHUNK, MultiRow};
 pub(crate) use crate::StoreError;
-pub(crate) use crate::audit::{ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, Verifier};
+pub(crate) use crate::audit::{
+    ChainHead, ChainedEntry, GENESIS, NewEntry, StoredEntry, UnchangedDigest, Verifier,
+};
 pub(crate) use crate::crypto::SealedSecret;
 pub(crate) use crate::model::*;
 pub(crate) use crate::store::{Clock, Store};

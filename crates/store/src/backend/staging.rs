@@ -3,6 +3,12 @@
 //! mirror written (pointing at the entries that hold the rows), the outbox (append streams) or the
 //! dirty flag (replace streams), and the pending cursor.
 //!
+//! Records found unchanged get no entry each: their rows are already in the trail (the mirror
+//! still points at the entries that staged them), and a stream read whole every run (GL balances)
+//! would otherwise add an entry per record per run. The page gets one `unchanged` entry instead,
+//! with no record key, whose `detail` holds their count, first and last keys and a digest of their
+//! keys and hashes (`crate::audit::UnchangedDigest`), chained like every entry.
+//!
 //! One long function on purpose: it is the pipeline's hot path, and its steps share the page's
 //! borrowed keys and the audit entries while they stream through a chunk at a time. Split into
 //! functions, the steps would have to collect or copy what they now pass along (BENCHMARKS.md has
@@ -41,19 +47,25 @@ macro_rules! impl_staging {
                     Self::mirror_column(&mut tx, cid, &stream, &keys, MirrorColumn::SourceHash).await?
                 };
 
-                // Classify in page order. Entries are records first (entry i = record i), then deletes,
-                // then failures; `last` maps a key to the entry holding its final row (None: deleted).
+                // Classify in page order. Entries are the changed records first, then deletes, then
+                // failures, then the page's summary of its unchanged records; `last` maps a key to the
+                // entry holding its final row (None: deleted).
                 let mut summary = StageSummary::default();
                 let mut actions: Vec<AuditAction> = Vec::with_capacity(records.len());
                 let mut deleting: Vec<bool> = Vec::with_capacity(deletes.len());
                 let mut upserts: Vec<usize> = Vec::new();
                 let mut removed: Vec<String> = Vec::new();
+                let mut unchanged_entry: Option<NewEntry> = None;
                 {
                     let mut current: foldhash::HashMap<&str, Option<&str>> =
                         known.iter().map(|(k, h)| (k.as_str(), h.as_deref())).collect();
                     let mut last: foldhash::HashMap<&str, Option<usize>> =
                         foldhash::HashMap::with_capacity(records.len() + deletes.len());
-                    for (i, r) in records.iter().enumerate() {
+                    let mut unchanged = UnchangedDigest::default();
+                    // The first and last unchanged keys, and the entries of changed records so far.
+                    let mut range: Option<(&str, &str)> = None;
+                    let mut entry = 0usize;
+                    for r in &records {
                         let action = match current.get(r.key.as_str()) {
                             Some(Some(h)) if *h == r.source_hash => AuditAction::Unchanged,
                             Some(Some(_)) => AuditAction::Updated,
@@ -64,11 +76,22 @@ macro_rules! impl_staging {
                             AuditAction::Inserted => summary.inserted += 1,
                             _ => summary.updated += 1,
                         }
-                        if action != AuditAction::Unchanged {
+                        if action == AuditAction::Unchanged {
+                            unchanged.add(&r.key, &r.source_hash);
+                            range = Some((range.map_or(r.key.as_str(), |(first, _)| first), r.key.as_str()));
+                        } else {
                             current.insert(&r.key, Some(&r.source_hash));
-                            last.insert(&r.key, Some(i));
+                            last.insert(&r.key, Some(entry));
+                            entry += 1;
                         }
                         actions.push(action);
+                    }
+                    if let Some((first, last_key)) = range {
+                        let mut e = NewEntry::new(AuditAction::Unchanged);
+                        e.run = Some(run);
+                        e.stream = Some(stream.clone());
+                        e.detail = Some(unchanged.detail(first, last_key));
+                        unchanged_entry = Some(e);
                     }
                     for key in &deletes {
                         let live = matches!(current.get(key.as_str()), Some(Some(_)));
@@ -88,22 +111,21 @@ macro_rules! impl_staging {
                 }
                 summary.failed = failed.len() as u64;
 
-                // The page's entries in chain order: records, then live deletes, then failures. They
-                // are built, chained and written a chunk at a time, so a page of 10,000 records never
-                // holds all its entries at once (a few MB each time, which the allocator would map
-                // and fault in anew for every page).
+                // The page's entries in chain order: changed records, then live deletes, then
+                // failures, then the summary of the unchanged records. They are built, chained and
+                // written a chunk at a time, so a page of 10,000 records never holds all its entries
+                // at once (a few MB each time, which the allocator would map and fault in anew for
+                // every page).
                 let mut entries = records
                     .into_iter()
                     .zip(actions)
+                    .filter(|(_, action)| *action != AuditAction::Unchanged)
                     .map(|(r, action)| {
                         let mut e = NewEntry::new(action);
                         e.run = Some(run);
                         e.stream = Some(stream.clone());
                         e.when_modified = r.when_modified;
-                        if action != AuditAction::Unchanged {
-                            // Unchanged entries stay compact: the row is already in the trail.
-                            e.row_json = Some(r.row_json);
-                        }
+                        e.row_json = Some(r.row_json);
                         e.record_key = Some(r.key);
                         e.source_hash = Some(r.source_hash);
                         e
@@ -124,7 +146,8 @@ macro_rules! impl_staging {
                         e.source_hash = f.source_hash;
                         e.error = Some(f.error);
                         e
-                    }));
+                    }))
+                    .chain(unchanged_entry);
 
                 let changed = summary.inserted + summary.updated + summary.deleted > 0;
                 if changed {

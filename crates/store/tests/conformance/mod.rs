@@ -405,10 +405,9 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
 
     let entries = run_entries(s, r2).await;
     assert_eq!(
-        key_action_row(&entries),
+        key_action_row(&entries[..4]),
         vec![
-            // Records, then deletes, then failures, each in key order.
-            ("1", AuditAction::Unchanged, None),
+            // Changed records, then deletes, then failures, each in key order.
             (
                 "2",
                 AuditAction::Updated,
@@ -423,13 +422,19 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
             ("5", AuditAction::Failed, None),
         ]
     );
+    // Then one entry for the unchanged record, with no key: its row is in the entry that staged it.
+    assert_eq!(entries.len(), 5);
     assert_eq!(
-        entries[4].error.as_deref(),
+        (entries[4].action, entries[4].record_key.as_deref()),
+        (AuditAction::Unchanged, None)
+    );
+    assert_eq!(
+        entries[3].error.as_deref(),
         Some("AMOUNT '12,5' is not a decimal")
     );
-    assert_eq!(entries[1].source_hash.as_deref(), Some("hash-2-2"));
+    assert_eq!(entries[0].source_hash.as_deref(), Some("hash-2-2"));
     // Each outbox row points at its staging entry.
-    let staged_seq = entries[1].seq;
+    let staged_seq = entries[0].seq;
     assert!(
         out.iter()
             .any(|o| o.key == "2" && o.audit_seq == staged_seq)
@@ -492,6 +497,199 @@ pub async fn staging_append_classifies(db: Arc<TestDb>) {
         Err(StoreError::Invalid(_))
     ));
     assert!(s.audit_verify("acme").await.unwrap().ok);
+}
+
+/// The digest of an `unchanged` summary as its documentation gives it, computed independently:
+/// SHA-256 of "mlc-unchanged-v1" and each (key, source hash) pair, every part length-prefixed.
+fn unchanged_digest(pairs: &[(&str, &str)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in std::iter::once("mlc-unchanged-v1").chain(pairs.iter().flat_map(|(k, v)| [*k, *v]))
+    {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// The `detail` of an `unchanged` summary entry, parsed.
+fn summary_detail(e: &AuditEntry) -> serde_json::Value {
+    assert_eq!(
+        (e.action, e.record_key.as_deref()),
+        (AuditAction::Unchanged, None),
+        "{e:?}"
+    );
+    serde_json::from_str(e.detail.as_deref().expect("a summary has a detail")).unwrap()
+}
+
+/// A page staged again unchanged (a stream read whole every run, like GL balances) adds one
+/// `unchanged` entry with the count and a digest of its keys and hashes, not one entry a record;
+/// a record's history stays its real changes, the mirror and replay still read the rows from the
+/// entries that staged them, and the chain verifies, also after pruning.
+pub async fn staging_unchanged_records_are_summarised(db: Arc<TestDb>) {
+    let s = &*db.store;
+    s.ensure_connection("acme").await.unwrap();
+    let stream = "GLACCOUNTBALANCE";
+    let recs = || vec![rec("c", 1), rec("a", 1), rec("b", 1)];
+    let r1 = s.begin_run("acme", "manual").await.unwrap();
+    s.stage_page(page("acme", r1, stream, StageMode::Replace, recs()))
+        .await
+        .unwrap();
+    assert_eq!(run_entries(s, r1).await.len(), 3);
+
+    // The same page again: one summary entry for the page.
+    let r2 = s.begin_run("acme", "manual").await.unwrap();
+    let sum = s
+        .stage_page(page("acme", r2, stream, StageMode::Replace, recs()))
+        .await
+        .unwrap();
+    assert_eq!(
+        sum,
+        StageSummary {
+            unchanged: 3,
+            ..Default::default()
+        }
+    );
+    let entries = run_entries(s, r2).await;
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0].stream.as_deref(), Some(stream));
+    assert_eq!(entries[0].row_json, None);
+    assert_eq!(
+        summary_detail(&entries[0]),
+        json!({
+            "count": 3,
+            "first_key": "a",
+            "last_key": "c",
+            "digest": unchanged_digest(&[("a", "hash-a-1"), ("b", "hash-b-1"), ("c", "hash-c-1")]),
+        })
+    );
+    assert!(s.audit_verify("acme").await.unwrap().ok);
+
+    // A record's history is its staging, not a line per unchanged run.
+    let history = |key: &str| {
+        let f = AuditFilter {
+            connection: Some("acme".into()),
+            record_key: Some(key.into()),
+            ..Default::default()
+        };
+        async move {
+            s.audit_search(&f)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.run.unwrap(), e.action))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(history("b").await, vec![(r1, AuditAction::Inserted)]);
+
+    // Mixed: a changed, d new, b unchanged. The mirror keeps reading b from its first entry.
+    let r3 = s.begin_run("acme", "manual").await.unwrap();
+    let sum = s
+        .stage_page(page(
+            "acme",
+            r3,
+            stream,
+            StageMode::Replace,
+            vec![rec("d", 1), rec("b", 1), rec("a", 2)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!((sum.inserted, sum.updated, sum.unchanged), (1, 1, 1));
+    let entries = run_entries(s, r3).await;
+    assert_eq!(
+        key_action_row(&entries[..2]),
+        vec![
+            (
+                "a",
+                AuditAction::Updated,
+                Some(rec("a", 2).row_json.as_str())
+            ),
+            (
+                "d",
+                AuditAction::Inserted,
+                Some(rec("d", 1).row_json.as_str())
+            ),
+        ]
+    );
+    assert_eq!(entries.len(), 3);
+    assert_eq!(summary_detail(&entries[2])["count"], 1);
+    assert_eq!(summary_detail(&entries[2])["first_key"], "b");
+    let rows = s.mirror_page("acme", stream, None, 100).await.unwrap();
+    let want = |v: &[(&str, u32)]| {
+        v.iter()
+            .map(|(k, n)| MirrorRow {
+                key: k.to_string(),
+                row_json: rec(k, *n).row_json,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows, want(&[("a", 2), ("b", 1), ("c", 1), ("d", 1)]));
+    // Replay as of each run still finds every row.
+    let as_of = |run| async move {
+        s.rows_as_of_run("acme", stream, run, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.key, r.row_json))
+            .collect::<Vec<_>>()
+    };
+    let pairs = |v: Vec<MirrorRow>| {
+        v.into_iter()
+            .map(|m| (m.key, m.row_json))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        as_of(r2).await,
+        pairs(want(&[("a", 1), ("b", 1), ("c", 1)]))
+    );
+    assert_eq!(
+        as_of(r3).await,
+        pairs(want(&[("a", 2), ("b", 1), ("c", 1), ("d", 1)]))
+    );
+
+    // Pruning everything so far copies the rows into the mirror; the chain verifies from its
+    // anchor, and staging unchanged again after the prune is summarised and verifies too.
+    db.clock.advance(chrono::Duration::days(1));
+    let pruned = s.audit_prune("acme", db.clock.now()).await.unwrap();
+    assert!(pruned.deleted >= 7, "{pruned:?}");
+    assert_eq!(
+        s.mirror_page("acme", stream, None, 100).await.unwrap(),
+        rows
+    );
+    let r4 = s.begin_run("acme", "manual").await.unwrap();
+    let sum = s
+        .stage_page(page(
+            "acme",
+            r4,
+            stream,
+            StageMode::Replace,
+            vec![rec("a", 2), rec("b", 1), rec("c", 1), rec("d", 1)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(sum.unchanged, 4);
+    let entries = run_entries(s, r4).await;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(summary_detail(&entries[0])["count"], 4);
+    assert_eq!(
+        s.mirror_page("acme", stream, None, 100).await.unwrap(),
+        rows
+    );
+    assert!(s.audit_verify("acme").await.unwrap().ok);
+
+    // The summary is chained like every entry: editing its count is caught.
+    let seq = entries[0].seq;
+    db.exec(&format!(
+        "UPDATE audit SET detail = replace(detail, '\"count\":4', '\"count\":5') \
+         WHERE connection_id = {} AND seq = {seq}",
+        cid_of("acme")
+    ))
+    .await;
+    assert_eq!(
+        s.audit_verify("acme").await.unwrap().first_bad.map(|b| b.0),
+        Some(seq)
+    );
 }
 
 pub async fn outbox_delivery(db: Arc<TestDb>) {
@@ -1674,7 +1872,7 @@ pub async fn audit_prune_keeps_chain_verifiable(db: Arc<TestDb>) {
             vec![rec("k002", 1), rec("k003", 3)],
         ))
         .await
-        .unwrap(); // seq 9, 10
+        .unwrap(); // seq 9 (k003), 10 (the unchanged summary)
     assert_eq!((again.unchanged, again.updated), (1, 1), "{again:?}");
     assert_eq!(all_mirror_rows(s, 3).await.1, vendors([2, 2, 1, 3]));
     // Nothing older: no-op.
