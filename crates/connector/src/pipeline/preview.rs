@@ -14,7 +14,7 @@ use super::extract::read_from;
 use super::{Connection, PipelineError, RunOptions};
 use crate::catalogue::StreamKind;
 use crate::config::StreamConfig;
-use crate::destination::DeliveryPreview;
+use crate::destination::preview::DeliveryPreview;
 use crate::pipeline::job::Context;
 
 /// What a run would read of one stream.

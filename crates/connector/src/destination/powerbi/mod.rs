@@ -35,7 +35,8 @@ use async_trait::async_trait;
 use ml_clock::SharedClock;
 use ml_powerbi::{PowerBiClient, PushLimits, Pusher};
 
-use super::{DeliveryPreview, Destination};
+use super::Destination;
+use super::preview::DeliveryPreview;
 use crate::config::Mode;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::events::{Events, RunEvent};

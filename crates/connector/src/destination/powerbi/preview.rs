@@ -14,7 +14,7 @@ use ml_store::PushPost;
 use super::PushDataset;
 use super::budget::{self, Budget, RebuildCost, Used, thousands};
 use crate::config::Mode;
-use crate::destination::{BudgetUse, DeliveryPreview, TablePreview};
+use crate::destination::preview::{BudgetUse, DeliveryPreview, TablePreview};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::job::Context;
 use crate::pipeline::preview::StreamRead;
