@@ -78,6 +78,19 @@ async fn search(
     }
 }
 
+/// The key column: a record's key, or for a page's summary of unchanged records how many it covers.
+fn key_column(e: &AuditEntry) -> String {
+    if let Some(k) = &e.record_key {
+        return k.clone();
+    }
+    e.detail
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|d| d.get("count").and_then(serde_json::Value::as_u64))
+        .map(|n| format!("({n} records)"))
+        .unwrap_or_default()
+}
+
 fn say_if_more(more: bool, limit: u64) {
     if more {
         eprintln!(
@@ -148,7 +161,7 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                             e.seq,
                             e.run.map(|r| r.to_string()).unwrap_or_default(),
                             e.stream.as_deref().unwrap_or(""),
-                            e.record_key.as_deref().unwrap_or(""),
+                            key_column(e),
                             e.action,
                             e.created_at.format("%Y-%m-%d %H:%M:%S"),
                             e.outcome.as_deref().unwrap_or(""),
