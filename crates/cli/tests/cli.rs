@@ -409,7 +409,12 @@ async fn the_service_catches_up_a_missed_run_and_stops_on_sigterm() {
             .map_while(Result::ok)
         {
             if line.contains("\"run finished\"") {
-                finished = line.contains("\"status\":\"succeeded\"");
+                // With what it did, how long it took and when the schedule runs next.
+                finished = line.contains("\"status\":\"succeeded\"")
+                    && line.contains("\"read\":")
+                    && line.contains("\"pushed\":")
+                    && line.contains("\"seconds\":")
+                    && line.contains("\"next_run\":\"20");
                 let _ = Command::new("kill")
                     .args(["-TERM", &child.id().to_string()])
                     .status();

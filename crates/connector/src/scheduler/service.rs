@@ -57,6 +57,7 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                     let (cfg, store, clock, key) =
                         (cfg.clone(), store.clone(), clock.clone(), key.clone());
                     let (worker, stop, refusal) = (worker.clone(), stop.clone(), refusal.clone());
+                    let sched_for_log = sched.clone();
                     async move {
                         let name = cfg.name.clone();
                         let credentials = credentials_stamp(store.as_ref(), &name).await;
@@ -95,6 +96,7 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                             ..Default::default()
                         };
                         // The run takes the connection's lease itself; another worker holding it is not an error.
+                        let started = clock.now();
                         match conn.run(&opts, &Events::default()).await {
                             Ok(r) => {
                                 *refusal.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -102,7 +104,21 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                                         at: clock.now(),
                                         credentials,
                                     });
-                                tracing::info!(connection = %name, run = r.run, status = r.status.as_str(), "run finished")
+                                let next = super::next_after(&sched_for_log, clock.now())
+                                    .map(|t| t.to_rfc3339())
+                                    .unwrap_or_else(|| "none".into());
+                                tracing::info!(
+                                    connection = %name,
+                                    run = r.run,
+                                    status = r.status.as_str(),
+                                    read = r.streams.iter().map(|s| s.extracted).sum::<u64>(),
+                                    pushed = r.streams.iter().map(|s| s.pushed).sum::<u64>(),
+                                    failed_streams = r.streams.iter().filter(|s| s.error.is_some()).count(),
+                                    postponed_streams = r.streams.iter().filter(|s| s.postponed.is_some()).count(),
+                                    seconds = (clock.now() - started).num_milliseconds() as f64 / 1000.0,
+                                    next_run = %next,
+                                    "run finished"
+                                )
                             }
                             Err(e) => tracing::warn!(connection = %name, error = %e, "run not done"),
                         }
