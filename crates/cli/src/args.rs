@@ -108,6 +108,17 @@ pub enum Command {
     /// Compare each Power BI table with the local mirror (row counts and column sums).
     #[command(after_help = "Example: ml-connector verify --connection acme")]
     Verify(ConnectionArg),
+    /// List the Intacct objects the connector knows (table, kind, business ID); with --check, whether the company has each.
+    #[command(
+        after_help = "Examples:\n  ml-connector objects\n  ml-connector objects --check --connection acme"
+    )]
+    Objects {
+        /// Look each object up in the company (needs the connection's Intacct credentials).
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        connection: ConnectionArg,
+    },
     /// Measure the whole job against the simulators: requests, wall time against its floor, CPU, memory.
     #[command(after_help = "Example: cargo run --release -- bench --records 1000000")]
     Bench(crate::bench::BenchArgs),

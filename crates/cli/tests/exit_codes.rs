@@ -225,3 +225,39 @@ async fn a_damaged_store_is_said_once_and_a_backup_restores_it() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("intacct"), "{}", text(&out));
 }
+
+/// `objects` lists what can be configured, and with `--check` whether the company has each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_lists_the_catalogue_and_checks_the_company() {
+    let w = World::start(tiny_intacct()).await;
+    let config = w.dir.path().join("ml-connector.toml");
+    write_config(&w, &config);
+    let out = run(&config, &["objects"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("VENDOR ") && l.contains("Vendors") && l.contains("VENDORID")),
+        "{listed}"
+    );
+    let entries = ml_connector::catalogue::all().len();
+
+    std::fs::create_dir_all(w.dir.path().join("state")).unwrap();
+    ml_store::crypto::MasterKey::create_file(&w.dir.path().join("state/master.key")).unwrap();
+    let out = run(
+        &config,
+        &["credentials", "set", "intacct", "--stdin"],
+        Some(&format!(
+            "{}\n{}\n",
+            ml_sim_intacct::DEFAULT_SENDER_PASSWORD,
+            ml_sim_intacct::DEFAULT_USER_PASSWORD
+        )),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&config, &["objects", "--check"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let checked = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(checked.matches("yes (").count(), entries, "{checked}");
+}

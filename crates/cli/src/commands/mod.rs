@@ -213,6 +213,14 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Objects { check, connection } => {
+            let app = if check {
+                Some(open(config).await?)
+            } else {
+                None
+            };
+            ping::objects(app.as_ref(), connection.connection.as_deref()).await
+        }
         Command::Verify(c) => {
             let app = open(config).await?;
             let conn = app.connection(c.connection.as_deref()).await?;

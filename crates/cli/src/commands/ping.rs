@@ -90,6 +90,62 @@ async fn check_objects(client: &ml_intacct::IntacctClient, cfg: &ConnectionConfi
     code
 }
 
+/// `objects`: the catalogue, and with an app (`--check`) whether the company has each object.
+pub async fn objects(app: Option<&App>, connection: Option<&str>) -> Result<u8> {
+    let client = match app {
+        Some(app) => {
+            let cfg = app
+                .config
+                .connection(connection)
+                .map_err(anyhow::Error::msg)?;
+            let key = app.master_key()?;
+            Some(app::intacct_client(cfg, app.store.as_ref(), &key).await?)
+        }
+        None => None,
+    };
+    crate::outln!(
+        "{:<18} {:<14} {:<10} {:<12} {}",
+        "object",
+        "table",
+        "kind",
+        "business id",
+        if client.is_some() {
+            "in this company"
+        } else {
+            ""
+        }
+    );
+    let mut code = exit::OK;
+    for e in ml_connector::catalogue::all() {
+        let found = match &client {
+            None => String::new(),
+            Some(c) => match c.lookup(e.object).await {
+                Ok(def) => format!("yes ({} fields)", def.fields.len()),
+                Err(err) if err.is_refusal() => {
+                    crate::outln!("error: {err}");
+                    return Ok(exit::REFUSED);
+                }
+                Err(err) => {
+                    code = exit::FAILURE.max(code);
+                    format!("no: {err}")
+                }
+            },
+        };
+        crate::outln!(
+            "{:<18} {:<14} {:<10} {:<12} {}",
+            e.object,
+            e.table,
+            format!("{:?}", e.kind).to_ascii_lowercase(),
+            e.business_id,
+            found
+        );
+    }
+    crate::outln!(
+        "Other objects (custom ones included) can be configured too: `[[connection.stream]] object = \"NAME\"` with `fields` or `[\"*\"]`; `ml-connector intacct query NAME --limit 1` tries one."
+    );
+    Ok(code)
+}
+
 pub async fn intacct_query(
     app: &App,
     connection: Option<&str>,
