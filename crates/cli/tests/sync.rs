@@ -1122,3 +1122,57 @@ async fn a_503_burst_during_a_rebuild_is_retried_within_the_run() {
     let offset = user_offset(&conn).await;
     w.assert_tables_equal_source(offset);
 }
+
+/// A renamed vendor leaves the row count and every numeric sum as they were: `verify` also totals
+/// the length of every text column, so Power BI holding the old name is a difference.
+#[tokio::test]
+async fn verify_sees_a_changed_name_that_counts_and_sums_miss() {
+    let mut w = World::start(tiny_intacct()).await;
+    w.cfg.streams.retain(|s| s.object == "VENDOR");
+    let conn = w.connection().await;
+    let first = conn.run(&opts(), &Events::default()).await.unwrap();
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let vendors = w.intacct.records("VENDOR");
+    let k: u64 = vendors[0]["RECORDNO"].parse().unwrap();
+    let renamed = format!("{} and Sons", vendors[0]["NAME"]);
+    assert!(w.intacct.update("VENDOR", k, fields(&[("NAME", &renamed)])));
+    let second = conn.run(&opts(), &Events::default()).await.unwrap();
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:#?}");
+    let ok = ml_connector::pipeline::verify::verify(&conn).await.unwrap();
+    assert!(ok.all_match(), "{:?}", ok.tables);
+    assert!(
+        ok.tables[0].sums.iter().any(|s| s.column == "LEN(NAME)"),
+        "{:?}",
+        ok.tables
+    );
+
+    // Power BI gets the first run's rows back (the old name), and the store is told the table is
+    // clean: only the text check can still see the difference.
+    ml_connector::pipeline::replay::replay(
+        &conn,
+        first.run,
+        Some("VENDOR"),
+        false,
+        &Events::default(),
+    )
+    .await
+    .unwrap();
+    let rows = w.table("Vendors").len() as u64;
+    w.store
+        .mark_reloaded("demo", "VENDOR", ml_store::RunId(second.run), rows, &[])
+        .await
+        .unwrap();
+    let v = ml_connector::pipeline::verify::verify(&conn).await.unwrap();
+    let t = &v.tables[0];
+    assert_eq!(t.powerbi_rows, t.expected_rows, "{t:?}");
+    assert!(
+        t.sums
+            .iter()
+            .filter(|s| !s.column.starts_with("LEN("))
+            .all(|s| s.matches()),
+        "{t:?}"
+    );
+    let name = t.sums.iter().find(|s| s.column == "LEN(NAME)").unwrap();
+    assert!(!name.matches(), "{t:?}");
+    assert!(!v.all_match());
+}

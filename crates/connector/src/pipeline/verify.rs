@@ -143,7 +143,46 @@ pub async fn verify(conn: &Connection) -> Result<VerifyReport, PipelineError> {
                 })
                 .map(|c| c.name.as_str())
                 .collect();
-            let expected = mirror_sums(conn, &stream.object, &numeric).await?;
+            let text: Vec<&str> = table
+                .columns
+                .iter()
+                .filter(|c| c.data_type == DataType::String)
+                .map(|c| c.name.as_str())
+                .collect();
+            let (expected, lengths) = mirror_sums(conn, &stream.object, &numeric, &text).await?;
+            // Text columns: the total length of their values, all in one query. Counts and
+            // numeric sums cannot see a renamed vendor; this does (unless the new name has
+            // exactly the old one's length).
+            if !text.is_empty() {
+                let t = table.name.replace('\'', "''");
+                let cols: Vec<String> = text
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        format!(
+                            "\"l{i}\", SUMX('{t}', LEN('{t}'[{}]))",
+                            c.replace(']', "]]")
+                        )
+                    })
+                    .collect();
+                let dax = format!("EVALUATE ROW({})", cols.join(", "));
+                let r = push
+                    .client
+                    .execute_query(&target.group_id, &target.dataset_id, &dax)
+                    .await?;
+                let row = r.rows.first();
+                for (i, (column, expected)) in text.iter().zip(lengths).enumerate() {
+                    let powerbi = row
+                        .and_then(|row| row.get(&format!("[l{i}]")))
+                        .and_then(|v| v.as_f64())
+                        .unwrap_or(0.0);
+                    check.sums.push(ColumnSum {
+                        column: format!("LEN({column})"),
+                        powerbi,
+                        expected: Decimal::from(expected),
+                    });
+                }
+            }
             for (column, expected) in numeric.iter().zip(expected) {
                 let dax = format!(
                     "EVALUATE ROW(\"s\", SUM('{}'[{}]))",
@@ -172,13 +211,16 @@ pub async fn verify(conn: &Connection) -> Result<VerifyReport, PipelineError> {
     Ok(report)
 }
 
-/// Exact sums of numeric columns over the mirror's rows, paged so memory stays flat.
+/// Exact sums of numeric columns, and total lengths of text columns (in UTF-16 units, as DAX's
+/// LEN counts), over the mirror's rows, paged so memory stays flat.
 async fn mirror_sums(
     conn: &Connection,
     stream: &str,
     columns: &[&str],
-) -> Result<Vec<Decimal>, PipelineError> {
+    text: &[&str],
+) -> Result<(Vec<Decimal>, Vec<u64>), PipelineError> {
     let mut sums = vec![Decimal::ZERO; columns.len()];
+    let mut lengths = vec![0u64; text.len()];
     let mut after: Option<String> = None;
     loop {
         let page = conn
@@ -199,7 +241,12 @@ async fn mirror_sums(
                         .unwrap_or(Decimal::ZERO);
                 }
             }
+            for (i, c) in text.iter().enumerate() {
+                if let Some(t) = v.get(*c).and_then(|t| t.as_str()) {
+                    lengths[i] += t.encode_utf16().count() as u64;
+                }
+            }
         }
     }
-    Ok(sums)
+    Ok((sums, lengths))
 }

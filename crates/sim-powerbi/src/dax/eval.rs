@@ -41,6 +41,7 @@ pub(crate) fn execute(
                         (n > 0).then(|| n.to_string())
                     }
                     Scalar::Agg(agg, t, c) => aggregate(table(&t)?, &c, agg)?,
+                    Scalar::SumLen(t, c) => sum_len(table(&t)?, &c)?,
                 };
                 row.push((format!("[{name}]"), v));
             }
@@ -252,6 +253,31 @@ fn key_text(text: &str, ty: DataType) -> Option<Key> {
         b'f' => Some(Key::Num(Decimal::ZERO)),
         _ => key(&serde_json::from_str(text).ok()?, ty),
     }
+}
+
+/// `SUMX(t, LEN(t[col]))`: DAX's LEN counts a text's characters as .NET does (UTF-16 code
+/// units) and is 0 for a blank; SUMX over an empty table is blank.
+fn sum_len(t: &Table, col: &str) -> Result<Option<String>, DaxError> {
+    let c = column(t, &t.name, col)?;
+    if c.data_type != DataType::String {
+        return Err(DaxError(format!(
+            "The simulator's LEN takes text columns; '{}' is {:?}.",
+            c.name, c.data_type
+        )));
+    }
+    if t.rows.is_empty() {
+        return Ok(None);
+    }
+    let name = c.name.clone();
+    let mut total: u64 = 0;
+    for raw in &t.rows {
+        if let Some(text) =
+            member(raw, &name).and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+        {
+            total += text.encode_utf16().count() as u64;
+        }
+    }
+    Ok(Some(total.to_string()))
 }
 
 fn aggregate(t: &Table, col: &str, agg: Agg) -> Result<Option<String>, DaxError> {

@@ -3,7 +3,7 @@
 //! ```text
 //! query   := EVALUATE table
 //! table   := ROW("name", scalar [, "name", scalar]...) | { scalar } | TOPN(n, tref [, colref [, ASC|DESC]]...) | tref
-//! scalar  := COUNTROWS(tref) | SUM|MIN|MAX|COUNT|DISTINCTCOUNT(colref) | number
+//! scalar  := COUNTROWS(tref) | SUM|MIN|MAX|COUNT|DISTINCTCOUNT(colref) | SUMX(tref, LEN(colref)) | number
 //! tref    := 'Quoted name' | Name          colref := tref[Column]
 //! ```
 //! Function names and table names are case-insensitive, as in DAX. Blank results (COUNTROWS of an empty table,
@@ -47,6 +47,7 @@ mod tests {
                     col("Amount", DataType::Decimal),
                     col("Rate", DataType::Double),
                     col("When", DataType::DateTime),
+                    col("Memo", DataType::String),
                 ]),
                 raw: Value::Null,
                 rows: rows
@@ -56,6 +57,40 @@ mod tests {
             }],
             pacing: Pacing::default(),
         }
+    }
+
+    #[test]
+    fn sumx_of_len_totals_a_text_column_in_utf16_units() {
+        let ds = dataset(&[
+            r#"{"Id":1,"Memo":"abc"}"#,
+            r#"{"Id":2,"Memo":"Zürich 😀"}"#,
+            r#"{"Id":3}"#,
+        ]);
+        let (rows, _) = execute(
+            "EVALUATE ROW(\"l\", SUMX('GL Entry', LEN('GL Entry'[Memo])))",
+            &ds,
+            false,
+            100_000,
+        )
+        .unwrap();
+        // "abc" 3 + "Zürich 😀" 9 (the emoji is two UTF-16 units) + blank 0.
+        assert_eq!(rows, r#"[{"[l]":12}]"#);
+        let err = execute(
+            "EVALUATE ROW(\"l\", SUMX('GL Entry', LEN('GL Entry'[Amount])))",
+            &ds,
+            false,
+            100_000,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("text columns"), "{}", err.0);
+        let (rows, _) = execute(
+            "EVALUATE ROW(\"l\", SUMX('GL Entry', LEN('GL Entry'[Memo])))",
+            &dataset(&[]),
+            false,
+            100_000,
+        )
+        .unwrap();
+        assert_eq!(rows, "[{}]");
     }
 
     #[test]

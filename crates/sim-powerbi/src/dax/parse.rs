@@ -130,6 +130,8 @@ pub(super) enum Agg {
 pub(super) enum Scalar {
     CountRows(String),
     Agg(Agg, String, String),
+    /// `SUMX('T', LEN('T'[c]))`: the total length of a text column's values.
+    SumLen(String, String),
     Number(String),
 }
 
@@ -308,6 +310,23 @@ impl Parser {
         self.expect(&Tok::LParen)?;
         let s = match kw.as_str() {
             "COUNTROWS" => Scalar::CountRows(self.table_ref()?),
+            // Only the one SUMX shape the connector's `verify` sends; anything else is refused
+            // with the simulator's "not supported" error, never evaluated wrongly.
+            "SUMX" => {
+                let t = self.table_ref()?;
+                self.expect(&Tok::Comma)?;
+                if self.keyword().as_deref() != Some("LEN") {
+                    return Err(self.err("The simulator supports SUMX(table, LEN(column)) only."));
+                }
+                self.pos += 1;
+                self.expect(&Tok::LParen)?;
+                let (ct, c) = self.col_ref()?;
+                if !ct.eq_ignore_ascii_case(&t) {
+                    return Err(self.err("SUMX's column must be of its table."));
+                }
+                self.expect(&Tok::RParen)?;
+                Scalar::SumLen(t, c)
+            }
             "SUM" | "MIN" | "MAX" | "COUNT" | "DISTINCTCOUNT" => {
                 let agg = match kw.as_str() {
                     "SUM" => Agg::Sum,
