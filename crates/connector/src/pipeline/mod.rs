@@ -251,9 +251,10 @@ impl Connection {
             };
             match result {
                 Ok(()) => {}
-                Err(PipelineError::Postponed { message, .. }) => {
+                Err(PipelineError::Postponed { message, until }) => {
                     tracing::warn!(stream = %stream.object, "{message}");
                     report.postponed = Some(message);
+                    report.postponed_until = until;
                 }
                 Err(e) => {
                     report.refused = e.is_refusal();

@@ -35,6 +35,8 @@ pub struct StreamReport {
     pub error: Option<String>,
     /// The destination postponed this stream's delivery and left it as it was (why, and until when).
     pub postponed: Option<String>,
+    /// When the postponed delivery can be done, when the destination knows.
+    pub postponed_until: Option<chrono::DateTime<chrono::Utc>>,
     /// The error is a remote system refusing our credentials or permissions.
     pub refused: bool,
     pub elapsed: std::time::Duration,

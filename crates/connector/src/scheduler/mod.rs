@@ -61,6 +61,10 @@ pub fn missed_run(
 /// then a run at each scheduled time. Runs of one connection never overlap because this loop awaits
 /// each run; a run in progress is not dropped on shutdown (it watches the same token and stops after its
 /// current batch), so the state it leaves is always resumable.
+///
+/// A run may ask to be run again at a time of its own (a rebuild postponed until the push budget
+/// frees): that run, with trigger `postponed`, comes at that time when it is before the next
+/// scheduled one.
 pub async fn drive<C, R, Fut>(
     schedule: &Schedule,
     clock: &C,
@@ -70,26 +74,31 @@ pub async fn drive<C, R, Fut>(
 ) where
     C: Clock + ?Sized,
     R: FnMut(&'static str) -> Fut,
-    Fut: Future<Output = ()>,
+    Fut: Future<Output = Option<DateTime<Utc>>>,
 {
+    let mut again: Option<DateTime<Utc>> = None;
     if missed_run(schedule, last_run_started, clock.now()) && !shutdown.is_cancelled() {
-        run("catch-up").await;
+        again = run("catch-up").await;
     }
     loop {
         if shutdown.is_cancelled() {
             return;
         }
         let now = clock.now();
-        let Some(next) = next_after(schedule, now) else {
+        let Some(scheduled) = next_after(schedule, now) else {
             tracing::warn!(schedule = %schedule.expression, "the schedule has no future time; stopping it");
             return;
+        };
+        let (next, trigger) = match again.take() {
+            Some(at) if at < scheduled => (at.max(now), "postponed"),
+            _ => (scheduled, "schedule"),
         };
         let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => return,
         }
-        run("schedule").await;
+        again = run(trigger).await;
     }
 }
 
@@ -159,6 +168,7 @@ mod tests {
                     seen.lock().unwrap().push((why.to_string(), at));
                     // a run takes five minutes
                     tokio::time::sleep(Duration::from_secs(300)).await;
+                    None
                 }
             },
             &stop,
@@ -181,6 +191,63 @@ mod tests {
                 ("schedule".to_string(), "10:30".to_string()),
                 // started before the stop at 10:47 and allowed to finish
                 ("schedule".to_string(), "10:45".to_string()),
+            ]
+        );
+    }
+
+    /// A run whose rebuild was postponed until 11:20 is run again then, not at the next
+    /// scheduled time (12:00); a requested time after the next scheduled one changes nothing.
+    #[tokio::test(start_paused = true)]
+    async fn a_run_postponed_until_a_time_runs_again_then() {
+        let s = schedule("0 * * * *", "UTC");
+        let clock = TokioClock::starting_at(utc("2026-11-24T10:00:00Z"));
+        type Log = Arc<Mutex<Vec<(String, DateTime<Utc>)>>>;
+        let runs: Log = Arc::default();
+        let stop = CancellationToken::new();
+        let seen = runs.clone();
+        let clock_ref = &clock;
+        let drive_fut = drive(
+            &s,
+            clock_ref,
+            Some(utc("2026-11-24T10:00:00Z")),
+            move |why| {
+                let seen = seen.clone();
+                let at = clock_ref.now();
+                async move {
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push((why.to_string(), at));
+                        seen.len()
+                    };
+                    match n {
+                        // The 11:00 run postpones until 11:20; the 11:20 one asks for 13:30,
+                        // after the next scheduled time, which comes first.
+                        1 => Some(utc("2026-11-24T11:20:00Z")),
+                        2 => Some(utc("2026-11-24T13:30:00Z")),
+                        _ => None,
+                    }
+                }
+            },
+            &stop,
+        );
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(3 * 3600 + 60)).await;
+            stop.cancel();
+        };
+        tokio::join!(drive_fut, stopper);
+        let got: Vec<(String, String)> = runs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(w, t)| (w.clone(), t.format("%H:%M").to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("schedule".to_string(), "11:00".to_string()),
+                ("postponed".to_string(), "11:20".to_string()),
+                ("schedule".to_string(), "12:00".to_string()),
+                ("schedule".to_string(), "13:00".to_string()),
             ]
         );
     }

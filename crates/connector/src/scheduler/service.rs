@@ -73,7 +73,7 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                                 resumes_at = %(r.at + chrono::Duration::from_std(cfg.refused_backoff).unwrap_or_default()).to_rfc3339(),
                                 "run skipped: the last run's credentials were refused; `ml-connector credentials set` resumes the schedule at its next time"
                             );
-                            return;
+                            return None;
                         }
                         // Built for each run, so credentials stored since the last one are used.
                         let conn =
@@ -86,7 +86,7 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                                 }
                                 Err(e) => {
                                     tracing::warn!(connection = %name, error = %e, "run not started");
-                                    return;
+                                    return None;
                                 }
                             };
                         let opts = RunOptions {
@@ -118,9 +118,14 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                                     seconds = (clock.now() - started).num_milliseconds() as f64 / 1000.0,
                                     next_run = %next,
                                     "run finished"
-                                )
+                                );
+                                // A rebuild postponed until the push budget frees runs again then.
+                                r.streams.iter().filter_map(|s| s.postponed_until).min()
                             }
-                            Err(e) => tracing::warn!(connection = %name, error = %e, "run not done"),
+                            Err(e) => {
+                                tracing::warn!(connection = %name, error = %e, "run not done");
+                                None
+                            }
                         }
                     }
                 },
