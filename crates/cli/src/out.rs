@@ -8,7 +8,13 @@ use std::io::Write;
 /// Writes one line to standard output.
 pub fn line(args: std::fmt::Arguments<'_>) {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+    handled(out.write_fmt(args).and_then(|()| out.write_all(b"\n")));
+}
+
+/// The outcome of a write to standard output: a reader that went away ends the command with
+/// success, any other failure with an error.
+pub fn handled(written: std::io::Result<()>) {
+    if let Err(e) = written {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(i32::from(crate::exit::OK));
         }

@@ -99,17 +99,6 @@ fn say_if_more(more: bool, limit: u64) {
     }
 }
 
-/// A write to standard output; a reader that went away (`| head`) ends the command quietly.
-fn piped(r: std::io::Result<()>) {
-    if let Err(e) = r {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(i32::from(exit::OK));
-        }
-        eprintln!("error: cannot write to standard output: {e}");
-        std::process::exit(i32::from(exit::FAILURE));
-    }
-}
-
 pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
     match cmd {
         AuditCommand::Search {
@@ -176,17 +165,17 @@ pub async fn run(app: &App, cmd: AuditCommand) -> Result<u8> {
                     // each write goes through a Send handle.
                     let mut out = std::io::BufWriter::new(SendStdout);
                     if format == AuditFormat::Csv {
-                        piped(ml_store::export::write_csv_header(&mut out));
+                        crate::out::handled(ml_store::export::write_csv_header(&mut out));
                     }
                     let more = search(app, &filter, limit, |e| {
-                        piped(if format == AuditFormat::Csv {
+                        crate::out::handled(if format == AuditFormat::Csv {
                             ml_store::export::write_csv_entry(&mut out, e)
                         } else {
                             ml_store::export::write_json_line(&mut out, e)
                         })
                     })
                     .await?;
-                    piped(std::io::Write::flush(&mut out));
+                    crate::out::handled(std::io::Write::flush(&mut out));
                     say_if_more(more, limit);
                 }
             }
