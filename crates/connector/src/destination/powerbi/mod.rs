@@ -97,6 +97,18 @@ impl PushDataset {
 
     /// Says, before a table's delivery, how many rows it will push and what the hour's budget has
     /// left (every process's POSTs, as the store records them).
+    /// Now, and the dataset's POSTs (every process's) that still count against the hour's budget.
+    pub(super) async fn hour_of_posts(
+        &self,
+        ctx: &Context,
+        dataset_id: &str,
+    ) -> Result<(chrono::DateTime<chrono::Utc>, Vec<ml_store::PushPost>), PipelineError> {
+        let now = ctx.clock.now();
+        let hour = chrono::Duration::from_std(self.pusher.limits().hour)
+            .unwrap_or(chrono::Duration::hours(1));
+        Ok((now, ctx.store.recent_posts(dataset_id, now - hour).await?))
+    }
+
     async fn log_cost(
         &self,
         ctx: &Context,
@@ -105,24 +117,8 @@ impl PushDataset {
         rows: u64,
         how: &str,
     ) -> Result<(), PipelineError> {
-        let limits = self.pusher.limits();
-        let now = ctx.clock.now();
-        let hour = chrono::Duration::from_std(limits.hour).unwrap_or(chrono::Duration::hours(1));
-        let posts = ctx
-            .store
-            .recent_posts(&target.dataset_id, now - hour)
-            .await?;
-        let used = budget::Used::of(limits, &posts, now);
-        tracing::info!(
-            table,
-            rows,
-            delivery = how,
-            budget_rows_left = used.rows_left(limits),
-            "{table}: {} rows to push ({how}); {} of the hour's {} rows left",
-            budget::thousands(rows),
-            budget::thousands(used.rows_left(limits)),
-            budget::thousands(limits.rows_per_hour)
-        );
+        let (now, posts) = self.hour_of_posts(ctx, &target.dataset_id).await?;
+        log_cost(self.pusher.limits(), table, rows, how, &posts, now);
         Ok(())
     }
 
@@ -190,13 +186,9 @@ impl Destination for PushDataset {
                     .stream_state(&conn.config.name, &stream.object)
                     .await?;
                 if state.dirty || opts.full || target.recreated {
-                    let rows = conn
-                        .store
-                        .mirror_count(&conn.config.name, &stream.object)
-                        .await?;
-                    self.log_cost(conn, &target, &stream.table, rows, "rebuild")
-                        .await?;
-                    rebuild::rebuild(self, job, &target, report).await?;
+                    // The rebuild's preflight reads the table's rows and the hour's POSTs, and
+                    // logs the cost from them.
+                    rebuild::rebuild(self, job, &target, state, report).await?;
                 } else {
                     self.log_cost(conn, &target, &stream.table, 0, "unchanged")
                         .await?;
@@ -247,4 +239,26 @@ impl Destination for PushDataset {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// The line a run logs before a table's delivery: what it will push, and the budget left.
+pub(super) fn log_cost(
+    limits: &ml_powerbi::PushLimits,
+    table: &str,
+    rows: u64,
+    how: &str,
+    posts: &[ml_store::PushPost],
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let used = budget::Used::of(limits, posts, now);
+    tracing::info!(
+        table,
+        rows,
+        delivery = how,
+        budget_rows_left = used.rows_left(limits),
+        "{table}: {} rows to push ({how}); {} of the hour's {} rows left",
+        budget::thousands(rows),
+        budget::thousands(used.rows_left(limits)),
+        budget::thousands(limits.rows_per_hour)
+    );
 }

@@ -27,12 +27,10 @@ pub(super) async fn preview(
 ) -> Result<DeliveryPreview, PipelineError> {
     let name = ctx.name();
     let limits = push.pusher.limits();
-    let now = ctx.clock.now();
     let dataset = ctx.store.dataset(name).await?;
-    let hour = chrono::Duration::from_std(limits.hour).unwrap_or(chrono::Duration::hours(1));
-    let mut posts = match &dataset {
-        Some(d) => ctx.store.recent_posts(&d.dataset_id, now - hour).await?,
-        None => Vec::new(),
+    let (now, mut posts) = match &dataset {
+        Some(d) => push.hour_of_posts(ctx, &d.dataset_id).await?,
+        None => (ctx.clock.now(), Vec::new()),
     };
     let used = Used::of(limits, &posts, now);
     let mut tables = Vec::with_capacity(reads.len());

@@ -44,6 +44,7 @@ pub(super) async fn rebuild(
     push: &PushDataset,
     job: &Job<'_>,
     target: &Target,
+    state: StreamState,
     report: &mut StreamReport,
 ) -> Result<(), PipelineError> {
     let Job {
@@ -55,7 +56,6 @@ pub(super) async fn rebuild(
         ..
     } = *job;
     let name = conn.config.name.as_str();
-    let state = conn.store.stream_state(name, &stream.object).await?;
     let mut resume = resumable(push, job, target, &state).await;
     preflight(push, job, target, resume.as_ref()).await?;
     let mut last_error = String::new();
@@ -433,15 +433,22 @@ async fn preflight(
         .store
         .mirror_count(&conn.config.name, &stream.object)
         .await?;
-    let now = conn.clock.now();
-    let hour = chrono::Duration::from_std(limits.hour).unwrap_or(chrono::Duration::hours(1));
-    let posts = conn
-        .store
-        .recent_posts(&target.dataset_id, now - hour)
-        .await?;
+    let (now, posts) = push.hour_of_posts(conn, &target.dataset_id).await?;
     // A resumed rebuild needs only the rows not yet in the table (the table's size still decides
     // whether the POSTs-per-hour rule applies).
     let done = resume.map_or(0, |p| p.rows);
+    super::log_cost(
+        limits,
+        &plan.table,
+        rows.saturating_sub(done),
+        if done > 0 {
+            "rebuild, resumed"
+        } else {
+            "rebuild"
+        },
+        &posts,
+        now,
+    );
     let cost = RebuildCost {
         large: rows >= limits.large_table_rows,
         ..RebuildCost::of(rows.saturating_sub(done), limits)
