@@ -6,11 +6,12 @@
 //! files removed (they belong to the file being replaced). PostgreSQL stores are backed up with the
 //! database's own tools (`pg_dump`, `pg_restore`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
+use crate::sqlite::{owner_only, side_file};
 use crate::{SqliteStore, StoreError};
 
 /// SQLite's verdicts on a file that is not, or no longer, a whole database: SQLITE_CORRUPT (11),
@@ -54,7 +55,7 @@ impl SqliteStore {
             .bind(target)
             .execute(self.writer())
             .await?;
-        private(to)?;
+        owner_only(to)?;
         Ok(std::fs::metadata(to)?.len())
     }
 }
@@ -91,33 +92,16 @@ pub async fn restore_sqlite(from: &Path, state: &Path) -> Result<(), StoreError>
             detail: format!("integrity check: {verdict}"),
         });
     }
-    let staged = with_suffix(state, ".restoring");
+    let staged = side_file(state, ".restoring");
     std::fs::copy(from, &staged)?;
-    private(&staged)?;
+    owner_only(&staged)?;
     for side in ["-wal", "-shm"] {
-        match std::fs::remove_file(with_suffix(state, side)) {
+        match std::fs::remove_file(side_file(state, side)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
     }
     std::fs::rename(&staged, state)?;
-    Ok(())
-}
-
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-#[cfg(unix)]
-fn private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn private(_path: &Path) -> std::io::Result<()> {
     Ok(())
 }

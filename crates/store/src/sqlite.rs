@@ -44,17 +44,14 @@ fn private_file(path: &std::path::Path) -> std::io::Result<()> {
         .append(true)
         .mode(0o600)
         .open(path)?;
-    if file.metadata()?.permissions().mode() & 0o077 != 0 {
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let loose = |meta: std::fs::Metadata| meta.permissions().mode() & 0o077 != 0;
+    if loose(file.metadata()?) {
+        owner_only(path)?;
     }
     for suffix in ["-wal", "-shm"] {
-        let mut side = path.as_os_str().to_owned();
-        side.push(suffix);
-        let side = std::path::PathBuf::from(side);
-        if let Ok(meta) = std::fs::metadata(&side)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))?;
+        let side = side_file(path, suffix);
+        if std::fs::metadata(&side).is_ok_and(loose) {
+            owner_only(&side)?;
         }
     }
     Ok(())
@@ -62,6 +59,25 @@ fn private_file(path: &std::path::Path) -> std::io::Result<()> {
 
 #[cfg(not(unix))]
 fn private_file(_path: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// The state file's companion (`-wal`, `-shm`, ...).
+pub(crate) fn side_file(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    std::path::PathBuf::from(s)
+}
+
+/// Readable and writable by the owner only.
+#[cfg(unix)]
+pub(crate) fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn owner_only(_path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
