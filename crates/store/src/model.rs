@@ -341,6 +341,20 @@ pub struct DatasetState {
 }
 
 /// One POST to a Power BI dataset, as its rate budgets count it.
+/// A `dataset migrate` under way: the connection's dataset is being replaced by a new one (a push
+/// dataset cannot gain tables). Recorded before the new dataset is created and kept until every
+/// report is rebound, so a migration that stopped halfway continues with the same new dataset
+/// instead of creating another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetMigration {
+    pub group_id: String,
+    /// The dataset being replaced; never deleted by the connector.
+    pub from_dataset_id: String,
+    /// The new dataset, once created (None: not created yet).
+    pub to_dataset_id: Option<String>,
+    pub started_at: DateTime<Utc>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PushPost {
     /// When the answer came.

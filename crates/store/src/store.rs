@@ -206,6 +206,14 @@ pub trait Store: Send + Sync {
 
     // ---- Power BI push history (pacing across processes) ----
     /// Records POSTs to a dataset and forgets its POSTs older than `forget_before`.
+    /// Records the connection's dataset migration under way, or (None) that none is.
+    async fn save_dataset_migration(
+        &self,
+        connection: &str,
+        migration: Option<&DatasetMigration>,
+    ) -> R<()>;
+    /// The connection's dataset migration under way, if any.
+    async fn dataset_migration(&self, connection: &str) -> R<Option<DatasetMigration>>;
     async fn record_posts(
         &self,
         dataset_id: &str,

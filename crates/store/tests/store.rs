@@ -42,6 +42,7 @@ conformance_tests!(
     rebuild_progress_and_mirror_version,
     replay_as_of_run,
     dataset_state,
+    dataset_migration,
     push_history,
     leases,
     leases_race,

@@ -67,6 +67,8 @@ macro_rules! impl_dispatch {
             save_dataset(connection: &str, state: &DatasetState) -> ();
             dataset(connection: &str) -> Option<DatasetState>;
             record_posts(dataset_id: &str, posts: &[PushPost], forget_before: DateTime<Utc>) -> ();
+            save_dataset_migration(connection: &str, migration: Option<&DatasetMigration>) -> ();
+            dataset_migration(connection: &str) -> Option<DatasetMigration>;
             recent_posts(dataset_id: &str, since: DateTime<Utc>) -> Vec<PushPost>;
 
             // leases

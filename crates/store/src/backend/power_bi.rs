@@ -42,6 +42,51 @@ macro_rules! impl_power_bi {
                 .transpose()
             }
 
+            async fn save_dataset_migration(&self, connection: &str, m: Option<&DatasetMigration>) -> Result<(), StoreError> {
+                let cid = self.cid(connection).await?;
+                let Some(m) = m else {
+                    sqlx::query("DELETE FROM dataset_migrations WHERE connection_id = $1")
+                        .bind(cid)
+                        .execute(self.writer())
+                        .await?;
+                    return Ok(());
+                };
+                sqlx::query(
+                    "INSERT INTO dataset_migrations (connection_id, group_id, from_dataset_id, to_dataset_id, started_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (connection_id) DO UPDATE SET group_id = excluded.group_id, \
+                     from_dataset_id = excluded.from_dataset_id, to_dataset_id = excluded.to_dataset_id, \
+                     started_at = excluded.started_at",
+                )
+                .bind(cid)
+                .bind(m.group_id.as_str())
+                .bind(m.from_dataset_id.as_str())
+                .bind(m.to_dataset_id.as_deref())
+                .bind(ts(m.started_at))
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn dataset_migration(&self, connection: &str) -> Result<Option<DatasetMigration>, StoreError> {
+                let cid = self.cid(connection).await?;
+                let row = sqlx::query(
+                    "SELECT group_id, from_dataset_id, to_dataset_id, started_at FROM dataset_migrations WHERE connection_id = $1",
+                )
+                .bind(cid)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    let started: String = r.try_get(3)?;
+                    Ok(DatasetMigration {
+                        group_id: r.try_get(0)?,
+                        from_dataset_id: r.try_get(1)?,
+                        to_dataset_id: r.try_get(2)?,
+                        started_at: parse_ts(&started)?,
+                    })
+                })
+                .transpose()
+            }
+
             async fn record_posts(&self, dataset_id: &str, posts: &[PushPost], forget_before: DateTime<Utc>) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query("DELETE FROM push_log WHERE dataset_id = $1 AND sent_at < $2")

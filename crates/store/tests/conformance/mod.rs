@@ -1098,6 +1098,31 @@ pub async fn push_history(db: Arc<TestDb>) {
             at: at(30),
             rows: 0,
         },
+pub async fn dataset_migration(db: Arc<TestDb>) {
+    let s = &*db.store;
+    s.ensure_connection("acme").await.unwrap();
+    assert_eq!(s.dataset_migration("acme").await.unwrap(), None);
+    let mut m = DatasetMigration {
+        group_id: "g1".into(),
+        from_dataset_id: "d1".into(),
+        to_dataset_id: None,
+        started_at: db.clock.now(),
+    };
+    s.save_dataset_migration("acme", Some(&m)).await.unwrap();
+    assert_eq!(
+        s.dataset_migration("acme").await.unwrap().as_ref(),
+        Some(&m)
+    );
+    m.to_dataset_id = Some("d2".into());
+    s.save_dataset_migration("acme", Some(&m)).await.unwrap();
+    assert_eq!(
+        s.dataset_migration("acme").await.unwrap().as_ref(),
+        Some(&m)
+    );
+    s.save_dataset_migration("acme", None).await.unwrap();
+    assert_eq!(s.dataset_migration("acme").await.unwrap(), None);
+}
+
         PushPost {
             at: at(90),
             rows: 2_500,
