@@ -340,7 +340,6 @@ pub struct DatasetState {
     pub schema_hash: String,
 }
 
-/// One POST to a Power BI dataset, as its rate budgets count it.
 /// A `dataset migrate` under way: the connection's dataset is being replaced by a new one (a push
 /// dataset cannot gain tables). Recorded before the new dataset is created and kept until every
 /// report is rebound, so a migration that stopped halfway continues with the same new dataset
@@ -355,6 +354,7 @@ pub struct DatasetMigration {
     pub started_at: DateTime<Utc>,
 }
 
+/// One POST to a Power BI dataset, as its rate budgets count it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PushPost {
     /// When the answer came.

@@ -203,9 +203,6 @@ pub trait Store: Send + Sync {
     // ---- dataset ----
     async fn save_dataset(&self, connection: &str, state: &DatasetState) -> R<()>;
     async fn dataset(&self, connection: &str) -> R<Option<DatasetState>>;
-
-    // ---- Power BI push history (pacing across processes) ----
-    /// Records POSTs to a dataset and forgets its POSTs older than `forget_before`.
     /// Records the connection's dataset migration under way, or (None) that none is.
     async fn save_dataset_migration(
         &self,
@@ -214,6 +211,9 @@ pub trait Store: Send + Sync {
     ) -> R<()>;
     /// The connection's dataset migration under way, if any.
     async fn dataset_migration(&self, connection: &str) -> R<Option<DatasetMigration>>;
+
+    // ---- Power BI push history (pacing across processes) ----
+    /// Records POSTs to a dataset and forgets its POSTs older than `forget_before`.
     async fn record_posts(
         &self,
         dataset_id: &str,

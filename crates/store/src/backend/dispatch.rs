@@ -66,9 +66,9 @@ macro_rules! impl_dispatch {
             // power_bi
             save_dataset(connection: &str, state: &DatasetState) -> ();
             dataset(connection: &str) -> Option<DatasetState>;
-            record_posts(dataset_id: &str, posts: &[PushPost], forget_before: DateTime<Utc>) -> ();
             save_dataset_migration(connection: &str, migration: Option<&DatasetMigration>) -> ();
             dataset_migration(connection: &str) -> Option<DatasetMigration>;
+            record_posts(dataset_id: &str, posts: &[PushPost], forget_before: DateTime<Utc>) -> ();
             recent_posts(dataset_id: &str, since: DateTime<Utc>) -> Vec<PushPost>;
 
             // leases

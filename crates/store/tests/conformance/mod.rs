@@ -1085,19 +1085,6 @@ pub async fn dataset_state(db: Arc<TestDb>) {
     assert_eq!(s.dataset("acme").await.unwrap(), Some(d));
 }
 
-pub async fn push_history(db: Arc<TestDb>) {
-    let s = &*db.store;
-    let t0 = db.clock.now();
-    let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
-    let posts = [
-        PushPost {
-            at: at(0),
-            rows: 10_000,
-        },
-        PushPost {
-            at: at(30),
-            rows: 0,
-        },
 pub async fn dataset_migration(db: Arc<TestDb>) {
     let s = &*db.store;
     s.ensure_connection("acme").await.unwrap();
@@ -1123,6 +1110,19 @@ pub async fn dataset_migration(db: Arc<TestDb>) {
     assert_eq!(s.dataset_migration("acme").await.unwrap(), None);
 }
 
+pub async fn push_history(db: Arc<TestDb>) {
+    let s = &*db.store;
+    let t0 = db.clock.now();
+    let at = |secs: i64| t0 + chrono::Duration::seconds(secs);
+    let posts = [
+        PushPost {
+            at: at(0),
+            rows: 10_000,
+        },
+        PushPost {
+            at: at(30),
+            rows: 0,
+        },
         PushPost {
             at: at(90),
             rows: 2_500,
