@@ -39,8 +39,8 @@ pub mod token;
 
 pub use batch::{Batch, Batcher, RowTooLarge};
 pub use client::{
-    ColumnInfo, Dataset, Group, PowerBiClient, QueryResult, Refresh, RequestInfo, Retention,
-    TableInfo,
+    ColumnInfo, Dashboard, Dataset, Group, PowerBiClient, QueryResult, Refresh, Report,
+    RequestInfo, Retention, TableInfo, Tile,
 };
 pub use error::{
     ApiError, ApiErrorKind, ErrorClass, PowerBiError, TokenError, TokenErrorKind, TransportError,

@@ -27,6 +27,10 @@ pub enum Operation {
     DeleteRows,
     ExecuteQueries,
     GetRefreshes,
+    GetReports,
+    RebindReport,
+    GetDashboards,
+    GetTiles,
     /// `/v1.0/myorg/...` without `/groups/{id}` (refused for service principals).
     MyOrg,
 }
@@ -47,6 +51,10 @@ impl Operation {
             Operation::DeleteRows => "delete_rows",
             Operation::ExecuteQueries => "execute_queries",
             Operation::GetRefreshes => "get_refreshes",
+            Operation::GetReports => "get_reports",
+            Operation::RebindReport => "rebind_report",
+            Operation::GetDashboards => "get_dashboards",
+            Operation::GetTiles => "get_tiles",
             Operation::MyOrg => "my_org",
         }
     }

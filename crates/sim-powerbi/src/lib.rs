@@ -14,7 +14,8 @@
 //! - `token`: `POST /{tenant}/oauth2/v2.0/token` (and v1 `/oauth2/token`), AADSTS error documents.
 //! - `api`: the `/v1.0/myorg` REST surface: routes (`mod.rs`), the access path every handler shares
 //!   (`access`: faults, bearer token, workspace role, dataset/table lookup), answer shapes (`respond`),
-//!   `groups`, `datasets`, `tables`, `rows`, `query` (executeQueries).
+//!   `groups`, `datasets`, `tables`, `rows`, `query` (executeQueries), `reports` (list, Rebind),
+//!   `dashboards` (dashboards and their tiles).
 //! - `schema`: strict validation: JSON reading (`json`), `CreateDatasetRequest`/`Table` (`definition`), row
 //!   values (`row`).
 //! - `limits`: sliding windows behind the per-dataset push limits.
@@ -34,7 +35,16 @@
 //! - Rows with a key that is not a column of the table → 400 (stricter than the service may be).
 //! - `client_assertion` signatures are NOT verified (structure, `aud`, `iss`, `sub`, `exp`, `nbf` are).
 //! - PUT table answers with the stored table definition (the swagger's `Table`, which requires `columns`); the
-//!   reference observed just `{"name": ...}`, a subset. PUT cannot create a table (404), and keeps existing rows.
+//!   reference observed just `{"name": ...}`, a subset. PUT cannot create a table: 404 `ItemNotFound` with the
+//!   message users reported for it (`Table '<pi>X</pi>' not found in dataset '...|id'`, gbrueckl/PowerBI.API.Client
+//!   #21; microsoft/PowerBI-CSharp #127 saw the 404 too). PUT keeps existing rows.
+//! - Rebind of a report id the workspace lacks → 404 `ItemNotFound` (`Report {id} is not found.`, the shape of
+//!   the dataset 404); to a dataset that is not in the workspace → 404 `PowerBIEntityNotFound` (what a missing
+//!   Build permission gives elsewhere); a Viewer → 401 `PowerBINotAuthorizedException` (Write on the report is
+//!   required); a paginated report → 400 (the Rebind page lists it as unsupported). Cross-workspace rebinds
+//!   are not simulated.
+//! - Reports, dashboards and tiles exist only when a test seeds them (`add_report`, `add_dashboard`,
+//!   `add_tile`): the push API never creates them.
 //! - GET tables lists each table as it was defined (name, columns, measures), a superset of the names-only
 //!   answer the reference expects.
 //! - Blank DAX results (COUNTROWS of an empty table) are omitted from the row unless `includeNulls` is true,
@@ -89,7 +99,7 @@ pub use config::{
     WorkspaceMember, WorkspaceRole,
 };
 pub use faults::{FaultKind, FaultPlan, FaultRule, Operation, Trigger};
-pub use state::DatasetInfo;
+pub use state::{DatasetInfo, ReportInfo};
 pub use stats::Stats;
 
 use state::Shared;
@@ -179,6 +189,46 @@ impl Simulator {
     /// The datasets of a workspace (by name or id), in creation order.
     pub fn datasets(&self, workspace: &str) -> Option<Vec<DatasetInfo>> {
         self.shared.datasets(workspace)
+    }
+
+    /// Seeds a report bound to `dataset` (id or name) in a workspace (name or id), as if someone had
+    /// published it from Power BI Desktop; its id, or None when either is unknown.
+    pub fn add_report(&self, workspace: &str, name: &str, dataset: &str) -> Option<String> {
+        self.shared.add_report(workspace, name, dataset, false)
+    }
+
+    /// As [`Simulator::add_report`], for a paginated report (which Rebind refuses).
+    pub fn add_paginated_report(
+        &self,
+        workspace: &str,
+        name: &str,
+        dataset: &str,
+    ) -> Option<String> {
+        self.shared.add_report(workspace, name, dataset, true)
+    }
+
+    /// The reports of a workspace and the dataset each is bound to now.
+    pub fn reports(&self, workspace: &str) -> Option<Vec<ReportInfo>> {
+        self.shared.reports(workspace)
+    }
+
+    /// Seeds an empty dashboard; its id.
+    pub fn add_dashboard(&self, workspace: &str, name: &str) -> Option<String> {
+        self.shared.add_dashboard(workspace, name)
+    }
+
+    /// Pins a tile showing `dataset` (id or name) on a dashboard (id), from `report` (id) if given;
+    /// its id.
+    pub fn add_tile(
+        &self,
+        workspace: &str,
+        dashboard: &str,
+        title: &str,
+        dataset: &str,
+        report: Option<&str>,
+    ) -> Option<String> {
+        self.shared
+            .add_tile(workspace, dashboard, title, dataset, report)
     }
 
     /// Makes every issued token expired now: the next REST call gets 403 `TokenExpired`.

@@ -101,6 +101,34 @@ impl Dataset {
     }
 }
 
+/// A report of a workspace, bound to one dataset. Reports are made in Power BI Desktop or the
+/// portal, never through the push API, so only tests seed them ([`crate::Simulator::add_report`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Report {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) dataset_id: String,
+    /// Rebind refuses paginated reports (the Rebind page's "Limitations").
+    pub(crate) paginated: bool,
+}
+
+/// A dashboard and its tiles (seeded by tests, as reports are).
+#[derive(Clone, Debug)]
+pub(crate) struct Dashboard {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) tiles: Vec<Tile>,
+}
+
+/// A tile pinned from a report (or a dataset, e.g. Q&A); the API can list it but not rebind it.
+#[derive(Clone, Debug)]
+pub(crate) struct Tile {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) report_id: Option<String>,
+    pub(crate) dataset_id: String,
+}
+
 #[derive(Debug)]
 pub(crate) struct Workspace {
     pub(crate) id: String,
@@ -108,6 +136,8 @@ pub(crate) struct Workspace {
     pub(crate) tenant_id: String,
     pub(crate) members: Vec<WorkspaceMember>,
     pub(crate) datasets: Vec<Dataset>,
+    pub(crate) reports: Vec<Report>,
+    pub(crate) dashboards: Vec<Dashboard>,
 }
 
 impl Workspace {
@@ -239,6 +269,8 @@ impl Shared {
                 tenant_id: ws.tenant_id.clone(),
                 members: ws.members.clone(),
                 datasets,
+                reports: Vec::new(),
+                dashboards: Vec::new(),
             });
         }
         let faults = FaultEngine::new(cfg.faults.clone(), cfg.seed);
@@ -358,6 +390,94 @@ impl Shared {
             .flat_map(|w| w.datasets.iter())
             .find(|d| d.id.eq_ignore_ascii_case(dataset_id))
             .map_or(0, |d| d.pacing.in_flight)
+    }
+}
+
+/// A report as a test sees it: which dataset it is bound to now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportInfo {
+    pub id: String,
+    pub name: String,
+    pub dataset_id: String,
+}
+
+impl Shared {
+    /// Seeds a report bound to `dataset` (id or name, which must exist); its id, or None.
+    pub(crate) fn add_report(
+        &self,
+        workspace: &str,
+        name: &str,
+        dataset: &str,
+        paginated: bool,
+    ) -> Option<String> {
+        let mut world = lock(&self.world);
+        let ws = world.workspace_by_name_or_id_mut(workspace)?;
+        let dataset_id = ws.dataset_by_name_or_id_mut(dataset)?.id.clone();
+        let id = uuid::Uuid::new_v4().to_string();
+        ws.reports.push(Report {
+            id: id.clone(),
+            name: name.to_owned(),
+            dataset_id,
+            paginated,
+        });
+        Some(id)
+    }
+
+    pub(crate) fn reports(&self, workspace: &str) -> Option<Vec<ReportInfo>> {
+        let mut world = lock(&self.world);
+        let ws = world.workspace_by_name_or_id_mut(workspace)?;
+        Some(
+            ws.reports
+                .iter()
+                .map(|r| ReportInfo {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    dataset_id: r.dataset_id.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Seeds an empty dashboard; its id, or None when the workspace is unknown.
+    pub(crate) fn add_dashboard(&self, workspace: &str, name: &str) -> Option<String> {
+        let mut world = lock(&self.world);
+        let ws = world.workspace_by_name_or_id_mut(workspace)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        ws.dashboards.push(Dashboard {
+            id: id.clone(),
+            name: name.to_owned(),
+            tiles: Vec::new(),
+        });
+        Some(id)
+    }
+
+    /// Pins a tile showing `dataset` (id or name) on a dashboard (by id), optionally from a
+    /// report (by id); the tile's id, or None when any is unknown.
+    pub(crate) fn add_tile(
+        &self,
+        workspace: &str,
+        dashboard: &str,
+        title: &str,
+        dataset: &str,
+        report: Option<&str>,
+    ) -> Option<String> {
+        let mut world = lock(&self.world);
+        let ws = world.workspace_by_name_or_id_mut(workspace)?;
+        let dataset_id = ws.dataset_by_name_or_id_mut(dataset)?.id.clone();
+        if let Some(r) = report
+            && !ws.reports.iter().any(|x| x.id == r)
+        {
+            return None;
+        }
+        let d = ws.dashboards.iter_mut().find(|d| d.id == dashboard)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        d.tiles.push(Tile {
+            id: id.clone(),
+            title: title.to_owned(),
+            report_id: report.map(str::to_owned),
+            dataset_id,
+        });
+        Some(id)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Holds the simulator's success answers against Microsoft's swagger definitions (reference/powerbi-swagger.json):
-//! Dataset, Datasets, Tables, Table, Groups, DatasetExecuteQueriesResponse, Refreshes.
+//! Dataset, Datasets, Tables, Table, Groups, DatasetExecuteQueriesResponse, Refreshes, Reports, Dashboards, Tiles.
 //!
 //! The swagger is read from `../shared/reference` relative to the workspace root, or from `ML_REFERENCE_DIR`.
 //! When absent the test prints a skip notice — but fails when `CI=true`.
@@ -146,6 +146,39 @@ async fn success_answers_match_the_swagger() {
     json_of(
         "Refreshes",
         h.get(&h.group(&format!("/datasets/{id}/refreshes")))
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let report = h
+        .sim
+        .add_report(ml_sim_powerbi::DEFAULT_WORKSPACE, "R", &id)
+        .unwrap();
+    let dash = h
+        .sim
+        .add_dashboard(ml_sim_powerbi::DEFAULT_WORKSPACE, "D")
+        .unwrap();
+    h.sim
+        .add_tile(
+            ml_sim_powerbi::DEFAULT_WORKSPACE,
+            &dash,
+            "T",
+            &id,
+            Some(&report),
+        )
+        .unwrap();
+    json_of(
+        "Reports",
+        h.get(&h.group("/reports")).await.json().await.unwrap(),
+    );
+    json_of(
+        "Dashboards",
+        h.get(&h.group("/dashboards")).await.json().await.unwrap(),
+    );
+    json_of(
+        "Tiles",
+        h.get(&h.group(&format!("/dashboards/{dash}/tiles")))
             .await
             .json()
             .await

@@ -7,7 +7,10 @@ use url::Url;
 
 use super::body;
 use super::http::{PowerBiClient, Resend};
-use super::types::{Dataset, Group, QueryResult, Refresh, RequestInfo, Retention, TableInfo};
+use super::types::{
+    Dashboard, Dataset, Group, QueryResult, Refresh, Report, RequestInfo, Retention, TableInfo,
+    Tile,
+};
 use crate::error::PowerBiError;
 use crate::schema::{DatasetSchema, TableSchema, validate_dataset, validate_table};
 
@@ -204,6 +207,67 @@ impl PowerBiClient {
             .await?;
         let v: serde_json::Value = a.json(&op)?;
         parse_query_response(&op, &v, a.request_id())
+    }
+
+    /// The reports of a workspace (`Reports_GetReportsInGroup`), each with the dataset it is bound to.
+    pub async fn list_reports(&self, group: &str) -> Result<Vec<Report>, PowerBiError> {
+        let op = format!("list reports of workspace {group}");
+        let url = self.group_url(group, &["reports"]);
+        Ok(self
+            .execute(&op, Method::GET, url, None, Resend::Idempotent)
+            .await?
+            .json::<ODataList<Report>>(&op)?
+            .value)
+    }
+
+    /// Binds a report to another dataset (`Reports_RebindReportInGroup`; needs Write on the report
+    /// and Build on the dataset). Rebinding to the same dataset twice changes nothing, so a 5xx is
+    /// safely sent again.
+    pub async fn rebind_report(
+        &self,
+        group: &str,
+        report: &str,
+        dataset: &str,
+    ) -> Result<RequestInfo, PowerBiError> {
+        let op = format!("rebind report {report} to dataset {dataset}");
+        let url = self.group_url(group, &["reports", report, "Rebind"]);
+        let body = serde_json::json!({ "datasetId": dataset }).to_string();
+        let a = self
+            .execute(
+                &op,
+                Method::POST,
+                url,
+                Some(body.into()),
+                Resend::Idempotent,
+            )
+            .await?;
+        Ok(a.info())
+    }
+
+    /// The dashboards of a workspace (`Dashboards_GetDashboardsInGroup`).
+    pub async fn list_dashboards(&self, group: &str) -> Result<Vec<Dashboard>, PowerBiError> {
+        let op = format!("list dashboards of workspace {group}");
+        let url = self.group_url(group, &["dashboards"]);
+        Ok(self
+            .execute(&op, Method::GET, url, None, Resend::Idempotent)
+            .await?
+            .json::<ODataList<Dashboard>>(&op)?
+            .value)
+    }
+
+    /// The tiles of a dashboard (`Dashboards_GetTilesInGroup`), each naming the dataset it shows.
+    pub async fn list_tiles(
+        &self,
+        group: &str,
+        dashboard: &str,
+    ) -> Result<Vec<Tile>, PowerBiError> {
+        let op = format!("list tiles of dashboard {dashboard}");
+        let url = self.group_url(group, &["dashboards", dashboard, "tiles"]);
+        Ok(self
+            .execute(&op, Method::GET, url, None, Resend::Idempotent)
+            .await?
+            .json::<ODataList<Tile>>(&op)?
+            .value)
     }
 
     /// Refresh history (of little use on push datasets, which are not refreshable; kept for diagnostics).

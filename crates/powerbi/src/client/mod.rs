@@ -17,5 +17,6 @@ mod types;
 pub use endpoints::odata_quote;
 pub use http::PowerBiClient;
 pub use types::{
-    ColumnInfo, Dataset, Group, QueryResult, Refresh, RequestInfo, Retention, TableInfo,
+    ColumnInfo, Dashboard, Dataset, Group, QueryResult, Refresh, Report, RequestInfo, Retention,
+    TableInfo, Tile,
 };

@@ -40,6 +40,48 @@ pub struct Dataset {
     pub created_date: Option<String>,
 }
 
+/// A report of a workspace (swagger `Report`: `id` required; the rest a subset that depends on the
+/// caller's permissions).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// The dataset the report is bound to (absent for some paginated reports).
+    #[serde(default)]
+    pub dataset_id: Option<String>,
+    /// `PowerBIReport` or `PaginatedReport` (Rebind does not support paginated reports).
+    #[serde(default)]
+    pub report_type: Option<String>,
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
+/// A dashboard of a workspace (swagger `Dashboard`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dashboard {
+    pub id: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
+/// A tile of a dashboard (swagger `Tile`): pinned from a report or a dataset, which it names.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tile {
+    pub id: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub report_id: Option<String>,
+    #[serde(default)]
+    pub dataset_id: Option<String>,
+}
+
 /// A table as listed (the service usually returns names only).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]

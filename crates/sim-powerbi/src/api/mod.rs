@@ -7,14 +7,18 @@
 //! - `tables`: tables of a push dataset
 //! - `rows`: POST and DELETE rows, with every documented push limit
 //! - `query`: executeQueries
+//! - `reports`: list reports, rebind one to another dataset
+//! - `dashboards`: dashboards and their tiles
 
 // Handlers' early exits are ready-made `Response`s; boxing them would buy nothing on these cold paths.
 #![allow(clippy::result_large_err)]
 
 mod access;
+mod dashboards;
 mod datasets;
 mod groups;
 mod query;
+mod reports;
 mod respond;
 mod rows;
 mod tables;
@@ -58,6 +62,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route(
             &format!("{g}/datasets/{{dataset}}/refreshes"),
             get(datasets::get_refreshes),
+        )
+        .route(&format!("{g}/reports"), get(reports::get_reports))
+        .route(
+            &format!("{g}/reports/{{report}}/Rebind"),
+            post(reports::rebind_report),
+        )
+        .route(&format!("{g}/dashboards"), get(dashboards::get_dashboards))
+        .route(
+            &format!("{g}/dashboards/{{dashboard}}/tiles"),
+            get(dashboards::get_tiles),
         )
         .route("/v1.0/myorg/datasets", any(groups::my_org))
         .route("/v1.0/myorg/datasets/{*rest}", any(groups::my_org))

@@ -104,6 +104,26 @@ pub(super) fn table_not_found(table: &str, dataset: &str) -> Response {
     )
 }
 
+/// PUT of a table the dataset lacks: Power BI does not create it. The message is the one users
+/// reported for exactly this call (gbrueckl/PowerBI.API.Client #21): the table name wrapped in
+/// `<pi>` (Power BI's marker for personal information in its logs) and the dataset named by its
+/// model server and id.
+pub(super) fn put_table_not_found(table: &str, dataset: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "ItemNotFound",
+        &format!("Table '<pi>{table}</pi>' not found in dataset 'sobe_wowvirtualserver|{dataset}'"),
+    )
+}
+
+pub(super) fn report_not_found(id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "ItemNotFound",
+        &format!("Report {id} is not found."),
+    )
+}
+
 /// 400 for a body that is not JSON at all; `target` names what the body should have been.
 pub(super) fn invalid_json(e: &serde_json::Error, target: &str) -> Response {
     bad_request(&format!("The request body is not valid JSON: {e}."), target)

@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::access::{Need, enter, finish, push_dataset, push_table};
+use super::access::{Need, enter, finish, push_dataset};
 use super::datasets::context;
-use super::respond::{Answer, bad_request, invalid_json, odata, schema_error};
+use super::respond::{Answer, bad_request, invalid_json, odata, put_table_not_found, schema_error};
 use crate::faults::Operation;
 use crate::schema;
 use crate::state::{Shared, lock};
@@ -37,7 +37,12 @@ pub(super) async fn put_table(
     let (who, reset_after) = enter(&shared, &headers, Operation::PutTable).await?;
     let json: Result<Value, _> = serde_json::from_slice(&body);
     let mut world = lock(&shared.world);
-    let t = push_table(&mut world, &who, &group, &dataset, &table, Need::Write)?;
+    let (_, d) = push_dataset(&mut world, &who, &group, &dataset, Need::Write)?;
+    let ds_id = d.id.clone();
+    // PUT replaces a table's definition; it does not add a table to the dataset (see the crate docs).
+    let t = d
+        .table_mut(&table)
+        .ok_or_else(|| put_table_not_found(&table, &ds_id))?;
     // The item is resolved before the body is judged: a missing table is 404 whatever was sent.
     let json = json.map_err(|e| invalid_json(&e, "table"))?;
     let valid = schema::validate_table(&json, &shared.cfg.limits, "table").map_err(schema_error)?;
