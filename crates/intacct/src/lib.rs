@@ -40,8 +40,9 @@ mod session;
 mod transport;
 
 pub use client::{
-    BalancesRequest, ChangedSince, Cursor, DeletedRecord, FirstPages, IntacctClient, Page, Pass,
-    Resume, SessionInfo, UserFormatting, parse_object_key,
+    BalancesRequest, ChangedSince, Cursor, DeletedRecord, FirstPages, IntacctClient,
+    MAX_FUNCTIONS_PER_REQUEST, Page, Pass, Resume, SessionInfo, Setup, UserFormatting,
+    parse_object_key,
 };
 pub use error::{ErrorKind, ErrorLevel, IntacctError};
 pub use protocol::{

@@ -131,10 +131,15 @@ impl Transport {
 
     /// Sends the body built by `body` (rebuilt per attempt) until it gets a usable envelope, a
     /// non-retryable error, or the retry budget runs out.
+    ///
+    /// `results` says how the functions' own failures count: for one function a retryable failure
+    /// fails the exchange (so it is retried here); for several, each result is left to the caller,
+    /// which sends a failed function again alone instead of repeating the functions that worked.
     pub(crate) async fn exchange(
         &self,
         url: &Url,
         what: &str,
+        results: Results,
         body: impl Fn() -> Result<String, IntacctError>,
     ) -> Result<Response, IntacctError> {
         let started = Instant::now();
@@ -145,7 +150,7 @@ impl Transport {
             let outcome = match self.post(url, body()?).await {
                 Ok((status, after, body)) => {
                     retry_after = after;
-                    let outcome = classify_exchange(status, &body);
+                    let outcome = classify(status, &body, results);
                     self.keep_body_buffer(body);
                     outcome
                 }
@@ -244,10 +249,23 @@ fn request_error(e: reqwest::Error) -> IntacctError {
     IntacctError::new(kind, ErrorLevel::Transport, e.to_string())
 }
 
+/// How an exchange judges its functions' results (see [`Transport::exchange`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Results {
+    /// A retryable function failure fails the whole exchange, which is then retried.
+    Whole,
+    /// Every result is the caller's to judge, one by one.
+    Each,
+}
+
 /// Turns one HTTP answer into an envelope or a classified error. Control and authentication
 /// failures become errors here; function results are left to the caller, except retryable
 /// ones (throttling, "temporarily off-line"), which fail the exchange so it is retried.
 pub fn classify_exchange(status: u16, body: &[u8]) -> Result<Response, IntacctError> {
+    classify(status, body, Results::Whole)
+}
+
+fn classify(status: u16, body: &[u8], results: Results) -> Result<Response, IntacctError> {
     let http = (status >= 300).then_some(status);
     let resp = match decode_response(body) {
         Ok(r) => r,
@@ -319,7 +337,7 @@ pub fn classify_exchange(status: u16, body: &[u8]) -> Result<Response, IntacctEr
             Some(s),
         ));
     }
-    for r in &op.results {
+    for r in op.results.iter().filter(|_| results == Results::Whole) {
         if !r.status.is_success() {
             let e = IntacctError::from_gateway(ErrorLevel::Function, r.errors.clone(), None);
             if e.retryable {

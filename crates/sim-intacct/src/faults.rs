@@ -49,6 +49,12 @@ pub enum FaultTrigger {
     FromRequest { n: u64 },
     /// Each request with this probability, drawn from the plan's seeded generator.
     Probability { p: f64 },
+    /// Every n-th *function* (1-based, counted across requests from installation) fails on its
+    /// own while the others of its request succeed: with `transaction="false"` the gateway judges
+    /// each function separately (reference §1.3), so one function of a batch can be "temporarily
+    /// off-line" while the rest answer. Only function-level faults (`function_error`,
+    /// `service_offline`) make sense here.
+    EveryFunction { n: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,6 +100,7 @@ impl FaultPlan {
 pub struct FaultState {
     plan: FaultPlan,
     seen: u64,
+    functions: u64,
     rng: StdRng,
 }
 
@@ -106,7 +113,12 @@ impl Default for FaultState {
 impl FaultState {
     pub fn new(plan: FaultPlan) -> Self {
         let rng = StdRng::seed_from_u64(plan.seed);
-        FaultState { plan, seen: 0, rng }
+        FaultState {
+            plan,
+            seen: 0,
+            functions: 0,
+            rng,
+        }
     }
 
     /// Called once per gateway request; returns the fault to inject, if any.
@@ -118,12 +130,26 @@ impl FaultState {
                 FaultTrigger::OnRequest { n: k } => k == n,
                 FaultTrigger::FromRequest { n: k } => n >= k,
                 FaultTrigger::Probability { p } => self.rng.random::<f64>() < p,
+                FaultTrigger::EveryFunction { .. } => false,
             };
             if fires {
                 return Some(rule.fault.clone());
             }
         }
         None
+    }
+
+    /// Called once per function of a request that got no request-level fault; returns the fault
+    /// this one function gets, if any.
+    pub fn next_function_fault(&mut self) -> Option<Fault> {
+        self.functions += 1;
+        let n = self.functions;
+        self.plan.rules.iter().find_map(|rule| match rule.trigger {
+            FaultTrigger::EveryFunction { n: k } if k > 0 && n.is_multiple_of(k) => {
+                Some(rule.fault.clone())
+            }
+            _ => None,
+        })
     }
 }
 

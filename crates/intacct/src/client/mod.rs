@@ -3,6 +3,7 @@
 //! queries); each longer read has a module of its own beside this one.
 
 mod balances;
+mod batch;
 mod deletes;
 mod keyset;
 mod page;
@@ -11,6 +12,7 @@ mod parallel;
 mod prefetch;
 mod results;
 mod sessions;
+mod setup;
 mod split;
 mod watermark;
 
@@ -21,19 +23,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, FixedOffset};
 use url::Url;
 
-use crate::error::{ErrorKind, ErrorLevel, IntacctError};
+use crate::error::IntacctError;
 use crate::protocol::{Function, FunctionCall, ObjectDefinition, Query, Record};
 use crate::session::{SessionCache, SessionKey};
 use crate::settings::IntacctSettings;
 use crate::transport::Transport;
 
 pub use balances::BalancesRequest;
+pub use batch::MAX_FUNCTIONS_PER_REQUEST;
 pub use deletes::{DeletedRecord, parse_object_key};
 pub use keyset::ChangedSince;
 pub use page::{Cursor, Page, Pass};
 pub use paging::{FirstPages, Resume};
+pub use setup::Setup;
 
-use results::{check_result, page_from, single_result, take_result};
+use results::{page_from, single_result, take_result};
 
 /// What `ping` reports about the session it obtained.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,15 +147,9 @@ impl IntacctClient {
                 object: object.to_owned(),
             },
         }];
-        let resp = self.call("lookup", &f).await?;
-        let r = single_result(&resp, "lookup")?;
-        r.definition.clone().ok_or_else(|| {
-            IntacctError::new(
-                ErrorKind::BadResponse,
-                ErrorLevel::Function,
-                format!("lookup of {object} returned no <Type>"),
-            )
-        })
+        let mut resp = self.call("lookup", &f).await?;
+        single_result(&resp, "lookup")?;
+        setup::definition_from(object, take_result(&mut resp, 0))
     }
 
     /// The API user's formatting preferences.
@@ -162,17 +160,9 @@ impl IntacctClient {
                 user_id: self.inner.settings.user_id.clone(),
             },
         }];
-        let resp = self.call("readUserFormatting", &f).await?;
-        let r = single_result(&resp, "readUserFormatting")?;
-        let rec = r.records.first().cloned().unwrap_or_default();
-        let g = |k: &str| rec.get(k).unwrap_or("").to_owned();
-        Ok(UserFormatting {
-            locale: g("locale"),
-            date_format: g("dateformat"),
-            clock: g("clock"),
-            gmt_offset: g("gmtoffset"),
-            raw: rec,
-        })
+        let mut resp = self.call("readUserFormatting", &f).await?;
+        single_result(&resp, "readUserFormatting")?;
+        Ok(setup::formatting_from(take_result(&mut resp, 0)))
     }
 
     /// One `query` page.
@@ -188,56 +178,16 @@ impl IntacctClient {
         page_from(&object, r, Pass::Query)
     }
 
-    /// Several queries in one request (several functions, uniqueid=false); results in order.
+    /// Several queries in one request (several functions, uniqueid=false); pages in order. A
+    /// query that failed for a passing reason is sent again alone (see [`batch`]); any other
+    /// failure is the error.
     pub async fn query_batch(&self, queries: Vec<Query>) -> Result<Vec<Page>, IntacctError> {
-        if queries.is_empty() {
-            return Ok(Vec::new());
-        }
         let objects: Vec<String> = queries.iter().map(|q| q.object.clone()).collect();
-        let functions: Vec<Function> = queries
-            .into_iter()
-            .enumerate()
-            .map(|(i, q)| Function {
-                control_id: format!("q{i}"),
-                call: FunctionCall::Query(q),
-            })
-            .collect();
-        let resp = self.call("query", &functions).await?;
-        let mut results = resp
-            .operation
-            .expect("checked by classify_exchange")
-            .results;
-        if results.len() != functions.len() {
-            return Err(IntacctError::new(
-                ErrorKind::BadResponse,
-                ErrorLevel::Function,
-                format!(
-                    "sent {} functions, got {} results",
-                    functions.len(),
-                    results.len()
-                ),
-            ));
-        }
-        // Match by control id; fall back to position for gateways that do not echo it.
-        let by_id = functions
-            .iter()
-            .enumerate()
-            .all(|(i, f)| results[i].control_id == f.control_id);
-        if !by_id {
-            let mut ordered = Vec::with_capacity(results.len());
-            for (i, f) in functions.iter().enumerate() {
-                let j = results
-                    .iter()
-                    .position(|r| r.control_id == f.control_id)
-                    .unwrap_or(i.min(results.len() - 1));
-                ordered.push(std::mem::take(&mut results[j]));
-            }
-            results = ordered;
-        }
+        let calls = queries.into_iter().map(FunctionCall::Query).collect();
+        let results = self.call_each("query", calls).await?;
         let mut pages = Vec::with_capacity(results.len());
-        for (i, r) in results.into_iter().enumerate() {
-            check_result(&r)?;
-            pages.push(page_from(&objects[i], r, Pass::Query)?);
+        for (object, r) in objects.iter().zip(results) {
+            pages.push(page_from(object, r?, Pass::Query)?);
         }
         Ok(pages)
     }

@@ -13,6 +13,7 @@ use crate::error::{ErrorKind, ErrorLevel, IntacctError};
 use crate::protocol::{Auth, Envelope, Function, FunctionCall, Response, encode_request};
 use crate::session::{Session, deadline_from};
 use crate::settings::check_endpoint;
+use crate::transport::Results;
 
 use super::IntacctClient;
 use super::results::single_result;
@@ -56,7 +57,7 @@ impl IntacctClient {
         let resp = self
             .inner
             .transport
-            .exchange(&s.endpoint, "getAPISession", body)
+            .exchange(&s.endpoint, "getAPISession", Results::Whole, body)
             .await?;
         let now = Instant::now();
         let op = resp
@@ -194,7 +195,19 @@ impl IntacctClient {
         loop {
             let s = self.session().await?;
             let body = || self.build(Auth::Session(s.id.expose_secret()), functions);
-            match self.inner.transport.exchange(&s.endpoint, what, body).await {
+            // One function: its retryable failure is retried with the request. Several: each
+            // result is the caller's (see `call_each`), so the ones that worked are not repeated.
+            let results = if functions.len() == 1 {
+                Results::Whole
+            } else {
+                Results::Each
+            };
+            match self
+                .inner
+                .transport
+                .exchange(&s.endpoint, what, results, body)
+                .await
+            {
                 Ok(resp) => {
                     self.touch(s.generation, &resp);
                     return Ok(resp);

@@ -78,7 +78,18 @@ pub(super) fn execute(
         for (f, call) in op.functions.iter().zip(calls) {
             let name = f.body.name.clone();
             state.with_stats(|s| *s.requests_by_function.entry(name.clone()).or_insert(0) += 1);
-            let out = match fault {
+            let own = match fault {
+                None => state
+                    .faults
+                    .lock()
+                    .expect("faults lock")
+                    .next_function_fault(),
+                Some(_) => None,
+            };
+            if own.is_some() {
+                state.with_stats(|s| s.faults_injected += 1);
+            }
+            let out = match fault.or(own.as_ref()) {
                 Some(Fault::FunctionError) => Outcome::fail(vec![
                     ErrorItem::new(
                         "BL01001973",
