@@ -84,8 +84,29 @@ pub(super) async fn sync_in_child(
             .copied()
             .unwrap_or(0)
     };
+    let by_function = i1
+        .requests_by_function
+        .iter()
+        .map(|(f, n)| {
+            let before = i0.requests_by_function.get(f).copied().unwrap_or(0);
+            (f.clone(), n - before)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let pbi_by_operation = p1
+        .requests_by_operation
+        .iter()
+        .map(|(op, n)| {
+            let before = p0.requests_by_operation.get(op).copied().unwrap_or(0);
+            (op.clone(), n - before)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
     Ok(SyncMeasure {
         child: child_result,
+        intacct_by_function: by_function,
+        pbi_requests: p1.http_requests - p0.http_requests,
+        pbi_by_operation,
         spawned: Some(spawned),
         intacct_per_stream: per_stream,
         intacct_total: i1.http_requests - i0.http_requests,
@@ -139,7 +160,14 @@ pub(super) async fn run(spec: ChildSpec) -> Result<()> {
         spec.data_dir.join("state.sqlite"),
     ))
     .await?;
-    let key = MasterKey::generate();
+    // One key for every child of a scenario, as one installation keeps its key file: what a sync
+    // sealed (the Intacct session it leaves for the next run) opens in the next.
+    let key_file = spec.data_dir.join("master.key");
+    let key = if key_file.exists() {
+        MasterKey::load_file(&key_file)?
+    } else {
+        MasterKey::create_file(&key_file)?
+    };
     let mut cfg = crate::demo::demo_connection(
         &spec.intacct,
         &spec.powerbi,

@@ -13,6 +13,14 @@
 //! 2. **cost**: latency 0 and limits off, the child on one tokio worker thread: CPU seconds per
 //!    100,000 records and records per CPU-second.
 //! 3. **memory** (`--memory-at 100000,1000000`): the cost scenario at each size, peak RSS (VmHWM).
+//! 4. **multi-object**: a company of nine objects of different sizes (bills, vendors, customers,
+//!    payments, small dimensions, GL balances), the whole run timed against
+//!    (logins + ⌈pages/concurrency⌉) × latency, requests beside pages.
+//! 5. **no-change**: that company synced in full, then again with nothing changed: the second
+//!    run's Intacct and Power BI requests and its wall time.
+//!
+//! `--scenario` picks some (`--scenario no-change`); without it, cost, limits and (with
+//! `--memory-at`) memory run, as before.
 //!
 //! The parts: `scenario` sets up the simulators and the changes, `child` runs and measures the
 //! connector in its own process, `measure` reads /proc, `report` prints the tables.
@@ -21,6 +29,7 @@ mod child;
 mod measure;
 mod report;
 mod scenario;
+mod whole;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -70,6 +79,10 @@ pub struct BenchArgs {
     /// Record counts at which to measure the connector's peak RSS (cost scenario each), e.g. 100000,1000000.
     #[arg(long, value_delimiter = ',')]
     pub memory_at: Vec<u64>,
+    /// Scenarios to run, comma separated: limits, cost, memory, multi-object, no-change. Without it:
+    /// cost and limits (less --skip-*), and memory when --memory-at is given.
+    #[arg(long, value_delimiter = ',', value_parser = ["limits", "cost", "memory", "multi-object", "no-change"])]
+    pub scenario: Vec<String>,
     /// Internal: run the connector side against simulators started by a parent `bench`.
     #[arg(long, hide = true)]
     pub child: Option<String>,
@@ -140,10 +153,15 @@ struct SyncMeasure {
     /// Intacct HTTP requests per stream, and for the whole run.
     intacct_per_stream: BTreeMap<String, u64>,
     intacct_total: u64,
+    /// Gateway functions executed, by name (several may share one HTTP request).
+    intacct_by_function: BTreeMap<String, u64>,
     intacct_logins: u64,
     intacct_429: u64,
     intacct_peak_concurrency: usize,
     posts: u64,
+    /// Power BI HTTP requests (token, dataset checks, queries, pushes), and by operation.
+    pbi_requests: u64,
+    pbi_by_operation: BTreeMap<String, u64>,
     pbi_429: u64,
     pbi_peak_in_flight: usize,
     pbi_max_posts_window: usize,
@@ -173,9 +191,22 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         args.mode
     );
 
+    let picked = |name: &str| args.scenario.iter().any(|s| s == name);
+    let (run_cost, run_limits, run_memory) = if args.scenario.is_empty() {
+        (
+            !args.skip_cost,
+            !args.skip_limits,
+            !args.memory_at.is_empty(),
+        )
+    } else {
+        (picked("cost"), picked("limits"), picked("memory"))
+    };
+    if run_memory && args.memory_at.is_empty() {
+        bail!("the memory scenario needs --memory-at, e.g. --memory-at 100000,1000000");
+    }
     let mut out = String::new();
     let mut cost: Option<(SyncMeasure, SyncMeasure)> = None;
-    if !args.skip_cost {
+    if run_cost {
         println!(
             "cost scenario: latency 0, Power BI limits off, connector on one worker thread ..."
         );
@@ -191,7 +222,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         .await?;
         cost = Some(m);
     }
-    if !args.skip_limits {
+    if run_limits {
         let limits = args.limits == "on";
         println!(
             "limits scenario: latency {:?}, concurrency {}, Power BI limits {} (time scale {}) ...",
@@ -233,7 +264,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         )?;
         out.push_str(&cost_table(full, incr));
     }
-    if !args.memory_at.is_empty() {
+    if run_memory {
         writeln!(
             out,
             "\n## Peak resident memory of the connector process (cost scenario)\n"
@@ -265,6 +296,20 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 recs as f64 / cpu(&full).max(1e-9)
             )?;
         }
+    }
+    if picked("multi-object") {
+        println!(
+            "multi-object scenario: latency {:?}, concurrency {}, Power BI limits {} ...",
+            args.latency, args.concurrency, args.limits
+        );
+        out.push_str(&whole::multi_object(&args).await?);
+    }
+    if picked("no-change") {
+        println!(
+            "no-change scenario: latency {:?}, concurrency {} ...",
+            args.latency, args.concurrency
+        );
+        out.push_str(&whole::no_change(&args).await?);
     }
     println!("{out}");
     Ok(())
