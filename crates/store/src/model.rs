@@ -79,8 +79,9 @@ macro_rules! str_enum {
 }
 
 str_enum!(
-    /// State of a run. `Running` until [`crate::Store::finish_run`].
-    RunStatus { Running = "running", Succeeded = "succeeded", Partial = "partial", Failed = "failed", Interrupted = "interrupted" }
+    /// State of a run. `Running` until [`crate::Store::finish_run`]; `Skipped`: a scheduled time the
+    /// service did not run, recorded with its reason ([`crate::Store::record_skipped_run`]).
+    RunStatus { Running = "running", Succeeded = "succeeded", Partial = "partial", Failed = "failed", Interrupted = "interrupted", Skipped = "skipped" }
 );
 str_enum!(
     /// Result of one stream within a run.

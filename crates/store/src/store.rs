@@ -50,6 +50,9 @@ pub trait Store: Send + Sync {
     /// Upserts the stream's counters for this run. A failed stream's error also goes to the audit trail.
     async fn record_stream_result(&self, run: RunId, stream: &str, result: &StreamResult) -> R<()>;
     async fn finish_run(&self, run: RunId, status: RunStatus, summary: serde_json::Value) -> R<()>;
+    /// A scheduled run that did not happen, as one finished run with status `skipped` and
+    /// `{"skipped": reason}` as its summary, so `runs list` shows the gaps in a schedule and why.
+    async fn record_skipped_run(&self, connection: &str, trigger: &str, reason: &str) -> R<RunId>;
     /// Newest first.
     async fn list_runs(&self, connection: Option<&str>, limit: u32) -> R<Vec<RunRecord>>;
     async fn get_run(&self, run: RunId) -> R<Option<RunDetail>>;

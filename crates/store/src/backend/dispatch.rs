@@ -25,6 +25,7 @@ macro_rules! impl_dispatch {
             begin_run(connection: &str, trigger: &str) -> RunId;
             record_stream_result(run: RunId, stream: &str, result: &StreamResult) -> ();
             finish_run(run: RunId, status: RunStatus, summary: serde_json::Value) -> ();
+            record_skipped_run(connection: &str, trigger: &str, reason: &str) -> RunId;
             list_runs(connection: Option<&str>, limit: u32) -> Vec<RunRecord>;
             get_run(run: RunId) -> Option<RunDetail>;
             unfinished_runs(connection: &str) -> Vec<RunRecord>;

@@ -84,6 +84,27 @@ macro_rules! impl_runs {
                 Ok(())
             }
 
+            async fn record_skipped_run(&self, connection: &str, trigger: &str, reason: &str) -> Result<RunId, StoreError> {
+                // A connection skipped from its first scheduled time on has no row yet.
+                self.ensure_connection(connection).await?;
+                let cid = self.cid(connection).await?;
+                let summary = serde_json::to_string(&serde_json::json!({ "skipped": reason }))
+                    .map_err(|e| StoreError::Invalid(format!("run summary: {e}")))?;
+                let now = ts(self.now());
+                // One statement: a skip is never seen half-written (`running`) by the next run.
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO runs (connection_id, run_trigger, status, started_at, finished_at, summary) \
+                     VALUES ($1, $2, 'skipped', $3, $3, $4) RETURNING id",
+                )
+                .bind(cid)
+                .bind(trigger)
+                .bind(now.as_str())
+                .bind(summary)
+                .fetch_one(self.writer())
+                .await?;
+                Ok(RunId(id))
+            }
+
             async fn list_runs(&self, connection: Option<&str>, limit: u32) -> Result<Vec<RunRecord>, StoreError> {
                 let mut qb = QueryBuilder::<$db>::new(
                     "SELECT r.id, c.name, r.run_trigger, r.status, r.started_at, r.finished_at, r.summary \

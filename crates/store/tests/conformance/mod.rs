@@ -274,6 +274,19 @@ pub async fn runs_lifecycle(db: Arc<TestDb>) {
     assert_eq!(open_runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![r2]);
     assert_eq!(open_runs[0].status, RunStatus::Running);
 
+    // A skipped scheduled run is one finished row with its reason, never an unfinished one; a
+    // connection not yet known is created for it.
+    let skipped = s
+        .record_skipped_run("new-conn", "schedule", "credentials refused")
+        .await
+        .unwrap();
+    let d = s.get_run(skipped).await.unwrap().unwrap();
+    assert_eq!(d.run.status, RunStatus::Skipped);
+    assert_eq!(d.run.trigger, "schedule");
+    assert_eq!(d.run.summary, json!({"skipped": "credentials refused"}));
+    assert_eq!(d.run.finished_at, Some(d.run.started_at));
+    assert!(s.unfinished_runs("new-conn").await.unwrap().is_empty());
+
     // The failed stream's full error text is in the audit trail.
     let fails = s
         .audit_search(&AuditFilter {
