@@ -105,6 +105,12 @@ pub enum Command {
         #[command(flatten)]
         connection: ConnectionArg,
     },
+    /// The connection's Power BI dataset: `migrate` it to a new one with every configured table.
+    #[command(
+        subcommand,
+        after_help = "Example: ml-connector dataset migrate --connection acme --dry-run"
+    )]
+    Dataset(DatasetCommand),
     /// Compare each Power BI table with the local mirror (row counts and column sums).
     #[command(after_help = "Example: ml-connector verify --connection acme")]
     Verify(ConnectionArg),
@@ -239,6 +245,23 @@ pub enum PowerBiCommand {
         table: String,
         /// The JSON-lines file: one row object per line, column names as keys.
         file: PathBuf,
+        #[command(flatten)]
+        connection: ConnectionArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCommand {
+    /// Create a new push dataset with every configured table (a push dataset cannot gain tables),
+    /// fill it from the local copy, rebind the workspace's reports to it and list the dashboard
+    /// tiles to re-pin. The old dataset is kept; run it again to continue a migration that stopped.
+    #[command(
+        after_help = "Examples:\n  ml-connector dataset migrate --dry-run\n  ml-connector dataset migrate --connection acme"
+    )]
+    Migrate {
+        /// Change nothing: say which tables the new dataset gets, the rows and POSTs to fill it, the reports to rebind and the tiles to re-pin.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         connection: ConnectionArg,
     },

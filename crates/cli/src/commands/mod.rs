@@ -2,6 +2,7 @@
 
 mod audit;
 mod credentials;
+mod dataset;
 mod dry_run;
 mod filter;
 mod ping;
@@ -15,7 +16,9 @@ use crate::exit;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 
-use crate::args::{Cli, Command, IntacctCommand, LogFormat, PowerBiCommand, SimCommand};
+use crate::args::{
+    Cli, Command, DatasetCommand, IntacctCommand, LogFormat, PowerBiCommand, SimCommand,
+};
 
 use ml_connector::app::App;
 use ml_connector::pipeline::{Events, RunOptions, RunStatus};
@@ -220,6 +223,17 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 None
             };
             ping::objects(app.as_ref(), connection.connection.as_deref()).await
+        }
+        Command::Dataset(DatasetCommand::Migrate {
+            dry_run,
+            connection,
+        }) => {
+            dataset::run(
+                &open(config).await?,
+                connection.connection.as_deref(),
+                dry_run,
+            )
+            .await
         }
         Command::Verify(c) => {
             let app = open(config).await?;

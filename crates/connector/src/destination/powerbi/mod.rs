@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`target`] | the dataset a run delivers to; marking a table for a rebuild |
 //! | [`dataset`] | finding, adopting or creating the dataset; keeping its tables in line with the plans |
+//! | [`migrate`] | `dataset migrate`: a new dataset with every configured table, filled, reports rebound |
 //! | [`batches`] | rows → batches → paced POSTs, recorded for the next process's pacer |
 //! | [`budget`] | whether a rebuild fits what the hour's budgets left, before the table is emptied |
 //! | [`rebuild`] | rebuilding a replace table from the mirror |
@@ -22,6 +23,7 @@ pub mod batches;
 pub mod budget;
 pub mod count;
 pub mod dataset;
+pub mod migrate;
 pub mod outbox;
 pub mod pacing;
 pub mod preview;
