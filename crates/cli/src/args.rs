@@ -322,6 +322,9 @@ pub enum RunState {
     Failed,
     /// Stopped by SIGTERM or Ctrl-C, or by a process that stopped.
     Interrupted,
+    /// A scheduled time `run` did not run, with the reason (credentials refused, another worker's
+    /// run, the previous run still going).
+    Skipped,
 }
 
 impl RunState {
@@ -332,6 +335,7 @@ impl RunState {
             RunState::Partial => ml_store::RunStatus::Partial,
             RunState::Failed => ml_store::RunStatus::Failed,
             RunState::Interrupted => ml_store::RunStatus::Interrupted,
+            RunState::Skipped => ml_store::RunStatus::Skipped,
         }
     }
 }

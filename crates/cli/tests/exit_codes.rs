@@ -261,3 +261,147 @@ async fn objects_lists_the_catalogue_and_checks_the_company() {
     let checked = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(checked.matches("yes (").count(), entries, "{checked}");
 }
+
+/// The configuration `write_config` writes, with every connection on a daily schedule (02:00
+/// passed since any run, so each starts with a catch-up run) and, when `second` names one, a copy
+/// of the connection under that name.
+fn write_scheduled_config(w: &World, config: &Path, second: Option<&str>) {
+    write_config(w, config);
+    let text = std::fs::read_to_string(config).unwrap();
+    let name_line = format!("name = \"{}\"\n", w.cfg.name);
+    let scheduled = text.replace(
+        &name_line,
+        &format!("{name_line}schedule = \"0 2 * * *\"\n"),
+    );
+    let mut out = scheduled.clone();
+    if let Some(other) = second {
+        let block = &scheduled[scheduled.find("[[connection]]").unwrap()..];
+        out.push('\n');
+        out.push_str(&block.replace(&name_line, &format!("name = \"{other}\"\n")));
+    }
+    std::fs::write(config, out).unwrap();
+}
+
+async fn set_credentials(config: &Path, connection: &str, user_password: &str) {
+    let out = run(
+        config,
+        &[
+            "credentials",
+            "set",
+            "intacct",
+            "--stdin",
+            "--connection",
+            connection,
+        ],
+        Some(&format!(
+            "{}\n{user_password}\n",
+            ml_sim_intacct::DEFAULT_SENDER_PASSWORD
+        )),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        config,
+        &[
+            "credentials",
+            "set",
+            "powerbi",
+            "--stdin",
+            "--connection",
+            connection,
+        ],
+        Some(&format!("{}\n", ml_sim_powerbi::DEFAULT_CLIENT_SECRET)),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `run` whose every scheduled connection is refused at its start-up sign-in stops at once with
+/// exit code 4, naming the fix, after one failed sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_exits_4_when_every_connection_is_refused_at_start() {
+    let w = World::start(tiny_intacct()).await;
+    let config = w.dir.path().join("ml-connector.toml");
+    write_scheduled_config(&w, &config, None);
+    std::fs::create_dir_all(w.dir.path().join("state")).unwrap();
+    ml_store::crypto::MasterKey::create_file(&w.dir.path().join("state/master.key")).unwrap();
+    set_credentials(&config, &w.cfg.name, "not-the-password").await;
+    let logins = w.intacct.stats().logins;
+    let out = run(&config, &["run"], None).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("Sign-in information is incorrect"), "{said}");
+    assert!(
+        said.contains("ml-connector credentials set intacct --connection demo"),
+        "{said}"
+    );
+    assert_eq!(w.intacct.stats().logins - logins, 1, "one failed sign-in");
+}
+
+/// One connection refused, another fine: `run` goes on; the refused one's catch-up is recorded as
+/// a skipped run with its reason (`runs list --status skipped`), the other's runs; SIGTERM stops the
+/// service with exit code 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_keeps_going_when_one_connection_is_refused_and_records_its_skips() {
+    use std::io::BufRead;
+    let w = World::start(tiny_intacct()).await;
+    let config = w.dir.path().join("ml-connector.toml");
+    write_scheduled_config(&w, &config, Some("refused"));
+    std::fs::create_dir_all(w.dir.path().join("state")).unwrap();
+    ml_store::crypto::MasterKey::create_file(&w.dir.path().join("state/master.key")).unwrap();
+    set_credentials(&config, &w.cfg.name, ml_sim_intacct::DEFAULT_USER_PASSWORD).await;
+    set_credentials(&config, "refused", "not-the-password").await;
+
+    let config2 = config.clone();
+    let (status, lines) = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ml-connector"))
+            .arg("--config")
+            .arg(&config2)
+            .args(["--log-format", "json", "run"])
+            .env_remove("ML_CONNECTOR_MASTER_KEY")
+            .env_remove("ML_CONNECTOR_DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut lines = Vec::new();
+        let (mut skipped, mut finished, mut stopped) = (false, false, false);
+        for line in std::io::BufReader::new(child.stderr.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+        {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let msg = v["message"].as_str().unwrap_or_default();
+            skipped |= msg == "run skipped" && v["connection"] == "refused";
+            finished |= msg == "run finished" && v["connection"] == "demo";
+            lines.push(line);
+            if skipped && finished && !stopped {
+                stopped = true;
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+            }
+        }
+        (child.wait().unwrap(), lines)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", lines.join("\n"));
+    assert!(!w.table("Vendors").is_empty(), "the good connection ran");
+
+    let out = run(&config, &["runs", "list", "--status", "skipped"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    let skipped: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(skipped.len(), 1, "{listed}");
+    assert!(skipped[0].contains("refused"), "{listed}");
+    assert!(skipped[0].contains("catch-up"), "{listed}");
+    assert!(
+        skipped[0].contains("credentials refused") && skipped[0].contains("Sign-in information"),
+        "{listed}"
+    );
+    assert!(
+        skipped[0].contains("ml-connector credentials set intacct --connection refused"),
+        "{listed}"
+    );
+}

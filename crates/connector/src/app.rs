@@ -50,6 +50,10 @@ pub enum AppError {
         "no connection has a `schedule`; add one (e.g. schedule = \"0 2 * * *\") or use `ml-connector sync`"
     )]
     NothingScheduled,
+    /// `run` at start-up: every scheduled connection's credentials were refused, so nothing could
+    /// ever run until a person stores the right ones (exit code 4).
+    #[error("{0}")]
+    AllRefused(String),
 }
 
 impl From<ml_intacct::IntacctError> for AppError {

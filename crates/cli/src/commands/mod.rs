@@ -51,7 +51,20 @@ pub fn main() -> ExitCode {
                         )
                     )
             });
-            let code = if usage { exit::USAGE } else { exit::FAILURE };
+            // `run` stops at start when every scheduled connection's credentials were refused.
+            let refused = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<ml_connector::app::AppError>(),
+                    Some(ml_connector::app::AppError::AllRefused(_))
+                )
+            });
+            let code = if usage {
+                exit::USAGE
+            } else if refused {
+                exit::REFUSED
+            } else {
+                exit::FAILURE
+            };
             ExitCode::from(code)
         }
     }

@@ -45,8 +45,15 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                         )
                     })
                     .unwrap_or_else(|| "-".into());
+                // A skipped run's reason is its whole story: said on its line.
+                let reason = r
+                    .summary
+                    .get("skipped")
+                    .and_then(|s| s.as_str())
+                    .map(|s| format!("  {s}"))
+                    .unwrap_or_default();
                 crate::outln!(
-                    "{:>6}  {:<12} {:<9} {:<11} {:<25} {:>8}",
+                    "{:>6}  {:<12} {:<9} {:<11} {:<25} {:>8}{reason}",
                     r.id,
                     r.connection,
                     r.trigger,
@@ -87,6 +94,9 @@ pub async fn run(app: &App, cmd: RunsCommand) -> Result<u8> {
                         r.connection
                     ),
                 }
+            }
+            if let Some(why) = r.summary.get("skipped").and_then(|e| e.as_str()) {
+                crate::outln!("skipped: {why}");
             }
             if let Some(e) = r.summary.get("setup_error").and_then(|e| e.as_str()) {
                 crate::outln!("error before any stream: {e}");

@@ -28,6 +28,9 @@ pub enum PipelineError {
         /// When it can be done, when known.
         until: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Another run of the connection holds its lease (this worker or another): nothing was done.
+    #[error("{0}")]
+    LeaseHeld(String),
     #[error("{0}")]
     Other(String),
 }

@@ -137,7 +137,7 @@ pub async fn acquire_or_explain(
         Some(h) => Ok(h),
         None => {
             let holder = store.current_lease(connection).await?;
-            Err(PipelineError::Other(match holder {
+            Err(PipelineError::LeaseHeld(match holder {
                 Some(l) => format!(
                     "a run of connection {connection} is in progress (worker {}, lease until {}); wait for it, or stop that worker",
                     l.worker_id,

@@ -57,28 +57,77 @@ pub fn missed_run(
     }
 }
 
+/// Scheduled times that came while a run of the same connection was still going. They are not run
+/// afterwards (runs of one connection never overlap, and the next scheduled run reads everything
+/// they would have), only reported, so that the gap in the schedule is seen with its reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overrun {
+    /// When the run that was still going started.
+    pub run_started: DateTime<Utc>,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    /// How many scheduled times, `first` and `last` included (counted up to [`OVERRUN_COUNT_CAP`]).
+    pub count: usize,
+}
+
+/// Enough to say "many"; a run outlasting more times than this is reported as this many.
+pub const OVERRUN_COUNT_CAP: usize = 10_000;
+
+/// The scheduled times in `(started, ended]`: those a run from `started` to `ended` overran.
+pub fn overrun(
+    schedule: &Schedule,
+    started: DateTime<Utc>,
+    ended: DateTime<Utc>,
+) -> Option<Overrun> {
+    let first = next_after(schedule, started).filter(|t| *t <= ended)?;
+    let (mut last, mut count) = (first, 1);
+    while count < OVERRUN_COUNT_CAP {
+        match next_after(schedule, last) {
+            Some(t) if t <= ended => {
+                last = t;
+                count += 1;
+            }
+            _ => break,
+        }
+    }
+    Some(Overrun {
+        run_started: started,
+        first,
+        last,
+        count,
+    })
+}
+
 /// Drives one connection's schedule until `shutdown` is cancelled: a catch-up run if one was missed,
 /// then a run at each scheduled time. Runs of one connection never overlap because this loop awaits
 /// each run; a run in progress is not dropped on shutdown (it watches the same token and stops after its
-/// current batch), so the state it leaves is always resumable.
+/// current batch), so the state it leaves is always resumable. Scheduled times that came while a run
+/// was going are handed to `overran` when it ends, and not run.
 ///
 /// A run may ask to be run again at a time of its own (a rebuild postponed until the push budget
 /// frees): that run, with trigger `postponed`, comes at that time when it is before the next
 /// scheduled one.
-pub async fn drive<C, R, Fut>(
+pub async fn drive<C, R, Fut, O, OFut>(
     schedule: &Schedule,
     clock: &C,
     last_run_started: Option<DateTime<Utc>>,
     mut run: R,
+    mut overran: O,
     shutdown: &CancellationToken,
 ) where
     C: Clock + ?Sized,
     R: FnMut(&'static str) -> Fut,
     Fut: Future<Output = Option<DateTime<Utc>>>,
+    O: FnMut(Overrun) -> OFut,
+    OFut: Future<Output = ()>,
 {
     let mut again: Option<DateTime<Utc>> = None;
     if missed_run(schedule, last_run_started, clock.now()) && !shutdown.is_cancelled() {
+        let started = clock.now();
         again = run("catch-up").await;
+        if let Some(o) = overrun(schedule, started, clock.now()) {
+            overran(o).await;
+        }
     }
     loop {
         if shutdown.is_cancelled() {
@@ -98,7 +147,11 @@ pub async fn drive<C, R, Fut>(
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => return,
         }
+        let started = clock.now();
         again = run(trigger).await;
+        if let Some(o) = overrun(schedule, started, clock.now()) {
+            overran(o).await;
+        }
     }
 }
 
@@ -171,6 +224,7 @@ mod tests {
                     None
                 }
             },
+            |_| async {},
             &stop,
         );
         let stopper = async {
@@ -228,6 +282,7 @@ mod tests {
                     }
                 }
             },
+            |_| async {},
             &stop,
         );
         let stopper = async {
@@ -249,6 +304,64 @@ mod tests {
                 ("schedule".to_string(), "12:00".to_string()),
                 ("schedule".to_string(), "13:00".to_string()),
             ]
+        );
+    }
+
+    /// A run that outlasts the next scheduled times: they are not run (runs never overlap) but
+    /// handed over as one overrun when the run ends, and the schedule goes on at the next time.
+    #[tokio::test(start_paused = true)]
+    async fn times_that_come_while_a_run_is_going_are_reported_not_run() {
+        let s = schedule("*/15 * * * *", "UTC");
+        let clock = TokioClock::starting_at(utc("2026-11-24T10:10:00Z"));
+        let runs: Arc<Mutex<Vec<String>>> = Arc::default();
+        let overruns: Arc<Mutex<Vec<Overrun>>> = Arc::default();
+        let stop = CancellationToken::new();
+        let clock_ref = &clock;
+        let (seen, missed) = (runs.clone(), overruns.clone());
+        let drive_fut = drive(
+            &s,
+            clock_ref,
+            Some(utc("2026-11-24T10:00:00Z")),
+            move |_| {
+                let seen = seen.clone();
+                let at = clock_ref.now();
+                async move {
+                    let first = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(at.format("%H:%M").to_string());
+                        seen.len() == 1
+                    };
+                    // The 10:15 run takes 40 minutes; the others 1.
+                    let minutes = if first { 40 } else { 1 };
+                    tokio::time::sleep(Duration::from_secs(minutes * 60)).await;
+                    None
+                }
+            },
+            move |o| {
+                missed.lock().unwrap().push(o);
+                async {}
+            },
+            &stop,
+        );
+        let stopper = async {
+            tokio::time::sleep(Duration::from_secs(70 * 60)).await;
+            stop.cancel();
+        };
+        tokio::join!(drive_fut, stopper);
+        assert_eq!(*runs.lock().unwrap(), vec!["10:15", "11:00", "11:15"]);
+        assert_eq!(
+            *overruns.lock().unwrap(),
+            vec![Overrun {
+                run_started: utc("2026-11-24T10:15:00Z"),
+                first: utc("2026-11-24T10:30:00Z"),
+                last: utc("2026-11-24T10:45:00Z"),
+                count: 2,
+            }]
+        );
+        assert_eq!(
+            overrun(&s, utc("2026-11-24T10:15:00Z"), utc("2026-11-24T10:29:59Z")),
+            None,
+            "a run that ends before the next time overran nothing"
         );
     }
 }

@@ -11,11 +11,70 @@ use tokio_util::sync::CancellationToken;
 
 use super::lease;
 use crate::app::{App, AppError};
-use crate::pipeline::{Events, RunOptions};
+use crate::pipeline::{Events, PipelineError, RunOptions};
 
 /// Runs every scheduled connection until SIGTERM or Ctrl-C.
+///
+/// At start each scheduled connection signs in once to Intacct and to Power BI. When every one of
+/// them is refused, nothing could ever run until a person stores the right credentials: the
+/// service stops at once with [`AppError::AllRefused`] (exit code 4). A connection refused while
+/// others are fine is paused (its scheduled runs are recorded `skipped` with the reason) until its
+/// credentials are stored again or its `refused_backoff` passes; the service goes on.
 pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
     let worker = lease::worker_id(worker_id.as_deref());
+    let key = Arc::new(app.master_key()?);
+    let mut scheduled = Vec::new();
+    for cfg in app.config.connections.iter().cloned() {
+        let Some(sched) = cfg.schedule.clone() else {
+            tracing::info!(connection = %cfg.name, "no schedule: run it with `ml-connector sync`");
+            continue;
+        };
+        // Fails now, not at 2 a.m., when the credentials cannot be read at all.
+        app.connect(cfg.clone(), &key).await?;
+        scheduled.push((cfg, sched));
+    }
+    if scheduled.is_empty() {
+        return Err(AppError::NothingScheduled);
+    }
+    let mut refusals = Vec::with_capacity(scheduled.len());
+    for (cfg, _) in &scheduled {
+        let refusal = match refused_sign_in(app, cfg, &key).await {
+            Some((system, why)) => {
+                tracing::warn!(
+                    connection = %cfg.name,
+                    system,
+                    error = %why,
+                    "credentials refused at start: the connection's runs are skipped until `ml-connector credentials set {system}` stores them again"
+                );
+                Some(Refusal {
+                    at: app.clock.now(),
+                    credentials: credentials_stamp(app.store.as_ref(), &cfg.name).await,
+                    system: Some(system),
+                    why,
+                })
+            }
+            None => None,
+        };
+        refusals.push(refusal);
+    }
+    if refusals.iter().all(Option::is_some) {
+        let each: Vec<String> = scheduled
+            .iter()
+            .zip(&refusals)
+            .filter_map(|((cfg, _), r)| r.as_ref().map(|r| (cfg, r)))
+            .map(|(cfg, r)| {
+                let system = r.system.unwrap_or("intacct");
+                format!(
+                    "connection {}: {}; store the right ones with `ml-connector credentials set {system} --connection {}`",
+                    cfg.name, r.why, cfg.name
+                )
+            })
+            .collect();
+        return Err(AppError::AllRefused(format!(
+            "the credentials of every scheduled connection were refused, so no run can start ({}); then start `ml-connector run` again",
+            each.join("; ")
+        )));
+    }
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
@@ -25,30 +84,27 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
             stop.cancel();
         });
     }
-    let key = Arc::new(app.master_key()?);
     let mut tasks = tokio::task::JoinSet::new();
-    for cfg in app.config.connections.iter().cloned() {
-        let Some(sched) = cfg.schedule.clone() else {
-            tracing::info!(connection = %cfg.name, "no schedule: run it with `ml-connector sync`");
-            continue;
-        };
-        // Fails now, not at 2 a.m., when the credentials cannot be read at all.
-        app.connect(cfg.clone(), &key).await?;
+    for ((cfg, sched), at_start) in scheduled.into_iter().zip(refusals) {
         let store = app.store.clone();
         let clock = app.clock.clone();
         let retention = app.config.audit_retention;
         let stop = stop.clone();
         let worker = worker.clone();
         let key = key.clone();
-        let refusal: Arc<std::sync::Mutex<Option<Refusal>>> = Arc::default();
+        let refusal: Arc<std::sync::Mutex<Option<Refusal>>> =
+            Arc::new(std::sync::Mutex::new(at_start));
         tracing::info!(connection = %cfg.name, schedule = %sched.expression, time_zone = %sched.time_zone, "scheduled");
         tasks.spawn(async move {
-            let last = store
-                .list_runs(Some(&cfg.name), 1)
-                .await
-                .ok()
-                .and_then(|runs| runs.first().map(|r| r.started_at));
+            let last = last_run_started(store.as_ref(), &cfg.name).await;
             let stop_signal = stop.clone();
+            let overran = {
+                let (store, name) = (store.clone(), cfg.name.clone());
+                move |o: super::Overrun| {
+                    let (store, name) = (store.clone(), name.clone());
+                    async move { skip(store.as_ref(), &name, "schedule", &overrun_reason(&o)).await }
+                }
+            };
             super::drive(
                 &sched,
                 clock.as_ref(),
@@ -67,12 +123,16 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                             .clone()
                             .filter(|r| r.holds(&credentials, clock.now(), cfg.refused_backoff));
                         if let Some(r) = paused {
-                            tracing::warn!(
-                                connection = %name,
-                                refused_at = %r.at.to_rfc3339(),
-                                resumes_at = %(r.at + chrono::Duration::from_std(cfg.refused_backoff).unwrap_or_default()).to_rfc3339(),
-                                "run skipped: the last run's credentials were refused; `ml-connector credentials set` resumes the schedule at its next time"
+                            let resumes_at = r.at
+                                + chrono::Duration::from_std(cfg.refused_backoff).unwrap_or_default();
+                            let system = r.system.unwrap_or("intacct|powerbi");
+                            let reason = format!(
+                                "credentials refused at {} ({}); `ml-connector credentials set {system} --connection {name}` resumes the schedule at its next time, else it resumes after {}",
+                                r.at.to_rfc3339(),
+                                r.why,
+                                resumes_at.to_rfc3339()
                             );
+                            skip(store.as_ref(), &name, trigger, &reason).await;
                             return None;
                         }
                         // Built for each run, so credentials stored since the last one are used.
@@ -85,7 +145,7 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                                     c
                                 }
                                 Err(e) => {
-                                    tracing::warn!(connection = %name, error = %e, "run not started");
+                                    skip(store.as_ref(), &name, trigger, &format!("not started: {e}")).await;
                                     return None;
                                 }
                             };
@@ -103,6 +163,17 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                                     r.refused.then(|| Refusal {
                                         at: clock.now(),
                                         credentials,
+                                        system: None,
+                                        why: r
+                                            .setup_error
+                                            .clone()
+                                            .or_else(|| {
+                                                r.streams
+                                                    .iter()
+                                                    .find(|s| s.refused)
+                                                    .and_then(|s| s.error.clone())
+                                            })
+                                            .unwrap_or_else(|| "refused".into()),
                                     });
                                 let next = super::next_after(&sched_for_log, clock.now())
                                     .map(|t| t.to_rfc3339())
@@ -122,6 +193,10 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                                 // A rebuild postponed until the push budget frees runs again then.
                                 r.streams.iter().filter_map(|s| s.postponed_until).min()
                             }
+                            Err(PipelineError::LeaseHeld(why)) => {
+                                skip(store.as_ref(), &name, trigger, &why).await;
+                                None
+                            }
                             Err(e) => {
                                 tracing::warn!(connection = %name, error = %e, "run not done");
                                 None
@@ -129,16 +204,72 @@ pub async fn run(app: &App, worker_id: Option<String>) -> Result<(), AppError> {
                         }
                     }
                 },
+                overran,
                 &stop_signal,
             )
             .await;
         });
     }
-    if tasks.is_empty() {
-        return Err(AppError::NothingScheduled);
-    }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// When the connection's last run that did run started (a skipped one did nothing, so a time it
+/// skipped is still caught up at start); `None` when there is none among the latest ones.
+async fn last_run_started(
+    store: &dyn ml_store::Store,
+    connection: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let runs = store.list_runs(Some(connection), 100).await.ok()?;
+    runs.iter()
+        .find(|r| r.status != ml_store::RunStatus::Skipped)
+        .map(|r| r.started_at)
+}
+
+/// One sign-in to each system with the connection's stored credentials: which refused them, and
+/// its words. Anything else (a system unreachable) is for the runs to meet and retry.
+async fn refused_sign_in(
+    app: &App,
+    cfg: &crate::config::ConnectionConfig,
+    key: &ml_store::crypto::MasterKey,
+) -> Option<(&'static str, String)> {
+    if let Ok(intacct) = crate::app::intacct_client(cfg, app.store.as_ref(), key).await {
+        match intacct.ping().await {
+            Err(e) if e.is_refusal() => return Some(("intacct", e.to_string())),
+            _ => {}
+        }
+    }
+    let powerbi = crate::app::powerbi_client(cfg, app.store.as_ref(), key)
+        .await
+        .ok()?;
+    match powerbi.find_workspace(&cfg.powerbi.workspace).await {
+        Err(e) if e.is_refusal() => Some(("powerbi", e.to_string())),
+        _ => None,
+    }
+}
+
+/// A scheduled time not run: logged and recorded in the store as a `skipped` run with its reason.
+async fn skip(store: &dyn ml_store::Store, connection: &str, trigger: &str, reason: &str) {
+    tracing::warn!(connection, trigger, reason, "run skipped");
+    if let Err(e) = store.record_skipped_run(connection, trigger, reason).await {
+        tracing::warn!(connection, error = %e, "the skipped run could not be recorded");
+    }
+}
+
+fn overrun_reason(o: &super::Overrun) -> String {
+    let more = match o.count {
+        1 => String::new(),
+        n => format!(
+            " and {} later scheduled time(s) up to {}",
+            n - 1,
+            o.last.to_rfc3339()
+        ),
+    };
+    format!(
+        "the run started at {} was still going at {}{more}; the next scheduled run reads what these would have",
+        o.run_started.to_rfc3339(),
+        o.first.to_rfc3339()
+    )
 }
 
 /// Resolves at the first SIGTERM or Ctrl-C (SIGINT); `run` and `sync` cancel their runs on it.
@@ -164,6 +295,10 @@ pub async fn wait_for_signal() {
 struct Refusal {
     at: chrono::DateTime<chrono::Utc>,
     credentials: Vec<chrono::DateTime<chrono::Utc>>,
+    /// Which system refused, when known (`intacct` or `powerbi`, as `credentials set` names them).
+    system: Option<&'static str>,
+    /// The refusing system's words.
+    why: String,
 }
 
 impl Refusal {
@@ -206,6 +341,8 @@ mod tests {
         let r = Refusal {
             at: t("2026-12-06T02:00:00Z"),
             credentials: vec![t("2026-12-01T09:00:00Z")],
+            system: Some("intacct"),
+            why: "Sign-in information is incorrect".into(),
         };
         let six_hours = std::time::Duration::from_secs(6 * 3600);
         assert!(r.holds(&r.credentials, t("2026-12-06T07:59:00Z"), six_hours));
