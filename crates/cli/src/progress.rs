@@ -1,15 +1,98 @@
 //! Progress bars for interactive syncs: one line per stream with extracted, staged and pushed counts, and
 //! the reason when the run waits for a Power BI budget, on the bars of the tables that wait (the
 //! budget is the dataset's, so the event names the dataset). Off when stderr is not a terminal (logs say it).
+//!
+//! Where Intacct's `totalcount` gives a stream's total ([`RunEvent::Total`]), its bar fills and says
+//! the percentage and the time left. Log lines go through [`LogWriter`], which writes each whole line
+//! above the bars (the bars are cleared, the line written, the bars drawn again), so the two never
+//! interleave.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use ml_connector::config::ConnectionConfig;
 use ml_connector::pipeline::{Events, RunEvent};
+
+/// The bars on screen, if any: log lines are written above them. One sync at a time shows bars.
+static ON_SCREEN: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// The tracing writer of the binary: each event is gathered whole, then written to stderr in one
+/// go, above the progress bars when they are on screen.
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+/// One log event, written when the formatter is done with it (dropped).
+pub struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        // A clone of the handle, so the lock is not held while the bars redraw.
+        let bars = ON_SCREEN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // A log line that cannot be written (stderr closed) has nowhere else to go.
+        let write = || {
+            let _ = std::io::stderr().lock().write_all(&self.0);
+        };
+        match bars {
+            Some(bars) => bars.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+/// "extracted 1,200 of 5,000 (24 %, 32 s left)": the time left from the rate so far, once there is one.
+pub fn extracted_message(done: u64, total: u64, elapsed: Duration) -> String {
+    let total = total.max(done);
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
+    let left = if done == 0 || done >= total {
+        String::new()
+    } else {
+        let secs = elapsed.as_secs_f64() * (total - done) as f64 / done as f64;
+        format!(
+            ", {} left",
+            humantime::format_duration(Duration::from_secs(secs.ceil() as u64))
+        )
+    };
+    format!(
+        "extracted {} of {} ({percent} %{left})",
+        thousands(done),
+        thousands(total)
+    )
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 pub struct Bars {
     inner: Option<Arc<Inner>>,
@@ -19,6 +102,8 @@ struct Inner {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
     tables: Mutex<Tables>,
+    /// Per stream: when it started and its total, once Intacct said it.
+    totals: Mutex<HashMap<String, (Instant, Option<u64>)>>,
 }
 
 /// Which tables a budget wait holds up. Power BI's budgets are per dataset, so the wait names the
@@ -78,15 +163,18 @@ impl Tables {
 impl Bars {
     pub fn new(wanted: bool, config: &ConnectionConfig) -> Self {
         let on = wanted && std::io::stderr().is_terminal();
-        Bars {
-            inner: on.then(|| {
-                Arc::new(Inner {
-                    multi: MultiProgress::new(),
-                    bars: Mutex::new(HashMap::new()),
-                    tables: Mutex::new(Tables::new(config)),
-                })
-            }),
+        let inner = on.then(|| {
+            Arc::new(Inner {
+                multi: MultiProgress::new(),
+                bars: Mutex::new(HashMap::new()),
+                tables: Mutex::new(Tables::new(config)),
+                totals: Mutex::new(HashMap::new()),
+            })
+        });
+        if let Some(inner) = &inner {
+            *ON_SCREEN.lock().unwrap_or_else(|e| e.into_inner()) = Some(inner.multi.clone());
         }
+        Bars { inner }
     }
 
     pub fn events(&self) -> Events {
@@ -106,6 +194,15 @@ impl Bars {
                     bar.finish();
                 }
             }
+        }
+    }
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            // Later log lines (and the report) go straight to stderr.
+            *ON_SCREEN.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
 }
@@ -130,10 +227,42 @@ impl Inner {
         match e {
             RunEvent::StreamStarted { stream, table } => {
                 self.tables.lock().expect("tables lock").started(stream);
+                self.totals
+                    .lock()
+                    .expect("totals lock")
+                    .insert(stream.clone(), (Instant::now(), None));
                 self.bar(stream).set_message(format!("→ {table}"))
             }
+            RunEvent::Total { stream, records } => {
+                self.totals
+                    .lock()
+                    .expect("totals lock")
+                    .entry(stream.clone())
+                    .or_insert((Instant::now(), None))
+                    .1 = Some(*records);
+                let bar = self.bar(stream);
+                bar.set_length(*records);
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix:<18} [{bar:24}] {msg}")
+                        .expect("template")
+                        .progress_chars("=> "),
+                );
+            }
             RunEvent::Extracted { stream, records } => {
-                self.bar(stream).set_message(format!("extracted {records}"))
+                let known = self
+                    .totals
+                    .lock()
+                    .expect("totals lock")
+                    .get(stream)
+                    .copied();
+                let bar = self.bar(stream);
+                match known {
+                    Some((started, Some(total))) => {
+                        bar.set_position((*records).min(total));
+                        bar.set_message(extracted_message(*records, total, started.elapsed()));
+                    }
+                    _ => bar.set_message(format!("extracted {}", thousands(*records))),
+                }
             }
             RunEvent::Staged {
                 stream,
@@ -184,7 +313,45 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use super::Tables;
+    use super::{Tables, extracted_message};
+    use std::time::Duration;
+
+    #[test]
+    fn a_known_total_gives_the_percentage_and_the_time_left() {
+        assert_eq!(
+            extracted_message(1_200, 5_000, Duration::from_secs(10)),
+            "extracted 1,200 of 5,000 (24 %, 32s left)"
+        );
+        assert_eq!(
+            extracted_message(0, 2_000_000, Duration::from_secs(3)),
+            "extracted 0 of 2,000,000 (0 %)",
+            "no rate yet: no time left said"
+        );
+        assert_eq!(
+            extracted_message(5_010, 5_000, Duration::from_secs(60)),
+            "extracted 5,010 of 5,010 (100 %)",
+            "records created during the read: never more than 100 %"
+        );
+        assert_eq!(
+            extracted_message(0, 0, Duration::ZERO),
+            "extracted 0 of 0 (100 %)"
+        );
+    }
+
+    /// Log lines written while bars are on screen are whole lines, each written once.
+    #[test]
+    fn a_log_line_is_written_whole_through_the_bars() {
+        use std::io::Write;
+        let multi =
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
+        *super::ON_SCREEN.lock().unwrap() = Some(multi.clone());
+        let mut line = super::LogLine(Vec::new());
+        line.write_all(b"{\"message\":").unwrap();
+        line.write_all(b"\"half\"}\n").unwrap();
+        assert_eq!(line.0, b"{\"message\":\"half\"}\n");
+        drop(line);
+        *super::ON_SCREEN.lock().unwrap() = None;
+    }
 
     fn tables() -> Tables {
         Tables {

@@ -89,7 +89,8 @@ fn init_logging(format: LogFormat, quiet: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .with_writer(std::io::stderr);
+        // Each line whole, above the progress bars when a sync shows them.
+        .with_writer(crate::progress::LogWriter);
     if json {
         builder.json().flatten_event(true).init();
     } else {

@@ -20,6 +20,12 @@ pub enum RunEvent {
         stream: String,
         records: u64,
     },
+    /// How many records the stream's read returns in all (Intacct's `totalcount`), once known:
+    /// what `Extracted` counts up to, for a percentage and the time left.
+    Total {
+        stream: String,
+        records: u64,
+    },
     Staged {
         stream: String,
         inserted: u64,
@@ -80,6 +86,9 @@ fn log(event: &RunEvent) {
         }
         RunEvent::Extracted { stream, records } => {
             tracing::debug!(event = "extracted", stream, records)
+        }
+        RunEvent::Total { stream, records } => {
+            tracing::debug!(event = "total", stream, records)
         }
         RunEvent::Staged {
             stream,

@@ -12,6 +12,7 @@ mod balances;
 mod deletes;
 mod records;
 mod stage;
+mod total;
 
 pub use balances::recent_periods;
 pub use deletes::parse_cursor;
@@ -72,6 +73,7 @@ pub async fn extract_and_stage(
         high_water,
         ..StagedPage::default()
     };
+    let mut read_total = total::ReadTotal::default();
     loop {
         // Gather while pages come quickly; when the next one keeps us waiting, stage what was
         // gathered meanwhile. A pull paced by Intacct's latency so stages each page as it comes (no
@@ -97,6 +99,12 @@ pub async fn extract_and_stage(
             }
         };
         report.extracted += page.records.len() as u64;
+        if let Some(records) = read_total.page(&page) {
+            events.emit(RunEvent::Total {
+                stream: stream.object.clone(),
+                records,
+            });
+        }
         events.emit(RunEvent::Extracted {
             stream: stream.object.clone(),
             records: report.extracted,
