@@ -52,7 +52,7 @@ async fn insert(
     if object_def(&object).is_none() {
         return unknown_object(&object);
     }
-    let recordno = state.insert(&object, fields);
+    let recordno = state.insert(&object, fields, false);
     (
         StatusCode::CREATED,
         Json(serde_json::json!({ "recordno": recordno })),

@@ -137,7 +137,14 @@ impl Simulator {
     /// Inserts a record; RECORDNO is assigned, WHENCREATED/WHENMODIFIED set from the sim clock.
     /// Unknown field names are ignored; an unknown object inserts nothing and returns 0.
     pub fn insert(&self, object: &str, fields: BTreeMap<String, String>) -> u64 {
-        self.state.insert(object, fields)
+        self.state.insert(object, fields, false)
+    }
+
+    /// Inserts a record that was never modified since its creation: WHENMODIFIED empty, as
+    /// Intacct leaves it on such records (reference §6.1), WHENCREATED (and AUDITWHENCREATED where
+    /// the object has it) from the sim clock.
+    pub fn insert_never_modified(&self, object: &str, fields: BTreeMap<String, String>) -> u64 {
+        self.state.insert(object, fields, true)
     }
 
     /// Updates fields of a record and moves its WHENMODIFIED to the sim clock. False if not found.

@@ -93,7 +93,12 @@ impl State {
         }
     }
 
-    pub fn insert(&self, object: &str, fields: BTreeMap<String, String>) -> u64 {
+    pub fn insert(
+        &self,
+        object: &str,
+        fields: BTreeMap<String, String>,
+        never_modified: bool,
+    ) -> u64 {
         let Some(def) = object_def(object) else {
             return 0;
         };
@@ -101,7 +106,7 @@ impl State {
         self.store
             .write()
             .expect("store lock")
-            .insert(def, &fields, now)
+            .insert(def, &fields, now, never_modified)
     }
 
     pub fn update(&self, object: &str, recordno: u64, fields: BTreeMap<String, String>) -> bool {
@@ -147,7 +152,7 @@ impl State {
             ev.insert("ACCESSMODE".to_string(), "D".to_string());
             ev.insert("ACCESSTIME".to_string(), fmt_ts(now));
             ev.insert("SOURCE".to_string(), "api".to_string());
-            store.insert(audit, &ev, now);
+            store.insert(audit, &ev, now, false);
         }
         true
     }
@@ -168,7 +173,7 @@ impl State {
         if def.field_index("MODULEKEY").is_some() {
             fields.insert("MODULEKEY".into(), "9.PO".into());
         }
-        Some(self.insert(object, fields))
+        Some(self.insert(object, fields, false))
     }
 
     pub fn records(&self, object: &str) -> Vec<BTreeMap<String, String>> {

@@ -208,7 +208,7 @@ fn write_some(store: &mut Store, def: &'static ObjectDef, rng: &mut SmallRng, n:
                 store.delete(def, key);
             }
             1 => {
-                store.insert(def, &fields, now);
+                store.insert(def, &fields, now, false);
             }
             _ => {
                 store.update(def, key, &fields, now);

@@ -395,7 +395,7 @@ static ITEM_FIELDS: [FieldDef; 16] = concat(
     tail!(),
 );
 
-static APBILL_FIELDS: [FieldDef; 24] = [
+static APBILL_FIELDS: [FieldDef; 25] = [
     ro("RECORDNO", "Record number", Integer),
     f("RECORDID", "Bill number", Text),
     req("VENDORID", "Vendor ID"),
@@ -423,6 +423,9 @@ static APBILL_FIELDS: [FieldDef; 24] = [
     f("BASECURR", "Base currency", Text),
     ro("MODULEKEY", "Module key", Text),
     f("TERMNAME", "Term", Text),
+    // The bill's WHENCREATED is its date (a DATE the user enters, back-datable); when it was
+    // entered is AUDITWHENCREATED, a TIMESTAMP the system sets.
+    ro("AUDITWHENCREATED", "Audit when created", Timestamp),
     ro("WHENMODIFIED", "When modified", Timestamp),
     ro("CREATEDBY", "Created by", Integer),
     ro("MODIFIEDBY", "Modified by", Integer),
@@ -432,7 +435,7 @@ static APBILL_FIELDS: [FieldDef; 24] = [
     ro("RECORD_URL", "Record URL", Text),
 ];
 
-static APPYMT_FIELDS: [FieldDef; 18] = [
+static APPYMT_FIELDS: [FieldDef; 19] = [
     ro("RECORDNO", "Record number", Integer),
     req("VENDORID", "Vendor ID"),
     ro("VENDORNAME", "Vendor name", Text),
@@ -463,6 +466,7 @@ static APPYMT_FIELDS: [FieldDef; 18] = [
     ro("TOTALENTERED", "Amount", Currency),
     f("CURRENCY", "Currency", Text),
     f("WHENCREATED", "Date", Date),
+    ro("AUDITWHENCREATED", "Audit when created", Timestamp),
     ro("WHENMODIFIED", "When modified", Timestamp),
     ro("CREATEDBY", "Created by", Integer),
     ro("MODIFIEDBY", "Modified by", Integer),

@@ -351,12 +351,14 @@ impl Store {
             .map(|r| self.row_ref(def, key, Src::Stored(r)))
     }
 
-    /// Inserts a row; unknown field names are ignored. Returns the assigned key.
+    /// Inserts a row; unknown field names are ignored. Returns the assigned key. `never_modified`:
+    /// WHENMODIFIED stays empty, as Intacct leaves it on records not modified since creation.
     pub fn insert(
         &mut self,
         def: &'static ObjectDef,
         fields: &BTreeMap<String, String>,
         now: NaiveDateTime,
+        never_modified: bool,
     ) -> u64 {
         let t = self.table_mut(def);
         let key = t.next_key;
@@ -376,8 +378,15 @@ impl Store {
                 _ => fmt_ts(now),
             };
         }
-        if let Some(i) = def.field_index("WHENMODIFIED") {
+        if let Some(i) = def.field_index("AUDITWHENCREATED") {
             vals[i] = fmt_ts(now);
+        }
+        if let Some(i) = def.field_index("WHENMODIFIED") {
+            vals[i] = if never_modified {
+                String::new()
+            } else {
+                fmt_ts(now)
+            };
         }
         if let Some(i) = def.field_index("STATUS")
             && vals[i].is_empty()

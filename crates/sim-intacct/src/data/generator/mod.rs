@@ -139,6 +139,22 @@ impl Generator {
         (created, modified)
     }
 
+    /// When a document was entered (its AUDITWHENCREATED): up to two days after its date, never
+    /// after its first modification or the clock's start.
+    fn entered(
+        &self,
+        kind: Kind,
+        idx: u64,
+        created: NaiveDateTime,
+        modified: Option<NaiveDateTime>,
+    ) -> NaiveDateTime {
+        let lag = Duration::minutes((mix(self.seed, kind, idx, 11) % 2880) as i64);
+        (created + lag)
+            .min(modified.unwrap_or(self.start))
+            .min(self.start)
+            .max(created)
+    }
+
     /// Transaction date of APBILL/APPYMT rows: a year of documents spread evenly, oldest first.
     pub fn txn_date(&self, kind: Kind, idx: u64) -> Option<NaiveDate> {
         let n = self.count(kind).max(1);
@@ -183,6 +199,12 @@ impl Generator {
         o.set(def.key_field, recno.to_string());
         let (created, modified) = self.audit_times(def.kind, idx);
         o.set("WHENCREATED", fmt_ts(created));
+        if def.field_index("AUDITWHENCREATED").is_some() {
+            o.set(
+                "AUDITWHENCREATED",
+                fmt_ts(self.entered(def.kind, idx, created, modified)),
+            );
+        }
         o.set("WHENMODIFIED", modified.map(fmt_ts).unwrap_or_default());
         o.set("CREATEDBY", "1");
         o.set("MODIFIEDBY", if modified.is_some() { "1" } else { "" });
