@@ -40,8 +40,8 @@ mod session;
 mod transport;
 
 pub use client::{
-    BalancesRequest, ChangedSince, Cursor, DeletedRecord, FirstPages, IntacctClient,
-    MAX_FUNCTIONS_PER_REQUEST, Page, Pass, Resume, SessionInfo, Setup, UserFormatting,
+    BalancesRequest, ChangedSince, CreatedSince, Cursor, DeletedRecord, FirstPages, IntacctClient,
+    MAX_FUNCTIONS_PER_REQUEST, Page, Pass, Resume, SavedSession, SessionInfo, Setup, UserFormatting,
     parse_object_key,
 };
 pub use error::{ErrorKind, ErrorLevel, IntacctError};

@@ -88,6 +88,7 @@ async fn no_secret_in_logs_errors_or_debug() {
         fields: vec!["NAME".into()],
         since: None,
         page_size: Some(10),
+        created_since: None,
     }));
     while let Some(p) = s.next().await {
         p.unwrap();

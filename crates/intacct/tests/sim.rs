@@ -55,6 +55,7 @@ fn req(object: &str, page_size: u32) -> ChangedSince {
         fields: vec!["RECORDNO".into(), "NAME".into(), "WHENMODIFIED".into()],
         since: None,
         page_size: Some(page_size),
+        created_since: None,
     }
 }
 
@@ -538,6 +539,7 @@ async fn first_pages_batches_objects_in_one_request() {
             fields: vec!["RECORDNO".into()],
             since: None,
             page_size: None,
+            created_since: None,
         })
         .collect();
     let firsts = client.first_pages(&reqs).await.unwrap();
@@ -563,6 +565,7 @@ async fn first_pages_batches_objects_in_one_request() {
         fields: vec!["RECORDNO".into()],
         since: None,
         page_size: Some(4),
+        created_since: None,
     };
     let f = client
         .first_pages(std::slice::from_ref(&r))

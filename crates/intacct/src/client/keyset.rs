@@ -2,6 +2,8 @@
 //! position, and the position a page leaves off at. Offsets are never used, because records
 //! changing during a read would shift them; a key only moves forward.
 
+use chrono::NaiveDateTime;
+
 use crate::error::{ErrorKind, ErrorLevel, IntacctError};
 use crate::protocol::values::{format_timestamp, parse_timestamp};
 use crate::protocol::{Filter, Order, Query, Record, SelectItem};
@@ -19,6 +21,18 @@ pub struct ChangedSince {
     pub since: Option<Cursor>,
     /// Records per page, 1..=2000; `None` = the client's page size.
     pub page_size: Option<u32>,
+    /// Narrows the never-modified pass to records created at or after a time, by the object's
+    /// audit creation field; `None` reads every never-modified record.
+    pub created_since: Option<CreatedSince>,
+}
+
+/// Records never modified are found by when they were created: `field >= since`. The field must
+/// be an audit time the system sets (WHENCREATED on master data, AUDITWHENCREATED on documents,
+/// whose WHENCREATED is the user's document date and can be back-dated).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedSince {
+    pub field: String,
+    pub since: NaiveDateTime,
 }
 
 /// The never-modified page after RECORDNO `after`, up to RECORDNO `upper`, and where the pass
@@ -106,6 +120,12 @@ pub(super) fn never_modified_query(
     page_size: u32,
 ) -> Query {
     let mut conds = vec![Filter::IsNull("WHENMODIFIED".into())];
+    if let Some(c) = &req.created_since {
+        conds.push(Filter::GreaterThanOrEqualTo(
+            c.field.clone(),
+            format_timestamp(c.since),
+        ));
+    }
     if let Some(n) = after {
         conds.push(Filter::gt("RECORDNO", n.to_string()));
     }
@@ -226,6 +246,7 @@ mod tests {
             fields: vec!["NAME".into()],
             since: None,
             page_size: None,
+            created_since: None,
         };
         let c = Cursor {
             when_modified: crate::protocol::values::parse_timestamp("01/02/2024 03:04:05").unwrap(),
@@ -253,6 +274,23 @@ mod tests {
             ]))
         );
         assert_eq!(q.order_by, vec![("RECORDNO".to_owned(), Order::Ascending)]);
+        let created = ChangedSince {
+            created_since: Some(CreatedSince {
+                field: "AUDITWHENCREATED".into(),
+                since: c.when_modified,
+            }),
+            ..req.clone()
+        };
+        assert_eq!(
+            never_modified_query(&created, None, 2000).filter,
+            Some(Filter::And(vec![
+                Filter::IsNull("WHENMODIFIED".into()),
+                Filter::GreaterThanOrEqualTo(
+                    "AUDITWHENCREATED".into(),
+                    "01/02/2024 03:04:05".into()
+                ),
+            ]))
+        );
     }
 
     #[test]
@@ -262,6 +300,7 @@ mod tests {
             fields: vec!["NAME".into()],
             since: None,
             page_size: None,
+            created_since: None,
         };
         let mut q = modified_query(&req, None, 100);
         within_recordnos(&mut q, Some(10), Some(20));

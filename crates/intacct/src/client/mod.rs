@@ -32,9 +32,10 @@ use crate::transport::Transport;
 pub use balances::BalancesRequest;
 pub use batch::MAX_FUNCTIONS_PER_REQUEST;
 pub use deletes::{DeletedRecord, parse_object_key};
-pub use keyset::ChangedSince;
+pub use keyset::{ChangedSince, CreatedSince};
 pub use page::{Cursor, Page, Pass};
 pub use paging::{FirstPages, Resume};
+pub use sessions::SavedSession;
 pub use setup::Setup;
 
 use results::{page_from, single_result, take_result};

@@ -160,7 +160,13 @@ impl FullRead<'_> {
                 .await
                 .map_err(Stop::Failed)?;
         self.marks.saw(&first);
-        let c1 = last_cursor(&first).map_err(Stop::Failed)?;
+        // Where the pass continues: after the first page's last record, or, when the first page
+        // was empty (nothing changed since the cursor), after the cursor itself. Without the
+        // latter, the look once more after the never-modified chain read every modified record
+        // from the start: a run with nothing changed read the whole object.
+        let c1 = last_cursor(&first)
+            .map_err(Stop::Failed)?
+            .or(self.req.since);
         let bounds = match next {
             Some(_) => modified_split_points(&first, self.width),
             None => Vec::new(),

@@ -225,3 +225,109 @@ impl IntacctClient {
         }
     }
 }
+
+/// A session kept between processes (a `sync` from cron reuses the last one's instead of logging
+/// in): what is needed to send with it and to know until when it may be used. `id` is a secret:
+/// the caller seals it; `Debug` leaves it out.
+#[derive(Clone)]
+pub struct SavedSession {
+    pub id: SecretString,
+    pub endpoint: Url,
+    pub sender_id: String,
+    pub company_id: String,
+    pub user_id: String,
+    pub entity: Option<String>,
+    /// When it was obtained: the age cap (`session_max_age`, 50 minutes) counts from here, across
+    /// processes.
+    pub obtained_at: chrono::DateTime<chrono::Utc>,
+    /// The earlier of the last `sessiontimeout` seen (less the refresh margin) and the age cap.
+    pub valid_until: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for SavedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedSession")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("company_id", &self.company_id)
+            .field("user_id", &self.user_id)
+            .field("valid_until", &self.valid_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntacctClient {
+    /// The session this client holds, if still usable, to keep for the next process.
+    pub async fn saved_session(&self) -> Option<SavedSession> {
+        let slot = self.inner.sessions.slot(&self.inner.key);
+        let guard = slot.lock().await;
+        let s = guard.as_ref()?;
+        let now = Instant::now();
+        let max_age = self.inner.settings.session_max_age;
+        if !s.usable(now, max_age) {
+            return None;
+        }
+        let left = s
+            .deadline
+            .min(s.obtained + max_age)
+            .saturating_duration_since(now);
+        let wall = chrono::Utc::now();
+        let age = now.saturating_duration_since(s.obtained);
+        let st = &self.inner.settings;
+        Some(SavedSession {
+            id: s.id.clone(),
+            endpoint: s.endpoint.clone(),
+            sender_id: st.sender_id.clone(),
+            company_id: st.company_id.clone(),
+            user_id: st.user_id.clone(),
+            entity: st.entity.clone(),
+            obtained_at: wall - chrono::Duration::from_std(age).unwrap_or_default(),
+            valid_until: wall + chrono::Duration::from_std(left).unwrap_or_default(),
+        })
+    }
+
+    /// Starts from a session an earlier process saved, when it belongs to this client's sender,
+    /// company, entity and user and is still within its time; true if it was taken. Should Intacct
+    /// refuse it all the same (ended early, or another login replaced it), the first call logs in
+    /// once and carries on: a refused session is not a refused sign-in.
+    pub async fn resume_session(&self, saved: SavedSession) -> bool {
+        let st = &self.inner.settings;
+        let same = saved.sender_id == st.sender_id
+            && saved.company_id.eq_ignore_ascii_case(&st.company_id)
+            && saved.user_id.eq_ignore_ascii_case(&st.user_id)
+            && saved.entity == st.entity
+            && check_endpoint(&saved.endpoint, st.allow_loopback_http).is_ok();
+        let wall = chrono::Utc::now();
+        let (Ok(left), Ok(age)) = (
+            (saved.valid_until - wall).to_std(),
+            (wall - saved.obtained_at).to_std(),
+        ) else {
+            return false;
+        };
+        if !same || left.is_zero() || age >= st.session_max_age {
+            return false;
+        }
+        let now = Instant::now();
+        let Some(obtained) = now.checked_sub(age) else {
+            return false;
+        };
+        let slot = self.inner.sessions.slot(&self.inner.key);
+        let mut guard = slot.lock().await;
+        if guard.is_some() {
+            return false;
+        }
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        debug!(generation, "intacct session resumed from the store");
+        *guard = Some(Session {
+            id: saved.id,
+            endpoint: saved.endpoint,
+            location_id: saved.entity,
+            company_id: saved.company_id,
+            user_id: saved.user_id,
+            generation,
+            obtained,
+            deadline: now + left,
+            expires_at: None,
+        });
+        true
+    }
+}
