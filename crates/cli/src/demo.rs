@@ -48,6 +48,9 @@ pub fn demo_streams(balances_through: Option<chrono::NaiveDate>) -> Vec<StreamCo
             manage_schema: true,
             periods: 12,
             periods_through: balances_through,
+            never_modified_full_every: Duration::from_secs(24 * 3600),
+            open_periods: 2,
+            closed_periods_every: Duration::from_secs(24 * 3600),
         })
         .collect()
 }

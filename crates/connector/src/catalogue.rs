@@ -40,6 +40,32 @@ impl Entry {
             StreamKind::Transaction | StreamKind::Balances => None,
         }
     }
+
+    /// The field that says when a record was created, as a system-set audit time: records never
+    /// modified since (empty WHENMODIFIED) are found by it since the cursor, instead of all of them
+    /// being read again each run. Sources, per object (docs/never-modified-records.md):
+    ///
+    /// - Master data (VENDOR, GLACCOUNT, DEPARTMENT, LOCATION, CLASS, PROJECT, CUSTOMER, EMPLOYEE,
+    ///   ITEM): WHENCREATED, a TIMESTAMP set by the system (reference §6.1: the common audit fields
+    ///   WHENCREATED/WHENMODIFIED/CREATEDBY/MODIFIEDBY; Estuary's source-sage-intacct reads the
+    ///   never-modified records of every object with `WHENMODIFIED IS NULL AND WHENCREATED > cursor`).
+    /// - AP bills and payments (APBILL, APPYMT): AUDITWHENCREATED. Their WHENCREATED is the document
+    ///   date (reference §6.1 and §6.3: "WHENCREATED (bill date)", a DATE the user enters and may
+    ///   back-date), so a bill entered today with last month's date would be missed by it; Sage's
+    ///   object definitions of these documents carry the entry time separately as AUDITWHENCREATED
+    ///   ("Audit when created", TIMESTAMP; the REST API's `audit.createdDateTime` beside the bill's
+    ///   `createdDate`). Estuary's WHENCREATED filter has this gap on documents.
+    /// - GL balances: `None`, they are a snapshot read by period.
+    ///
+    /// An object outside the catalogue has no such field here: its never-modified records are read
+    /// in full every run, as before.
+    pub fn created_field(&self) -> Option<&'static str> {
+        match self.kind {
+            StreamKind::Dimension => Some("WHENCREATED"),
+            StreamKind::Transaction => Some("AUDITWHENCREATED"),
+            StreamKind::Balances => None,
+        }
+    }
 }
 
 use DataType::{Boolean as B, DateTime as T, Decimal as D, Int64 as I, String as S};

@@ -331,6 +331,17 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
             ));
         }
     };
+    let open_periods = match &s.open_periods {
+        None => 2,
+        Some(p) if (1..=120).contains(p.get_ref()) => *p.get_ref() as u32,
+        Some(p) => {
+            return Err(ctx.invalid(
+                p,
+                "stream.open_periods",
+                "expected a number of months from 1 to 120",
+            ));
+        }
+    };
     let mut column_types = BTreeMap::new();
     for (field, t) in &s.column_types {
         let dt = DataType::parse(t.get_ref()).ok_or_else(|| {
@@ -380,6 +391,17 @@ fn convert_stream(ctx: &Ctx, s: RawStream) -> Result<StreamConfig, ConfigError> 
             "stream.key_compare_every",
             Duration::ZERO,
         )?,
+        never_modified_full_every: ctx.duration(
+            &s.never_modified_full_every,
+            "stream.never_modified_full_every",
+            Duration::from_secs(24 * 3600),
+        )?,
+        closed_periods_every: ctx.duration(
+            &s.closed_periods_every,
+            "stream.closed_periods_every",
+            Duration::from_secs(24 * 3600),
+        )?,
+        open_periods,
         schema_drift,
         deletes,
         column_map: s.columns,

@@ -42,6 +42,7 @@ lookback = "2h"                       # re-read this much before the last cursor
 # custom_fields = ["VENDOR_TIER"]
 # deletes = "auto"                    # auto | audit_history | key_compare | none
 # key_compare_every = "24h"           # when comparing keys: at most this often (default: every run)
+# never_modified_full_every = "24h"   # records never modified are found by creation time; all re-read this often ("0s": every run)
 # schema_drift = "add_column"         # add_column | block
 # column_types = { EXCHANGE_RATE = "Double" }   # override a column's type
 
@@ -52,6 +53,8 @@ object = "GLACCOUNT"
 object = "GLACCOUNTBALANCE"           # GL balances: account x period x book
 periods = 12                          # months kept (one row per account, period, book, department, location)
 # periods_through = "2026-10"         # last month read (default: the current month)
+# open_periods = 2                    # the latest months, which can still change: re-read every run
+# closed_periods_every = "24h"        # the older months: re-read this often ("0s": every run)
 
 [[connection.stream]]
 object = "DEPARTMENT"

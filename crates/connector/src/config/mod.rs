@@ -170,6 +170,13 @@ pub struct StreamConfig {
     pub periods: u32,
     /// For GL balances: the last month to read (default: the current month).
     pub periods_through: Option<chrono::NaiveDate>,
+    /// How often every never-modified record (empty WHENMODIFIED) is read again, the safety net
+    /// behind finding them by creation time since the cursor; zero = every run.
+    pub never_modified_full_every: Duration,
+    /// For GL balances: the most recent periods, which can still change, re-read every run.
+    pub open_periods: u32,
+    /// For GL balances: how often the older (closed) periods are re-read; zero = every run.
+    pub closed_periods_every: Duration,
 }
 
 impl Config {

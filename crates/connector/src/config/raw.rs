@@ -87,6 +87,9 @@ pub(super) struct RawStream {
     pub(super) manage_schema: Option<bool>,
     pub(super) periods: Option<Spanned<i64>>,
     pub(super) periods_through: Option<Spanned<String>>,
+    pub(super) never_modified_full_every: Option<Spanned<String>>,
+    pub(super) open_periods: Option<Spanned<i64>>,
+    pub(super) closed_periods_every: Option<Spanned<String>>,
 }
 
 #[cfg(test)]

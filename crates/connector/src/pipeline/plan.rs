@@ -22,6 +22,10 @@ pub struct StreamPlan {
     /// Intacct fields to select (always includes the key and WHENMODIFIED when the object has them).
     pub select: Vec<String>,
     pub columns: Vec<ColumnSpec>,
+    /// The audit creation field by which never-modified records are found since the cursor
+    /// (`catalogue::Entry::created_field`), when the company's definition has it; `None` reads
+    /// them all each run (an object outside the catalogue, or a definition that could not be read).
+    pub created_field: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -134,6 +138,10 @@ pub fn plan_stream(
         kind: stream.kind,
         select: wanted.into_iter().map(|(f, _)| f).collect(),
         columns,
+        created_field: entry
+            .and_then(catalogue::Entry::created_field)
+            .filter(|f| lookup.is_some_and(|l| l.contains_key(*f)))
+            .map(str::to_string),
     })
 }
 
@@ -207,6 +215,9 @@ mod tests {
             manage_schema: true,
             periods: 12,
             periods_through: None,
+            never_modified_full_every: Duration::from_secs(24 * 3600),
+            open_periods: 2,
+            closed_periods_every: Duration::from_secs(24 * 3600),
         }
     }
 

@@ -108,6 +108,16 @@ async fn count_read(
         fields: Vec::new(),
         since,
         page_size: Some(1),
+        // The run's own narrowing of the never-modified records (by the catalogue's creation
+        // field: the dry run reads no definition).
+        created_since: super::extract::never_modified_filter(
+            ctx,
+            &read.stream,
+            crate::catalogue::entry(&read.stream.object)
+                .and_then(crate::catalogue::Entry::created_field),
+            since,
+        )
+        .await?,
     };
     match ctx.intacct.first_pages(std::slice::from_ref(&req)).await {
         Ok(pages) => {

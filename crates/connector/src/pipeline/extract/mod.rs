@@ -10,12 +10,14 @@
 
 mod balances;
 mod deletes;
+mod never_modified;
 mod records;
 mod stage;
 mod total;
 
 pub use balances::recent_periods;
 pub use deletes::parse_cursor;
+pub use never_modified::never_modified_filter;
 
 use chrono::NaiveDateTime;
 use futures::{FutureExt, StreamExt};
@@ -57,6 +59,9 @@ pub async fn extract_and_stage(
     let committed = cursor.and_then(|c| c.committed);
     let since = read_from(committed.as_ref(), full, stream.lookback);
     let incremental = since.is_some();
+    let created_since =
+        never_modified_filter(conn, stream, plan.created_field.as_deref(), since).await?;
+    let started = conn.clock.now().naive_utc();
     // Pages of parallel chains come in any order: versions are checked on every read, and the
     // keys of a full read find deletes.
     let mut seen_keys = Seen::default();
@@ -66,6 +71,7 @@ pub async fn extract_and_stage(
         fields: plan.select.clone(),
         since,
         page_size: Some(conn.config.intacct.page_size),
+        created_since: created_since.clone(),
     }));
     let mut high_water: Option<(NaiveDateTime, i64)> = committed.as_ref().and_then(parse_cursor);
     // Pages are gathered into one staging transaction of up to STAGE_BATCH_RECORDS records.
@@ -177,6 +183,9 @@ pub async fn extract_and_stage(
     }
     drop(pages);
     flush(job, &mut batch, report).await?;
+    if created_since.is_none() && plan.created_field.is_some() {
+        never_modified::full_pass_done(conn, job.run, stream, started).await?;
+    }
 
     // Deletes.
     let (deletes, compared) = if incremental {

@@ -1,0 +1,92 @@
+//! Records never modified since creation (empty WHENMODIFIED): an incremental read finds them by
+//! their audit creation time since the cursor, and every `never_modified_full_every` reads all of
+//! them once more, the safety net for a record whose creation time fell behind the cursor (a clock
+//! or a consistency delay longer than the lookback).
+//!
+//! The time of the last complete pass is the cursor of a marker stream, so it survives restarts,
+//! like the time of the last key comparison (`deletes.rs`).
+
+use chrono::NaiveDateTime;
+use ml_intacct::{CreatedSince, Cursor as IntacctCursor};
+use ml_store::{CursorPos, StageMode, StagePage};
+
+use super::deletes::parse_cursor;
+use crate::config::StreamConfig;
+use crate::pipeline::error::PipelineError;
+use crate::pipeline::job::Context;
+use crate::pipeline::transform;
+
+/// The marker stream whose cursor holds the time every never-modified record was last read.
+fn marker(stream: &StreamConfig) -> String {
+    format!("{}#never-modified", stream.object)
+}
+
+/// When every never-modified record of the stream was last read (UTC), if ever.
+async fn last_full_pass(
+    conn: &Context,
+    stream: &StreamConfig,
+) -> Result<Option<NaiveDateTime>, PipelineError> {
+    Ok(conn
+        .store
+        .cursor(&conn.config.name, &marker(stream))
+        .await?
+        .and_then(|c| c.committed)
+        .as_ref()
+        .and_then(parse_cursor)
+        .map(|(t, _)| t))
+}
+
+/// How the read of `stream` starting at `since` narrows its never-modified pass: by
+/// `created_field` at or after the read's start (the cursor less the lookback), or not at all (a
+/// full read, an object without a known creation field, or a full pass due).
+pub async fn never_modified_filter(
+    conn: &Context,
+    stream: &StreamConfig,
+    created_field: Option<&str>,
+    since: Option<IntacctCursor>,
+) -> Result<Option<CreatedSince>, PipelineError> {
+    let (Some(since), Some(field)) = (since, created_field) else {
+        return Ok(None);
+    };
+    if stream.never_modified_full_every.is_zero() {
+        return Ok(None);
+    }
+    let every = chrono::Duration::from_std(stream.never_modified_full_every).unwrap_or_default();
+    let now = conn.clock.now().naive_utc();
+    Ok(match last_full_pass(conn, stream).await? {
+        Some(last) if now < last + every => Some(CreatedSince {
+            field: field.to_string(),
+            since: since.when_modified,
+        }),
+        _ => None,
+    })
+}
+
+/// Records that a read which took every never-modified record, started at `started`, is complete.
+/// Committed at once, as a key comparison's time is once what it found is staged: the records it
+/// read are staged already, and the stream's own cursor still decides what is read again.
+pub(super) async fn full_pass_done(
+    conn: &Context,
+    run: ml_store::RunId,
+    stream: &StreamConfig,
+    started: NaiveDateTime,
+) -> Result<(), PipelineError> {
+    let marker = marker(stream);
+    conn.store
+        .stage_page(StagePage {
+            connection: conn.config.name.clone(),
+            run,
+            stream: marker.clone(),
+            mode: StageMode::Replace,
+            records: Vec::new(),
+            deletes: Vec::new(),
+            failed: Vec::new(),
+            pending_cursor: Some(CursorPos {
+                when_modified: transform::format_iso_seconds(&started),
+                recordno: 0,
+            }),
+        })
+        .await?;
+    conn.store.commit_cursor(&conn.config.name, &marker).await?;
+    Ok(())
+}
