@@ -1,17 +1,24 @@
-//! GL balances: a snapshot of the configured periods each run, staged like records; balances that
-//! disappeared are deleted.
+//! GL balances: a snapshot of the configured periods, staged like records; balances that
+//! disappeared are deleted. The latest `open_periods` months, which postings can still change, are
+//! read every run; all `periods` months (the closed ones too, and the months that left the window
+//! are deleted then) once per `closed_periods_every`, and on a full sync. The time of the last
+//! read of every period is the cursor of a marker stream, like a key comparison's.
 
 use std::collections::HashSet;
 
+use chrono::NaiveDateTime;
+use ml_store::{CursorPos, StageMode, StagePage};
+
 use ml_powerbi::schema::RowEncoder;
 
-use super::deletes::keys_missing_from;
+use super::deletes::{keys_missing_from, parse_cursor};
 use super::records::{staged_record, typed_record};
 use super::stage::{STAGE_BATCH_RECORDS, StagedPage, stage};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::events::RunEvent;
 use crate::pipeline::job::Job;
 use crate::pipeline::report::StreamReport;
+use crate::pipeline::transform;
 
 /// GL balances: a snapshot of the configured periods each run; balances that disappeared are deleted.
 pub(super) async fn extract_balances(
@@ -20,9 +27,11 @@ pub(super) async fn extract_balances(
 ) -> Result<(), PipelineError> {
     let Job {
         conn,
+        run,
         stream,
         plan,
         time,
+        opts,
         events,
         ..
     } = *job;
@@ -30,11 +39,31 @@ pub(super) async fn extract_balances(
     let through = stream
         .periods_through
         .unwrap_or_else(|| conn.clock.now().date_naive());
-    let periods = recent_periods(through, stream.periods);
+    let all = recent_periods(through, stream.periods);
+    let marker = format!("{}#all-periods", stream.object);
+    let now = conn.clock.now().naive_utc();
+    let last_all: Option<NaiveDateTime> = conn
+        .store
+        .cursor(&conn.config.name, &marker)
+        .await?
+        .and_then(|c| c.committed)
+        .as_ref()
+        .and_then(parse_cursor)
+        .map(|(t, _)| t);
+    let every = chrono::Duration::from_std(stream.closed_periods_every).unwrap_or_default();
+    let read_all = opts.full
+        || stream.closed_periods_every.is_zero()
+        || stream.open_periods >= stream.periods
+        || last_all.is_none_or(|t| now >= t + every);
+    let periods: Vec<String> = if read_all {
+        all.clone()
+    } else {
+        all[all.len().saturating_sub(stream.open_periods as usize)..].to_vec()
+    };
     let records = conn
         .intacct
         .account_balances(ml_intacct::BalancesRequest {
-            periods,
+            periods: periods.clone(),
             fields: plan.select.clone(),
             filter: None,
             modified_since: None,
@@ -63,7 +92,13 @@ pub(super) async fn extract_balances(
         )
         .await?;
     }
-    let deletes = keys_missing_from(conn, stream, |k| seen.contains(k)).await?;
+    // A balance's key is ACCOUNTNO|PERIOD|...: only the periods read can have lost rows (reading
+    // all of them also deletes the months that left the window).
+    let read: HashSet<String> = periods.iter().cloned().collect();
+    let kept = |k: &str| -> bool {
+        seen.contains(k) || (!read_all && !k.split('|').nth(1).is_some_and(|p| read.contains(p)))
+    };
+    let deletes = keys_missing_from(conn, stream, kept).await?;
     if !deletes.is_empty() {
         stage(
             job,
@@ -74,6 +109,24 @@ pub(super) async fn extract_balances(
             report,
         )
         .await?;
+    }
+    if read_all {
+        conn.store
+            .stage_page(StagePage {
+                connection: conn.config.name.clone(),
+                run,
+                stream: marker.clone(),
+                mode: StageMode::Replace,
+                records: Vec::new(),
+                deletes: Vec::new(),
+                failed: Vec::new(),
+                pending_cursor: Some(CursorPos {
+                    when_modified: transform::format_iso_seconds(&now),
+                    recordno: 0,
+                }),
+            })
+            .await?;
+        conn.store.commit_cursor(&conn.config.name, &marker).await?;
     }
     Ok(())
 }
