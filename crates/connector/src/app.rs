@@ -284,3 +284,84 @@ pub async fn connect(
         destination: Arc::new(destination),
     })
 }
+
+/// The credential kind under which a connection's Intacct session is kept between runs.
+const SESSION_KIND: &str = "intacct_session";
+
+/// What is sealed of a kept Intacct session (the id is the secret; the rest is sealed with it so
+/// the whole record is authenticated).
+#[derive(Serialize, Deserialize)]
+struct KeptSession {
+    id: String,
+    endpoint: String,
+    sender_id: String,
+    company_id: String,
+    user_id: String,
+    entity: Option<String>,
+    obtained_at: chrono::DateTime<chrono::Utc>,
+    valid_until: chrono::DateTime<chrono::Utc>,
+}
+
+/// Starts the connection's Intacct client from the session the last run kept, sealed in the store
+/// with the master key, when it is still within its time (the 50-minute rule and the last
+/// `sessiontimeout`) and belongs to the configured sender, company, entity and user. A scheduled
+/// `sync` so makes no login while its predecessor's session lasts. Anything unreadable is ignored:
+/// the run logs in as usual.
+pub async fn resume_intacct_session(conn: &Context, key: &MasterKey) -> bool {
+    let name = conn.config.name.as_str();
+    let kept: KeptSession = match unseal(conn.store.as_ref(), key, name, SESSION_KIND).await {
+        Ok(k) => k,
+        Err(AppError::MissingCredentials { .. }) => return false,
+        Err(e) => {
+            tracing::debug!(error = %e, "the kept Intacct session is unreadable; logging in");
+            return false;
+        }
+    };
+    let Ok(endpoint) = url::Url::parse(&kept.endpoint) else {
+        return false;
+    };
+    conn.intacct
+        .resume_session(ml_intacct::SavedSession {
+            id: SecretString::from(kept.id),
+            endpoint,
+            sender_id: kept.sender_id,
+            company_id: kept.company_id,
+            user_id: kept.user_id,
+            entity: kept.entity,
+            obtained_at: kept.obtained_at,
+            valid_until: kept.valid_until,
+        })
+        .await
+}
+
+/// Keeps the client's Intacct session for the next run, sealed with the master key like the
+/// credentials (the session id is a secret: never logged, never stored in clear). Nothing is kept
+/// when the session is spent; a failure to keep it only costs the next run a login.
+pub async fn keep_intacct_session(conn: &Context, key: &MasterKey) {
+    let Some(s) = conn.intacct.saved_session().await else {
+        return;
+    };
+    let kept = KeptSession {
+        id: s.id.expose_secret().to_string(),
+        endpoint: s.endpoint.to_string(),
+        sender_id: s.sender_id,
+        company_id: s.company_id,
+        user_id: s.user_id,
+        entity: s.entity,
+        obtained_at: s.obtained_at,
+        valid_until: s.valid_until,
+    };
+    let public = serde_json::json!({ "valid_until": kept.valid_until.to_rfc3339() });
+    if let Err(e) = seal_json(
+        conn.store.as_ref(),
+        key,
+        &conn.config.name,
+        SESSION_KIND,
+        &kept,
+        public,
+    )
+    .await
+    {
+        tracing::debug!(error = %e, "the Intacct session was not kept for the next run");
+    }
+}

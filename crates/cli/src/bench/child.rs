@@ -178,6 +178,10 @@ pub(super) async fn run(spec: ChildSpec) -> Result<()> {
     cfg.intacct.max_concurrent_requests = spec.concurrency;
     cfg.streams.retain(|s| spec.objects.contains(&s.object));
     for s in &mut cfg.streams {
+        if spec.baseline {
+            s.never_modified_full_every = std::time::Duration::ZERO;
+            s.closed_periods_every = std::time::Duration::ZERO;
+        }
         s.mode = if spec.mode == "append" {
             Mode::Append
         } else {
@@ -185,6 +189,10 @@ pub(super) async fn run(spec: ChildSpec) -> Result<()> {
         };
     }
     let mut conn = crate::demo::connect_demo(cfg, store, &key).await?;
+    // As `sync` does: the session the previous child kept, and this one's kept for the next.
+    if !spec.baseline {
+        ml_connector::app::resume_intacct_session(&conn, &key).await;
+    }
     let limits = if spec.limits {
         let mut l = ml_powerbi::PushLimits::default();
         l.window = l.window.div_f64(spec.time_scale);
@@ -263,6 +271,7 @@ pub(super) async fn run(spec: ChildSpec) -> Result<()> {
     // Closed before the CPU is read: closing checkpoints what the WAL still holds into the
     // database, work this run's records cost (6 % of the CPU at 100,000 records) that a `sync`
     // run from cron pays every time.
+    ml_connector::app::keep_intacct_session(&conn, &key).await;
     conn.store.close().await;
     let wall = started.elapsed().as_secs_f64();
     let (cpu_user, cpu_sys) = cpu_times();

@@ -83,6 +83,10 @@ pub struct BenchArgs {
     /// cost and limits (less --skip-*), and memory when --memory-at is given.
     #[arg(long, value_delimiter = ',', value_parser = ["limits", "cost", "memory", "multi-object", "no-change"])]
     pub scenario: Vec<String>,
+    /// Run the connector as before issue 19's savings, for a comparison on one build: every
+    /// never-modified record and every GL period read each run, a login each run.
+    #[arg(long)]
+    pub baseline: bool,
     /// Internal: run the connector side against simulators started by a parent `bench`.
     #[arg(long, hide = true)]
     pub child: Option<String>,
@@ -103,6 +107,9 @@ struct ChildSpec {
     limits: bool,
     time_scale: f64,
     balances_through: Option<chrono::NaiveDate>,
+    /// `--baseline`: no never-modified narrowing, every GL period each run, no kept session.
+    #[serde(default)]
+    baseline: bool,
 }
 
 /// What the child reports back (one `RESULT` line).

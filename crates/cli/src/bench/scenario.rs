@@ -93,6 +93,7 @@ pub(super) async fn two_syncs(
         limits,
         time_scale,
         balances_through: crate::demo::last_closed_month(&intacct.now()),
+        baseline: args.baseline,
     };
     let full = sync_in_child(&spec, &intacct, &powerbi, one_thread).await?;
     if changes > 0 {

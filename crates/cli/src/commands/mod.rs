@@ -149,9 +149,15 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Sync(args) => {
             let app = open(config).await?;
-            let conn = app
+            let key = app.master_key()?;
+            let cfg = app
+                .config
                 .connection(args.connection.connection.as_deref())
-                .await?;
+                .map_err(ml_connector::app::AppError::Usage)?
+                .clone();
+            let conn = app.connect(cfg, &key).await?;
+            // A sync from cron starts from the session the last one kept, and keeps its own.
+            ml_connector::app::resume_intacct_session(&conn, &key).await;
             let opts = RunOptions {
                 trigger: "manual".into(),
                 streams: args.stream,
@@ -182,6 +188,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             let events = bars.events();
             let report = conn.run(&opts, &events).await;
             watcher.abort();
+            ml_connector::app::keep_intacct_session(&conn, &key).await;
             let report = report?;
             bars.finish();
             runs::print_report(&report);

@@ -1,0 +1,224 @@
+//! The run with nothing to do (issue 19): never-modified records found by their creation time
+//! instead of all read again, GL balances' closed periods on a slower cadence, and the Intacct
+//! session kept between runs. Real HTTP against both simulators; each `w.connection()` is a new
+//! client, as the next `sync` process would build.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::World;
+use ml_connector::app::{keep_intacct_session, resume_intacct_session};
+use ml_connector::pipeline::{Connection, Events, RunOptions, RunReport, RunStatus};
+
+fn opts() -> RunOptions {
+    RunOptions {
+        trigger: "test".into(),
+        ..Default::default()
+    }
+}
+
+/// A small company with enough vendors that some were never modified, and the streams of this
+/// test only, cursors exact (no lookback) so each run reads what changed and nothing more.
+async fn world(objects: &[&str]) -> World {
+    let mut icfg = common::tiny_intacct();
+    icfg.size.vendors = 200;
+    let mut w = World::start(icfg).await;
+    w.cfg
+        .streams
+        .retain(|s| objects.contains(&s.object.as_str()));
+    for s in &mut w.cfg.streams {
+        s.lookback = Duration::ZERO;
+    }
+    w
+}
+
+/// One run as `sync` makes it: from the session the last run kept, keeping its own.
+async fn sync(w: &World, conn: &Connection) -> RunReport {
+    resume_intacct_session(conn, &w.key).await;
+    let report = conn.run(&opts(), &Events::default()).await.unwrap();
+    keep_intacct_session(conn, &w.key).await;
+    report
+}
+
+fn extracted(r: &RunReport, object: &str) -> u64 {
+    r.streams
+        .iter()
+        .find(|s| s.object == object)
+        .map(|s| s.extracted)
+        .unwrap_or_else(|| panic!("no stream {object} in {r:#?}"))
+}
+
+fn never_modified(w: &World, object: &str) -> usize {
+    w.intacct
+        .records(object)
+        .iter()
+        .filter(|r| r.get("WHENMODIFIED").is_none_or(|v| v.is_empty()))
+        .count()
+}
+
+fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A vendor and a bill created after the cursor and never modified (empty WHENMODIFIED) are found
+/// by the next incremental run, the bill although its date (WHENCREATED) is two months back: it is
+/// found by when it was entered (AUDITWHENCREATED). The never-modified records read before are not
+/// read again, until the full pass is due.
+#[tokio::test]
+async fn records_created_after_the_cursor_and_never_modified_are_found_by_the_next_run() {
+    let w = world(&["VENDOR", "APBILL"]).await;
+    let mut conn = w.connection().await;
+    let first = sync(&w, &conn).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:#?}");
+    let old_never_modified = never_modified(&w, "VENDOR");
+    assert!(
+        old_never_modified >= 2,
+        "the company has never-modified vendors to leave alone"
+    );
+
+    w.intacct.advance_clock(Duration::from_secs(3600));
+    let vendor = w.intacct.insert_never_modified(
+        "VENDOR",
+        fields(&[("VENDORID", "V-NEW-1"), ("NAME", "Created, never modified")]),
+    );
+    let now = ml_connector::pipeline::transform::parse_intacct_datetime(&w.intacct.now()).unwrap();
+    let bill_date = (now - chrono::Duration::days(60))
+        .format("%m/%d/%Y")
+        .to_string();
+    let bill = w.intacct.insert_never_modified(
+        "APBILL",
+        fields(&[
+            ("VENDORID", "V-NEW-1"),
+            ("RECORDID", "BILL-BACKDATED"),
+            ("WHENCREATED", &bill_date),
+        ]),
+    );
+    let created = &w
+        .intacct
+        .records("APBILL")
+        .into_iter()
+        .find(|r| r["RECORDNO"] == bill.to_string())
+        .unwrap();
+    assert_eq!(created["WHENMODIFIED"], "", "never modified");
+    assert_eq!(created["WHENCREATED"], bill_date, "the bill's own date");
+    assert!(
+        !created["AUDITWHENCREATED"].is_empty(),
+        "when it was entered"
+    );
+
+    let second = sync(&w, &conn).await;
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:#?}");
+    let has = |table: &str, key: u64| {
+        w.table(table)
+            .iter()
+            .any(|r| r["RECORDNO"].as_i64() == Some(key as i64))
+    };
+    assert!(has("Vendors", vendor), "the new vendor reached Power BI");
+    assert!(has("APBills", bill), "the back-dated bill reached Power BI");
+    assert!(
+        (extracted(&second, "VENDOR") as usize) < old_never_modified,
+        "the never-modified vendors read before are not all read again: {} read, {} never modified",
+        extracted(&second, "VENDOR"),
+        old_never_modified
+    );
+
+    // The safety net: with the full pass due every run, all of them are read again.
+    for s in &mut conn.config.streams {
+        s.never_modified_full_every = Duration::ZERO;
+    }
+    let third = sync(&w, &conn).await;
+    assert!(extracted(&third, "VENDOR") as usize >= never_modified(&w, "VENDOR"));
+    w.assert_tables_equal_source(chrono::FixedOffset::east_opt(0).unwrap());
+}
+
+/// After a full sync, a run with nothing changed logs in no more (the session the last run kept),
+/// reads the open GL periods only, and pushes nothing; a new process reading the store finds the
+/// session sealed, its id nowhere in clear.
+#[tokio::test]
+async fn a_run_with_nothing_changed_reuses_the_session_and_reads_only_open_periods() {
+    let w = world(&["VENDOR", "DEPARTMENT", "GLACCOUNTBALANCE"]).await;
+    let first = sync(&w, &w.connection().await).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:#?}");
+    let kept = w
+        .store
+        .get_credential(&w.cfg.name, "intacct_session")
+        .await
+        .unwrap()
+        .expect("the session is kept");
+    assert!(
+        !kept.public_fields.to_string().contains("sessionid")
+            && kept.public_fields.get("id").is_none(),
+        "only its expiry is in clear: {}",
+        kept.public_fields
+    );
+
+    let before = w.intacct.stats();
+    let pushes_before = w.powerbi.stats().requests_by_operation.clone();
+    let again = sync(&w, &w.connection().await).await;
+    assert_eq!(again.status, RunStatus::Succeeded, "{again:#?}");
+    let after = w.intacct.stats();
+    assert_eq!(after.logins, before.logins, "no login: the kept session");
+    assert!(
+        extracted(&again, "GLACCOUNTBALANCE") < extracted(&first, "GLACCOUNTBALANCE"),
+        "closed periods wait for their cadence: {} of {}",
+        extracted(&again, "GLACCOUNTBALANCE"),
+        extracted(&first, "GLACCOUNTBALANCE")
+    );
+    assert!(
+        again
+            .streams
+            .iter()
+            .all(|s| s.pushed == 0 && s.deleted == 0)
+    );
+    assert_eq!(
+        w.powerbi.stats().requests_by_operation.get("post_rows"),
+        pushes_before.get("post_rows"),
+        "nothing pushed"
+    );
+    eprintln!(
+        "no-change run: {} Intacct requests ({:?}), {} functions",
+        after.http_requests - before.http_requests,
+        after
+            .requests_by_function
+            .iter()
+            .map(|(f, n)| (
+                f.clone(),
+                n - before.requests_by_function.get(f).unwrap_or(&0)
+            ))
+            .filter(|(_, n)| *n > 0)
+            .collect::<Vec<_>>(),
+        after.requests_by_function.values().sum::<u64>()
+            - before.requests_by_function.values().sum::<u64>()
+    );
+    // The balances of every period are still in Power BI.
+    assert_eq!(
+        w.table("GLBalances").len() as u64,
+        first
+            .streams
+            .iter()
+            .find(|s| s.object == "GLACCOUNTBALANCE")
+            .unwrap()
+            .table_rows
+            .max(extracted(&first, "GLACCOUNTBALANCE"))
+    );
+}
+
+/// A kept session Intacct no longer accepts (it timed out on Intacct's side) costs one login and
+/// the run goes on: it is not a refused sign-in, which would stop the client signing in again.
+#[tokio::test]
+async fn a_kept_session_intacct_refuses_costs_one_login_not_a_refusal() {
+    let w = world(&["DEPARTMENT"]).await;
+    sync(&w, &w.connection().await).await;
+    // Intacct's clock passes the session's timeout; ours does not, so the kept session looks valid.
+    w.intacct.advance_clock(Duration::from_secs(6 * 3600));
+    let before = w.intacct.stats().logins;
+    let report = sync(&w, &w.connection().await).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
+    assert!(!report.refused);
+    assert_eq!(w.intacct.stats().logins, before + 1, "one login, then on");
+}
