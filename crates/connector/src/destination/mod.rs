@@ -57,13 +57,16 @@ pub trait Destination: Send + Sync + 'static {
     /// A short name for logs and messages ("Power BI push dataset").
     fn describe(&self) -> &'static str;
 
-    /// Once per run, before any stream: the destination's containers exist and match the planned
-    /// schemas. A table it had to create or change is recorded as needing a full load (the store's
-    /// `mark_dirty`), so its `deliver` reloads it.
+    /// Once per run, before any stream delivers (streams read Intacct meanwhile): the
+    /// destination's containers exist and match the planned schemas. A table it had to create or
+    /// change is recorded as needing a full load (the store's `mark_dirty`), so its `deliver`
+    /// reloads it; one whose rows need every record read again has its cursor reset, and the
+    /// pipeline reads the whole object before delivering it.
     async fn prepare(&self, ctx: &Context, plans: &[&StreamPlan]) -> Result<(), PipelineError>;
 
-    /// Before a stream is extracted: settles what an earlier run left of unknown fate and delivers
-    /// what it staged but did not deliver (guarantee 3).
+    /// Before a stream's delivery (its pages of this run are staged, none sent yet): settles what
+    /// an earlier run left of unknown fate and delivers what it staged but did not deliver
+    /// (guarantee 3). Deliveries (`settle` then `deliver`) of a run's streams never overlap.
     async fn settle(&self, job: &Job<'_>, report: &mut StreamReport) -> Result<(), PipelineError>;
 
     /// After the stream's pages are staged: delivers what changed since the last confirmation and

@@ -44,6 +44,50 @@ pub struct Job<'a> {
     pub time: &'a TimeContext,
     pub opts: &'a RunOptions,
     pub events: &'a Events,
+    /// Whether the destination is prepared; staging waits for it (see [`Ready`]).
+    pub ready: &'a Ready,
+}
+
+/// The destination's preparation, which runs while the streams' first pages are read.
+///
+/// Staging waits for it: a staged row is encoded by the stream's plan, and a plan the destination
+/// refused (a column mapping onto a column its table lacks) must not reach the mirror, where the
+/// next run would take its rows for current.
+#[derive(Clone, Debug)]
+pub struct Ready(tokio::sync::watch::Receiver<Option<bool>>);
+
+impl Ready {
+    /// Ready now: nothing to wait for.
+    pub fn now() -> Self {
+        Ready(tokio::sync::watch::channel(Some(true)).1)
+    }
+
+    /// Ready when `rx` says so: `Some(true)` prepared, `Some(false)` failed.
+    pub fn when(rx: tokio::sync::watch::Receiver<Option<bool>>) -> Self {
+        Ready(rx)
+    }
+
+    /// Waits until the destination is prepared; an error when preparing it failed.
+    pub async fn wait(&self) -> Result<(), super::PipelineError> {
+        let mut rx = self.0.clone();
+        let prepared = rx
+            .wait_for(Option::is_some)
+            .await
+            .map(|v| *v == Some(true))
+            .unwrap_or(false);
+        if prepared {
+            Ok(())
+        } else {
+            Err(super::PipelineError::Other(
+                "the destination could not be prepared".into(),
+            ))
+        }
+    }
+
+    /// Preparing the destination failed.
+    pub fn failed(&self) -> bool {
+        *self.0.borrow() == Some(false)
+    }
 }
 
 impl Job<'_> {

@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 pub use error::PipelineError;
 pub use events::{Events, RunEvent};
-pub use job::{Context, Job, RunOptions};
+pub use job::{Context, Job, Ready, RunOptions};
 pub use report::{RunReport, RunStatus, StreamReport};
 
 use ml_store::RunId;
@@ -209,86 +209,165 @@ impl Connection {
         events: &Events,
     ) -> Result<Vec<StreamReport>, PipelineError> {
         let streams = self.selected_streams(opts)?;
-        let time = self.time_context().await?;
-        // Plans need each object's definition; a failed lookup only fails its own stream.
-        let mut planned: Vec<(StreamConfig, Result<StreamPlan, PipelineError>)> = Vec::new();
-        for s in streams {
-            let plan = self.plan(&s).await;
-            planned.push((s, plan));
-        }
+        // The user's formatting and every stream's object definition: one round trip.
+        let (time, planned) = self.set_up(streams).await?;
         let ok_plans: Vec<&StreamPlan> = planned
             .iter()
             .filter_map(|(_, p)| p.as_ref().ok())
             .collect();
-        self.destination.prepare(&self.ctx, &ok_plans).await?;
 
-        let mut reports = Vec::new();
-        for (stream, plan) in planned {
-            let started = std::time::Instant::now();
-            events.emit(RunEvent::StreamStarted {
-                stream: stream.object.clone(),
-                table: stream.table.clone(),
-            });
-            let mut report = StreamReport {
-                object: stream.object.clone(),
-                table: stream.table.clone(),
-                ..Default::default()
-            };
-            let result = match plan {
-                Ok(plan) => {
-                    let job = Job {
-                        conn: &self.ctx,
-                        run,
-                        stream: &stream,
-                        plan: &plan,
-                        time: &time,
-                        opts,
-                        events,
-                    };
-                    self.run_stream(&job, &mut report).await
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(()) => {}
-                Err(PipelineError::Postponed { message, until }) => {
-                    tracing::warn!(stream = %stream.object, "{message}");
-                    report.postponed = Some(message);
-                    report.postponed_until = until;
-                }
-                Err(e) => {
-                    report.refused = e.is_refusal();
-                    report.error = Some(e.to_string());
-                }
+        // The destination is prepared (datasets looked up, tables checked) while the streams read
+        // their first pages; staging waits for it (see `Ready`), delivering too. Should it fail,
+        // the reads stop, nothing was staged, and the run fails with its error, as before any
+        // read.
+        let reading = opts.cancel.child_token();
+        let stream_opts = RunOptions {
+            cancel: reading.clone(),
+            ..opts.clone()
+        };
+        let (ready_tx, ready) = tokio::sync::watch::channel(None::<bool>);
+        let failed_setup = std::sync::Mutex::new(None::<PipelineError>);
+        let prepare = async {
+            let outcome = self.destination.prepare(&self.ctx, &ok_plans).await;
+            let ok = outcome.is_ok();
+            if let Err(e) = outcome {
+                *failed_setup.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                reading.cancel();
             }
-            report.elapsed = started.elapsed();
-            self.store
-                .record_stream_result(run, &stream.object, &stream_result(&report))
-                .await?;
-            events.emit(RunEvent::StreamFinished {
-                stream: stream.object.clone(),
-                ok: report.error.is_none() && report.postponed.is_none(),
-                message: report.error.clone().or_else(|| report.postponed.clone()),
-            });
-            reports.push(report);
+            let _ = ready_tx.send(Some(ok));
+        };
+        // Deliveries go one at a time: each prices itself against the hour's push budget left
+        // by the ones before (rebuild preflight), which deliveries running side by side could
+        // both count as theirs. Reads do not wait for them.
+        let delivering = tokio::sync::Mutex::new(());
+        let gate = Gate {
+            ready: Ready::when(ready),
+            delivering: &delivering,
+        };
+        // Streams run side by side and share the company's request slots (the client's
+        // concurrency limit): a slot one stream leaves free while it stages or delivers goes to
+        // another's next page. A few streams at a time keep the slots busy without holding many
+        // objects' pages in memory at once.
+        let width = (self.intacct.settings().max_concurrent_requests * 2).max(2);
+        // Built in a loop, not by a closure: a closure's future is not provably `Send` for every
+        // lifetime, which the scheduler's spawned runs need.
+        let mut jobs = Vec::with_capacity(planned.len());
+        for (stream, plan) in &planned {
+            jobs.push(self.stream_in_run(run, stream, plan, &time, &stream_opts, events, &gate));
         }
-        Ok(reports)
+        let (reports, ()) = tokio::join!(
+            futures::StreamExt::collect::<Vec<_>>(futures::StreamExt::buffered(
+                futures::stream::iter(jobs),
+                width
+            )),
+            prepare
+        );
+        if let Some(e) = failed_setup.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        reports.into_iter().collect()
+    }
+
+    /// One stream's part of a run, recorded in the store when it ends.
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_in_run(
+        &self,
+        run: RunId,
+        stream: &StreamConfig,
+        plan: &Result<StreamPlan, PipelineError>,
+        time: &TimeContext,
+        opts: &RunOptions,
+        events: &Events,
+        gate: &Gate<'_>,
+    ) -> Result<StreamReport, PipelineError> {
+        let started = std::time::Instant::now();
+        events.emit(RunEvent::StreamStarted {
+            stream: stream.object.clone(),
+            table: stream.table.clone(),
+        });
+        let mut report = StreamReport {
+            object: stream.object.clone(),
+            table: stream.table.clone(),
+            ..Default::default()
+        };
+        let result = match plan {
+            Ok(plan) => {
+                let job = Job {
+                    conn: &self.ctx,
+                    run,
+                    stream,
+                    plan,
+                    time,
+                    opts,
+                    events,
+                    ready: &gate.ready,
+                };
+                self.run_stream(&job, &mut report, gate).await
+            }
+            Err(e) => {
+                report.refused = e.is_refusal();
+                report.error = Some(e.to_string());
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => {}
+            // The destination could not be prepared: the run fails with that error, not this
+            // stream with a consequence of it.
+            Err(_) if gate.failed() => return Ok(report),
+            Err(PipelineError::Postponed { message, until }) => {
+                tracing::warn!(stream = %stream.object, "{message}");
+                report.postponed = Some(message);
+                report.postponed_until = until;
+            }
+            Err(e) => {
+                report.refused = e.is_refusal();
+                report.error = Some(e.to_string());
+            }
+        }
+        report.elapsed = started.elapsed();
+        self.store
+            .record_stream_result(run, &stream.object, &stream_result(&report))
+            .await?;
+        events.emit(RunEvent::StreamFinished {
+            stream: stream.object.clone(),
+            ok: report.error.is_none() && report.postponed.is_none(),
+            message: report.error.clone().or_else(|| report.postponed.clone()),
+        });
+        Ok(report)
     }
 
     async fn run_stream(
         &self,
         job: &Job<'_>,
         report: &mut StreamReport,
+        gate: &Gate<'_>,
     ) -> Result<(), PipelineError> {
         let conn = self.config.name.as_str();
         let Job { stream, opts, .. } = *job;
-        // Work a crashed or failed run left behind comes first, so a resumed run finishes it.
-        self.destination.settle(job, report).await?;
         if opts.full {
             self.store.reset_cursor(conn, &stream.object).await?;
         }
+        let read_from = self.committed_cursor(&stream.object).await?;
         extract::extract_and_stage(job, report).await?;
         job.check_cancel()?;
+        let _turn = gate.delivery_turn().await?;
+        // The destination was prepared while this stream read. Preparing can reset a cursor (a
+        // table whose columns changed must get every record again, not just the changed ones):
+        // then the read just made was not enough, and the whole object is read now.
+        if read_from.is_some() && self.committed_cursor(&stream.object).await?.is_none() {
+            tracing::info!(stream = %stream.object, "the destination asked for every record again; reading the whole object");
+            *report = StreamReport {
+                object: report.object.clone(),
+                table: report.table.clone(),
+                ..Default::default()
+            };
+            extract::extract_and_stage(job, report).await?;
+            job.check_cancel()?;
+        }
+        // Work a crashed or failed run left behind (batches of unknown fate) is settled before
+        // anything new is delivered, so a resumed run finishes it.
+        self.destination.settle(job, report).await?;
         self.destination.deliver(job, report).await?;
         if !report.failed.is_empty() {
             return Err(PipelineError::Other(format!(
@@ -307,50 +386,125 @@ impl Connection {
         Ok(())
     }
 
-    async fn plan(&self, stream: &StreamConfig) -> Result<StreamPlan, PipelineError> {
-        let lookup_object = if stream.kind == crate::catalogue::StreamKind::Balances {
-            "GLACCOUNTBALANCE"
-        } else {
-            stream.object.as_str()
-        };
-        let fields = match self.intacct.lookup(lookup_object).await {
-            Ok(def) => Some(
-                def.fields
-                    .iter()
-                    .map(|f| (f.id.to_ascii_uppercase(), f.data_type.clone()))
-                    .collect::<plan::FieldTypes>(),
-            ),
-            Err(e) if e.is_retryable() => return Err(e.into()),
-            // An object this company does not have (a typo such as LOCATIONS): Intacct's own error,
-            // on this stream only; its table is left out of the dataset's preparation.
-            Err(e) if e.kind == ml_intacct::ErrorKind::ObjectNotFound => return Err(e.into()),
-            Err(e) => {
-                // `lookup` succeeds even without read permission (reference §5.5), so a failure here is
-                // unusual; fall back to the catalogue and let the read itself report what is wrong.
-                tracing::warn!(object = lookup_object, error = %e, "lookup failed; using the catalogue's fields");
-                None
-            }
-        };
-        Ok(plan::plan_stream(stream, fields.as_ref())?)
+    async fn committed_cursor(
+        &self,
+        stream: &str,
+    ) -> Result<Option<ml_store::CursorPos>, PipelineError> {
+        Ok(self
+            .store
+            .cursor(&self.config.name, stream)
+            .await?
+            .and_then(|c| c.committed))
     }
 
-    /// The API user's time zone, from `readUserFormatting`; UTC with a warning when it cannot be read.
-    /// Also the run's first Intacct call: a sign-in Intacct refuses stops the run here, before
-    /// every stream would meet the same refusal.
-    async fn time_context(&self) -> Result<TimeContext, PipelineError> {
-        Ok(match self.intacct.user_formatting().await {
-            Ok(f) => match transform::parse_gmt_offset(&f.gmt_offset) {
-                Some(user_offset) => TimeContext { user_offset },
-                None => {
-                    tracing::warn!(gmtoffset = %f.gmt_offset, "unreadable GMT offset in the API user's formatting; reading timestamps as UTC");
-                    TimeContext::default()
-                }
-            },
+    /// The run's set-up in one Intacct round trip: the API user's time zone (`readUserFormatting`)
+    /// and a plan for each stream from its object's `lookup`. It is also the run's first Intacct
+    /// call: a sign-in Intacct refuses stops the run here, before every stream meets the same
+    /// refusal.
+    async fn set_up(
+        &self,
+        streams: Vec<StreamConfig>,
+    ) -> Result<(TimeContext, Planned), PipelineError> {
+        let objects: Vec<&str> = streams.iter().map(lookup_object).collect();
+        let setup = match self.intacct.setup(&objects).await {
+            Ok(s) => s,
             Err(e) if e.is_refused_sign_in() => return Err(e.into()),
+            // The request as a whole failed (Intacct unreachable after the retries): every
+            // stream fails with it, and the run says so per stream.
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the API user's formatting; reading timestamps as UTC");
+                let planned = streams
+                    .into_iter()
+                    .map(|s| (s, Err(PipelineError::from(e.clone()))))
+                    .collect();
+                return Ok((TimeContext::default(), planned));
+            }
+        };
+        let time = time_context(setup.formatting);
+        let planned = streams
+            .into_iter()
+            .zip(setup.lookups)
+            .map(|(s, lookup)| {
+                let plan = plan(&s, lookup);
+                (s, plan)
+            })
+            .collect();
+        Ok((time, planned))
+    }
+}
+
+/// Each configured stream with its plan, or why it has none.
+type Planned = Vec<(StreamConfig, Result<StreamPlan, PipelineError>)>;
+
+/// The object whose definition a stream's plan is made from.
+fn lookup_object(stream: &StreamConfig) -> &str {
+    if stream.kind == crate::catalogue::StreamKind::Balances {
+        "GLACCOUNTBALANCE"
+    } else {
+        stream.object.as_str()
+    }
+}
+
+/// A stream's plan from its object's `lookup`.
+fn plan(
+    stream: &StreamConfig,
+    lookup: Result<ml_intacct::protocol::ObjectDefinition, ml_intacct::IntacctError>,
+) -> Result<StreamPlan, PipelineError> {
+    let fields = match lookup {
+        Ok(def) => Some(
+            def.fields
+                .iter()
+                .map(|f| (f.id.to_ascii_uppercase(), f.data_type.clone()))
+                .collect::<plan::FieldTypes>(),
+        ),
+        Err(e) if e.is_retryable() => return Err(e.into()),
+        // An object this company does not have (a typo such as LOCATIONS): Intacct's own error,
+        // on this stream only; its table is left out of the dataset's preparation.
+        Err(e) if e.kind == ml_intacct::ErrorKind::ObjectNotFound => return Err(e.into()),
+        Err(e) => {
+            // `lookup` succeeds even without read permission (reference §5.5), so a failure here is
+            // unusual; fall back to the catalogue and let the read itself report what is wrong.
+            tracing::warn!(object = lookup_object(stream), error = %e, "lookup failed; using the catalogue's fields");
+            None
+        }
+    };
+    Ok(plan::plan_stream(stream, fields.as_ref())?)
+}
+
+/// The API user's time zone from `readUserFormatting`; UTC with a warning when it cannot be read.
+fn time_context(
+    formatting: Result<ml_intacct::UserFormatting, ml_intacct::IntacctError>,
+) -> TimeContext {
+    match formatting {
+        Ok(f) => match transform::parse_gmt_offset(&f.gmt_offset) {
+            Some(user_offset) => TimeContext { user_offset },
+            None => {
+                tracing::warn!(gmtoffset = %f.gmt_offset, "unreadable GMT offset in the API user's formatting; reading timestamps as UTC");
                 TimeContext::default()
             }
-        })
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the API user's formatting; reading timestamps as UTC");
+            TimeContext::default()
+        }
+    }
+}
+
+/// Where a stream waits, after its reads, for the destination to be prepared and for its turn to
+/// deliver.
+struct Gate<'a> {
+    ready: Ready,
+    delivering: &'a tokio::sync::Mutex<()>,
+}
+
+impl Gate<'_> {
+    /// Waits for the destination, then for the other streams' deliveries to finish.
+    async fn delivery_turn(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, PipelineError> {
+        self.ready.wait().await?;
+        Ok(self.delivering.lock().await)
+    }
+
+    fn failed(&self) -> bool {
+        self.ready.failed()
     }
 }

@@ -21,8 +21,10 @@ pub(super) async fn stage(
         run,
         stream,
         events,
+        ready,
         ..
     } = *job;
+    ready.wait().await?;
     let StagedPage {
         records,
         deletes,
