@@ -429,21 +429,7 @@ pub async fn serve_intacct(port: u16, vendors: usize, seed: u64) -> Result<()> {
     cfg.size.vendors = vendors as u64;
     cfg.seed = seed;
     let sim = sim_intacct::Simulator::start_on(listener, cfg).await;
-    println!(
-        "Intacct simulator listening: endpoint = \"{}\"",
-        sim.endpoint()
-    );
-    println!(
-        "sender_id = \"{}\", company_id = \"{}\", user_id = \"{}\" (passwords: sender \"{}\", user \"{}\")",
-        sim_intacct::DEFAULT_SENDER_ID,
-        sim_intacct::DEFAULT_COMPANY_ID,
-        sim_intacct::DEFAULT_USER_ID,
-        sim_intacct::DEFAULT_SENDER_PASSWORD,
-        sim_intacct::DEFAULT_USER_PASSWORD
-    );
-    println!(
-        "admin: GET/POST /admin/records/{{object}}, POST /admin/faults, GET /stats. Ctrl-C stops."
-    );
+    println!("{}", intacct_banner(&sim.endpoint()));
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())
@@ -455,21 +441,49 @@ pub async fn serve_powerbi(port: u16) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
     let sim = sim_powerbi::Simulator::start_on(listener, sim_powerbi::SimConfig::default()).await;
-    println!(
-        "Power BI simulator listening: authority_url = api_url = \"{}\"",
-        sim.api_url()
-    );
-    println!(
-        "tenant_id = \"{}\", client_id = \"{}\", workspace = \"{}\" (client secret \"{}\")",
+    println!("{}", powerbi_banner(&sim.api_url()));
+    tokio::signal::ctrl_c().await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+/// What `sim intacct` prints: the `[connection.intacct]` lines to paste (valid TOML), the
+/// passwords for `credentials set`, and its admin endpoints as the README lists them.
+pub fn intacct_banner(endpoint: &str) -> String {
+    format!(
+        "Intacct simulator listening. In [connection.intacct]:\n\
+         endpoint = \"{endpoint}\"\n\
+         allow_loopback_http = true\n\
+         sender_id = \"{}\"\n\
+         company_id = \"{}\"\n\
+         user_id = \"{}\"\n\
+         passwords for `ml-connector credentials set intacct`: sender \"{}\", user \"{}\"\n\
+         admin: GET /stats, GET|POST /admin/records/{{object}}, PUT|DELETE /admin/records/{{object}}/{{recordno}}, \
+         POST /admin/faults, POST /admin/clock/advance. Ctrl-C stops.",
+        sim_intacct::DEFAULT_SENDER_ID,
+        sim_intacct::DEFAULT_COMPANY_ID,
+        sim_intacct::DEFAULT_USER_ID,
+        sim_intacct::DEFAULT_SENDER_PASSWORD,
+        sim_intacct::DEFAULT_USER_PASSWORD
+    )
+}
+
+/// What `sim powerbi` prints: the `[connection.powerbi]` lines to paste (valid TOML: one key a
+/// line), the client secret for `credentials set`, and its admin endpoints as the README lists them.
+pub fn powerbi_banner(url: &str) -> String {
+    format!(
+        "Power BI simulator listening. In [connection.powerbi]:\n\
+         authority_url = \"{url}\"\n\
+         api_url = \"{url}\"\n\
+         allow_loopback_http = true\n\
+         tenant_id = \"{}\"\n\
+         client_id = \"{}\"\n\
+         workspace = \"{}\"\n\
+         client secret for `ml-connector credentials set powerbi`: \"{}\"\n\
+         admin: GET /stats, GET /admin/rows/{{workspace}}/{{dataset}}/{{table}}, POST /admin/faults. Ctrl-C stops.",
         sim_powerbi::DEFAULT_TENANT_ID,
         sim_powerbi::DEFAULT_CLIENT_ID,
         sim_powerbi::DEFAULT_WORKSPACE,
         sim_powerbi::DEFAULT_CLIENT_SECRET
-    );
-    println!(
-        "admin: GET /admin/rows/{{workspace}}/{{dataset}}/{{table}}, POST /admin/faults, GET /stats. Ctrl-C stops."
-    );
-    tokio::signal::ctrl_c().await?;
-    sim.shutdown().await;
-    Ok(())
+    )
 }
