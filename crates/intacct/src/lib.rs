@@ -41,8 +41,8 @@ mod transport;
 
 pub use client::{
     BalancesRequest, ChangedSince, CreatedSince, Cursor, DeletedRecord, FirstPages, IntacctClient,
-    MAX_FUNCTIONS_PER_REQUEST, Page, Pass, Resume, SavedSession, SessionInfo, Setup, UserFormatting,
-    parse_object_key,
+    MAX_FUNCTIONS_PER_REQUEST, Page, Pass, Resume, SavedSession, SessionInfo, Setup,
+    UserFormatting, parse_object_key,
 };
 pub use error::{ErrorKind, ErrorLevel, IntacctError};
 pub use protocol::{
