@@ -447,6 +447,35 @@ pub struct PruneReport {
     pub anchor_seq: Option<i64>,
 }
 
+/// Totals over every run in the store, what the console's `/metrics` reports: counters that only
+/// grow (until `audit prune` or a restore), read in two grouped queries instead of run by run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTotals {
+    /// Runs by connection and status.
+    pub runs: Vec<RunCount>,
+    /// Per connection and stream: sums over the stream's results in every run.
+    pub streams: Vec<StreamTotals>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCount {
+    pub connection: String,
+    pub status: RunStatus,
+    pub runs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamTotals {
+    pub connection: String,
+    pub stream: String,
+    pub extracted: u64,
+    pub pushed: u64,
+    /// Runs in which the stream failed.
+    pub failed_runs: u64,
+    /// When the stream last finished `ok` in a run.
+    pub last_ok_at: Option<DateTime<Utc>>,
+}
+
 /// Fixed-width UTC text form used for every timestamp column: sorts as text in both back ends.
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()

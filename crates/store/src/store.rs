@@ -58,6 +58,8 @@ pub trait Store: Send + Sync {
     async fn get_run(&self, run: RunId) -> R<Option<RunDetail>>;
     /// Runs still `running` (e.g. the process died), oldest first.
     async fn unfinished_runs(&self, connection: &str) -> R<Vec<RunRecord>>;
+    /// Runs by status and per-stream sums over every run (the console's metrics).
+    async fn run_totals(&self) -> R<RunTotals>;
 
     // ---- cursors ----
     async fn cursor(&self, connection: &str, stream: &str) -> R<Option<Cursor>>;

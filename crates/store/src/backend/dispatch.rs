@@ -29,6 +29,7 @@ macro_rules! impl_dispatch {
             list_runs(connection: Option<&str>, limit: u32) -> Vec<RunRecord>;
             get_run(run: RunId) -> Option<RunDetail>;
             unfinished_runs(connection: &str) -> Vec<RunRecord>;
+            run_totals() -> RunTotals;
 
             // cursors
             cursor(connection: &str, stream: &str) -> Option<Cursor>;

@@ -175,6 +175,49 @@ macro_rules! impl_runs {
                 rows.iter().map(Self::run_from_row).collect()
             }
 
+            async fn run_totals(&self) -> Result<RunTotals, StoreError> {
+                // CAST: PostgreSQL's SUM of a bigint is a numeric.
+                let rows = sqlx::query(
+                    "SELECT c.name, r.status, CAST(COUNT(*) AS BIGINT) FROM runs r \
+                     JOIN connections c ON c.id = r.connection_id GROUP BY c.name, r.status ORDER BY c.name, r.status",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                let mut totals = RunTotals::default();
+                for row in &rows {
+                    let status: String = row.try_get(1)?;
+                    totals.runs.push(RunCount {
+                        connection: row.try_get(0)?,
+                        status: crate::backend::convert::parse_enum(&status)?,
+                        runs: crate::backend::convert::to_u64(row.try_get::<i64, _>(2)?),
+                    });
+                }
+                let rows = sqlx::query(
+                    "SELECT c.name, s.stream, CAST(SUM(s.extracted) AS BIGINT), CAST(SUM(s.pushed) AS BIGINT), \
+                     CAST(SUM(CASE WHEN s.status = 'failed' THEN 1 ELSE 0 END) AS BIGINT), \
+                     MAX(CASE WHEN s.status = 'ok' THEN s.updated_at END) \
+                     FROM run_streams s JOIN runs r ON r.id = s.run_id JOIN connections c ON c.id = r.connection_id \
+                     GROUP BY c.name, s.stream ORDER BY c.name, s.stream",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                for row in &rows {
+                    let last_ok: Option<String> = row.try_get(5)?;
+                    let u = |i: usize| -> Result<u64, StoreError> {
+                        Ok(crate::backend::convert::to_u64(row.try_get::<Option<i64>, _>(i)?.unwrap_or(0)))
+                    };
+                    totals.streams.push(StreamTotals {
+                        connection: row.try_get(0)?,
+                        stream: row.try_get(1)?,
+                        extracted: u(2)?,
+                        pushed: u(3)?,
+                        failed_runs: u(4)?,
+                        last_ok_at: last_ok.as_deref().map(parse_ts).transpose()?,
+                    });
+                }
+                Ok(totals)
+            }
+
             async fn run_owner(&self, run: RunId) -> Result<(i64, String), StoreError> {
                 let row = sqlx::query(
                     "SELECT r.connection_id, c.name FROM runs r JOIN connections c ON c.id = r.connection_id WHERE r.id = $1",

@@ -287,6 +287,36 @@ pub async fn runs_lifecycle(db: Arc<TestDb>) {
     assert_eq!(d.run.finished_at, Some(d.run.started_at));
     assert!(s.unfinished_runs("new-conn").await.unwrap().is_empty());
 
+    // The console's metrics: runs by status and per-stream sums, in two grouped reads.
+    let totals = s.run_totals().await.unwrap();
+    let count = |c: &str, st: RunStatus| {
+        totals
+            .runs
+            .iter()
+            .find(|r| r.connection == c && r.status == st)
+            .map(|r| r.runs)
+    };
+    assert_eq!(count("acme", RunStatus::Partial), Some(1));
+    assert_eq!(count("acme", RunStatus::Running), Some(1));
+    assert_eq!(count("new-conn", RunStatus::Skipped), Some(1));
+    let vendor = totals
+        .streams
+        .iter()
+        .find(|t| t.connection == "acme" && t.stream == "VENDOR")
+        .unwrap();
+    assert_eq!(
+        (vendor.extracted, vendor.pushed, vendor.failed_runs),
+        (10, 10, 0)
+    );
+    let r1_detail = s.get_run(r1).await.unwrap().unwrap();
+    assert_eq!(vendor.last_ok_at, Some(r1_detail.streams[1].updated_at));
+    let bills = totals
+        .streams
+        .iter()
+        .find(|t| t.stream == "APBILL")
+        .unwrap();
+    assert_eq!((bills.failed_runs, bills.last_ok_at), (1, None));
+
     // The failed stream's full error text is in the audit trail.
     let fails = s
         .audit_search(&AuditFilter {
