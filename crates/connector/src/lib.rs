@@ -11,6 +11,7 @@
 //! | [`pipeline`] | one run of a connection: plan → extract → transform → stage → deliver, crash-safe and resumable; replay and verify |
 //! | [`destination`] | where rows go, behind one trait ([`destination::Destination`]); Power BI push datasets today |
 //! | [`scheduler`] | cron in a time zone and catch-up; the run lease (one run of a connection at a time, across processes); the long-running service |
+//! | [`status`] | read-only computed views for the console: a connection's health, next run, per table data as of and rows |
 //!
 //! The arrows go one way: `scheduler` → `pipeline` ← `destination`, both over `config`,
 //! `catalogue` and the store. Time comes from one injected clock (`ml_clock`), set at the edge
@@ -24,3 +25,4 @@ pub mod config;
 pub mod destination;
 pub mod pipeline;
 pub mod scheduler;
+pub mod status;

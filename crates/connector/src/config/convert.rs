@@ -92,6 +92,33 @@ impl Ctx<'_> {
     }
 }
 
+/// `[console]`: the bind address, the metrics token file (relative to the config file) and N of
+/// the readiness rule.
+pub(super) fn convert_console(
+    ctx: &Ctx,
+    base: &std::path::Path,
+    c: super::raw::RawConsole,
+) -> Result<super::ConsoleConfig, ConfigError> {
+    let mut out = super::ConsoleConfig::default();
+    if let Some(b) = &c.bind {
+        out.bind = b.get_ref().trim().parse().map_err(|_| {
+            ctx.invalid(
+                b,
+                "console.bind",
+                "expected an address and port such as \"127.0.0.1:8686\"",
+            )
+        })?;
+    }
+    out.metrics_token_file = c.metrics_token_file.map(|f| base.join(f));
+    if let Some(n) = &c.ready_failed_runs {
+        out.ready_failed_runs = u32::try_from(*n.get_ref())
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ctx.invalid(n, "console.ready_failed_runs", "expected 1 or more"))?;
+    }
+    Ok(out)
+}
+
 pub(super) fn convert_connection(
     ctx: &Ctx,
     c: RawConnection,

@@ -12,6 +12,11 @@ data_dir = ".ml-connector"            # SQLite state, the master key file, logs 
 # database_url = "postgres://user@host/db"   # or ML_CONNECTOR_DATABASE_URL; SQLite when absent
 # audit_retention = "400d"            # prune audit entries older than this after each run (default: keep all)
 
+# [console]                           # the operations console of `ml-connector run` and `ml-connector console`
+# bind = "127.0.0.1:8686"             # beyond loopback it warns: put it behind a TLS reverse proxy
+# metrics_token_file = "metrics.token"   # then /metrics needs this bearer token (else it is open)
+# ready_failed_runs = 3               # /readyz fails while a connection's last this many runs all failed
+
 [[connection]]
 name = "acme"
 schedule = "0 2 * * *"                # cron (minute hour day month weekday), in the time zone below
@@ -90,5 +95,26 @@ mod tests {
             chrono_tz::America::Chicago
         );
         assert_eq!(c.data_dir, PathBuf::from("/tmp/.ml-connector"));
+    }
+
+    #[test]
+    fn the_console_section_parses_when_uncommented_and_is_checked() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(c.console, crate::config::ConsoleConfig::default());
+        let on = EXAMPLE
+            .replace("# [console]", "[console]")
+            .replace("# bind = ", "bind = ")
+            .replace("# metrics_token_file", "metrics_token_file")
+            .replace("# ready_failed_runs = 3", "ready_failed_runs = 5");
+        let c = parse(&on).expect("uncommented console section");
+        assert_eq!(c.console.bind.to_string(), "127.0.0.1:8686");
+        assert_eq!(
+            c.console.metrics_token_file,
+            Some(PathBuf::from("/tmp/metrics.token"))
+        );
+        assert_eq!(c.console.ready_failed_runs, 5);
+        let bad = on.replace("\"127.0.0.1:8686\"", "\"localhost\"");
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("console.bind") && err.contains(":1"), "{err}");
     }
 }

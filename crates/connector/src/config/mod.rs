@@ -65,6 +65,28 @@ pub struct Config {
     /// Audit entries older than this are pruned after each run (the chain stays verifiable from an anchor).
     pub audit_retention: Option<Duration>,
     pub connections: Vec<ConnectionConfig>,
+    pub console: ConsoleConfig,
+}
+
+/// The `[console]` section: where the operations console listens and what makes it not ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub bind: std::net::SocketAddr,
+    /// A file holding the bearer token `/metrics` then requires (Prometheus' `bearer_token_file`);
+    /// without it `/metrics` is open, like `/healthz` and `/readyz`.
+    pub metrics_token_file: Option<PathBuf>,
+    /// `/readyz` fails while a connection's last this many runs all failed.
+    pub ready_failed_runs: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 8686)),
+            metrics_token_file: None,
+            ready_failed_runs: 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -237,6 +259,10 @@ impl Config {
                 Some(ctx.duration(&raw.audit_retention, "audit_retention", Duration::ZERO)?)
             }
         };
+        let console = match raw.console {
+            None => ConsoleConfig::default(),
+            Some(c) => convert::convert_console(&ctx, &base, c)?,
+        };
         Ok(Config {
             path: path.to_path_buf(),
             data_dir,
@@ -244,6 +270,7 @@ impl Config {
             master_key_file: raw.master_key_file.map(|f| base.join(f)),
             audit_retention,
             connections,
+            console,
         })
     }
 

@@ -19,6 +19,15 @@ pub(super) struct RawConfig {
     pub(super) audit_retention: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) connection: Vec<RawConnection>,
+    pub(super) console: Option<RawConsole>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConsole {
+    pub(super) bind: Option<Spanned<String>>,
+    pub(super) metrics_token_file: Option<String>,
+    pub(super) ready_failed_runs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
