@@ -50,6 +50,10 @@ use plan::StreamPlan;
 use report::{store_status, stream_result};
 use transform::TimeContext;
 
+/// Streams of one run read side by side at most. Memory bounds it: each holds a staging batch
+/// (up to 10,000 records while pages come fast) and a page or two fetched ahead.
+const MAX_STREAMS_AT_ONCE: usize = 8;
+
 /// A connection ready to run: its sources and the destination its rows go to.
 #[derive(Clone)]
 pub struct Connection {
@@ -246,9 +250,9 @@ impl Connection {
         };
         // Streams run side by side and share the company's request slots (the client's
         // concurrency limit): a slot one stream leaves free while it stages or delivers goes to
-        // another's next page. A few streams at a time keep the slots busy without holding many
-        // objects' pages in memory at once.
-        let width = (self.intacct.settings().max_concurrent_requests * 2).max(2);
+        // another's next page, and queries waiting together go out in one request (the first
+        // pages of several streams, their deletes). Up to eight at a time.
+        let width = planned.len().clamp(1, MAX_STREAMS_AT_ONCE);
         // Built in a loop, not by a closure: a closure's future is not provably `Send` for every
         // lifetime, which the scheduler's spawned runs need.
         let mut jobs = Vec::with_capacity(planned.len());

@@ -4,6 +4,7 @@
 
 mod balances;
 mod batch;
+mod coalesce;
 mod deletes;
 mod keyset;
 mod page;
@@ -80,6 +81,8 @@ struct Inner {
     /// in again (Intacct locks a user out after repeated failures). A client lives for one run
     /// (`sync`) or is built anew for each scheduled run, so new credentials are read next time.
     refused: std::sync::Mutex<Option<IntacctError>>,
+    /// Queries waiting for a slot, sent together (see [`coalesce`]).
+    coalescer: coalesce::Coalescer,
 }
 
 impl fmt::Debug for IntacctClient {
@@ -96,6 +99,7 @@ impl fmt::Debug for IntacctClient {
 impl IntacctClient {
     pub fn new(settings: IntacctSettings) -> Result<Self, IntacctError> {
         settings.validate()?;
+        let settings_slots = settings.max_concurrent_requests;
         let transport = Transport::new(
             settings.max_concurrent_requests,
             settings.request_timeout,
@@ -115,6 +119,7 @@ impl IntacctClient {
                 generation: AtomicU64::new(0),
                 seq: AtomicU64::new(0),
                 refused: std::sync::Mutex::new(None),
+                coalescer: coalesce::Coalescer::new(settings_slots),
             }),
         })
     }
@@ -169,13 +174,7 @@ impl IntacctClient {
     /// One `query` page.
     pub async fn query(&self, q: Query) -> Result<Page, IntacctError> {
         let object = q.object.clone();
-        let f = [Function {
-            control_id: self.control_id("q"),
-            call: FunctionCall::Query(q),
-        }];
-        let mut resp = self.call("query", &f).await?;
-        single_result(&resp, "query")?;
-        let r = take_result(&mut resp, 0);
+        let r = self.query_coalesced(q).await?;
         page_from(&object, r, Pass::Query)
     }
 
