@@ -39,7 +39,9 @@ pub struct AccessToken {
 }
 
 impl AccessToken {
-    pub(crate) fn bearer(&self) -> String {
+    /// The `Authorization` header value. Public for other Entra-protected APIs (OneLake) that
+    /// share this token source; never log it.
+    pub fn bearer(&self) -> String {
         format!("Bearer {}", self.secret.expose_secret())
     }
 }
@@ -135,6 +137,27 @@ pub fn cache_duration(lifetime: Duration) -> Duration {
 }
 
 impl TokenSource {
+    /// A token source for the same service principal and authority as `settings`, for another
+    /// resource's `scope` (OneLake's `https://storage.azure.com/.default`): one credential, one
+    /// refusal memory and one cache per scope.
+    pub fn for_scope(
+        settings: &crate::settings::PowerBiSettings,
+        scope: impl Into<String>,
+    ) -> Result<Self, crate::error::PowerBiError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .build()
+            .map_err(|e| crate::error::PowerBiError::Config(format!("HTTP client: {e}")))?;
+        Self::new(
+            http,
+            settings.token_url()?,
+            settings.client_id.clone(),
+            scope.into(),
+            &settings.credential,
+        )
+        .map_err(crate::error::PowerBiError::from)
+    }
+
     pub(crate) fn new(
         http: reqwest::Client,
         token_url: Url,
