@@ -228,6 +228,23 @@ pub trait Store: Send + Sync {
     /// The dataset's POSTs answered at or after `since`, oldest first.
     async fn recent_posts(&self, dataset_id: &str, since: DateTime<Utc>) -> R<Vec<PushPost>>;
 
+    // ---- a destination's own state ----
+    /// What `destination` recorded for `stream` (JSON it defines), if anything.
+    async fn destination_state(
+        &self,
+        connection: &str,
+        destination: &str,
+        stream: &str,
+    ) -> R<Option<String>>;
+    /// Replaces it, in one statement.
+    async fn save_destination_state(
+        &self,
+        connection: &str,
+        destination: &str,
+        stream: &str,
+        state: &str,
+    ) -> R<()>;
+
     // ---- leases ----
     /// Takes the connection's lease if free or expired.
     async fn try_acquire_lease(

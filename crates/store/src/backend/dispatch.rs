@@ -73,6 +73,10 @@ macro_rules! impl_dispatch {
             record_posts(dataset_id: &str, posts: &[PushPost], forget_before: DateTime<Utc>) -> ();
             recent_posts(dataset_id: &str, since: DateTime<Utc>) -> Vec<PushPost>;
 
+            // destination_state
+            destination_state(connection: &str, destination: &str, stream: &str) -> Option<String>;
+            save_destination_state(connection: &str, destination: &str, stream: &str, state: &str) -> ();
+
             // leases
             try_acquire_lease(connection: &str, worker_id: &str, ttl: Duration) -> Option<Lease>;
             renew_lease(connection: &str, token: &str, ttl: Duration) -> Option<Lease>;

@@ -24,6 +24,7 @@ pub(crate) mod audit_trail;
 pub(crate) mod connections;
 pub(crate) mod convert;
 pub(crate) mod cursors;
+pub(crate) mod destination_state;
 pub(crate) mod dispatch;
 pub(crate) mod key_index;
 pub(crate) mod leases;
@@ -74,6 +75,7 @@ macro_rules! impl_store {
         crate::backend::audit_trail::impl_audit_trail!($ty, $db, $conn);
         crate::backend::leases::impl_leases!($ty);
         crate::backend::power_bi::impl_power_bi!($ty, anonymous_placeholders = $anon);
+        crate::backend::destination_state::impl_destination_state!($ty);
         crate::backend::dispatch::impl_dispatch!($ty, backend = $backend);
     };
 }
