@@ -90,6 +90,8 @@ pub fn demo_connection(
             allow_loopback_http: true,
             request_timeout: Duration::from_secs(60),
         },
+        destination: ml_connector::config::DestinationKind::PowerBi,
+        fabric: None,
         streams: demo_streams(balances_through),
     })
 }

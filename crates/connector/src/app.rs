@@ -271,8 +271,19 @@ pub async fn connect(
     clock: SharedClock,
 ) -> Result<Connection, AppError> {
     let intacct = intacct_client(&cfg, store.as_ref(), key).await?;
-    let powerbi = powerbi_client(&cfg, store.as_ref(), key).await?;
-    let destination = PushDataset::with_limits(powerbi, PushLimits::default(), clock.clone());
+    let destination: Arc<dyn crate::destination::Destination> = match cfg.destination {
+        crate::config::DestinationKind::PowerBi => {
+            let powerbi = powerbi_client(&cfg, store.as_ref(), key).await?;
+            Arc::new(PushDataset::with_limits(
+                powerbi,
+                PushLimits::default(),
+                clock.clone(),
+            ))
+        }
+        crate::config::DestinationKind::FabricMirroring => {
+            Arc::new(fabric_destination(&cfg, store.as_ref(), key).await?)
+        }
+    };
     Ok(Connection {
         ctx: Context {
             config: cfg,
@@ -281,8 +292,31 @@ pub async fn connect(
             clock,
             audit_retention: None,
         },
-        destination: Arc::new(destination),
+        destination,
     })
+}
+
+/// The Fabric open-mirroring destination: the `[connection.powerbi]` service principal (the
+/// secret of `credentials set powerbi`) with a token for OneLake's storage scope.
+pub async fn fabric_destination(
+    cfg: &ConnectionConfig,
+    store: &dyn Store,
+    key: &MasterKey,
+) -> Result<crate::destination::fabric::FabricMirroring, AppError> {
+    let fabric = cfg.fabric.as_ref().ok_or_else(|| {
+        AppError::Usage(format!(
+            "connection {:?} has destination = \"fabric_mirroring\" but no [connection.fabric] section",
+            cfg.name
+        ))
+    })?;
+    let secrets: PowerBiSecrets = unseal(store, key, &cfg.name, "powerbi").await?;
+    let settings = powerbi_settings(cfg, secrets)?;
+    let token = ml_powerbi::TokenSource::for_scope(&settings, ml_onelake::STORAGE_SCOPE)?;
+    let lz = ml_onelake::LandingZone::parse(&fabric.landing_zone_url, fabric.allow_loopback_http)
+        .map_err(|e| AppError::Usage(e.to_string()))?;
+    let client = ml_onelake::OneLakeClient::new(lz, token, settings.request_timeout)
+        .map_err(|e| AppError::Usage(e.to_string()))?;
+    Ok(crate::destination::fabric::FabricMirroring::new(client))
 }
 
 /// The credential kind under which a connection's Intacct session is kept between runs.

@@ -13,7 +13,8 @@ use toml::Spanned;
 
 use super::raw::{RawConnection, RawStream};
 use super::{
-    ConfigError, ConnectionConfig, DeleteDetection, IntacctSection, Mode, PowerBiSection,
+    ConfigError, ConnectionConfig, DeleteDetection, DestinationKind, FabricSection, IntacctSection,
+    Mode, PowerBiSection,
     Retention, Schedule, SchemaDrift, StreamConfig,
 };
 use crate::catalogue::{self, StreamKind};
@@ -250,6 +251,52 @@ pub(super) fn convert_connection(
             Duration::from_secs(120),
         )?,
     };
+    let destination = match &c.destination {
+        None => DestinationKind::PowerBi,
+        Some(v) => match v.get_ref().as_str() {
+            "powerbi" => DestinationKind::PowerBi,
+            "fabric_mirroring" => DestinationKind::FabricMirroring,
+            _ => {
+                return Err(ctx.invalid(
+                    v,
+                    "destination",
+                    "expected \"powerbi\" (push datasets) or \"fabric_mirroring\" (a mirrored database's landing zone)",
+                ));
+            }
+        },
+    };
+    let fabric = match c.fabric {
+        None => None,
+        Some(f) => {
+            let landing_zone_url = match (&f.landing_zone_url, &f.workspace, &f.mirrored_database) {
+                (Some(u), _, _) => u.get_ref().trim().to_string(),
+                (None, Some(w), Some(d)) => format!(
+                    "https://onelake.dfs.fabric.microsoft.com/{w}/{d}/Files/LandingZone"
+                ),
+                _ => {
+                    return Err(ctx.invalid(
+                        &c.name,
+                        "fabric.landing_zone_url",
+                        "[connection.fabric] needs landing_zone_url (copy it from the mirrored database's home page in Fabric), or workspace and mirrored_database ids",
+                    ));
+                }
+            };
+            Some(FabricSection {
+                workspace: f.workspace,
+                mirrored_database: f.mirrored_database,
+                cloud: f.cloud.unwrap_or_else(|| "public".into()),
+                landing_zone_url,
+                allow_loopback_http: f.allow_loopback_http,
+            })
+        }
+    };
+    if destination == DestinationKind::FabricMirroring && fabric.is_none() {
+        return Err(ctx.invalid(
+            &c.name,
+            "destination",
+            "destination = \"fabric_mirroring\" needs a [connection.fabric] section with landing_zone_url",
+        ));
+    }
     let mut streams = Vec::new();
     for s in c.stream {
         let stream = convert_stream(ctx, s)?;
@@ -275,6 +322,8 @@ pub(super) fn convert_connection(
         refused_backoff,
         intacct,
         powerbi,
+        destination,
+        fabric,
         streams,
     })
 }

@@ -98,7 +98,30 @@ pub struct ConnectionConfig {
     pub refused_backoff: std::time::Duration,
     pub intacct: IntacctSection,
     pub powerbi: PowerBiSection,
+    /// Where the connection's rows go.
+    pub destination: DestinationKind,
+    /// `[connection.fabric]`, required when `destination = "fabric_mirroring"`.
+    pub fabric: Option<FabricSection>,
     pub streams: Vec<StreamConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationKind {
+    /// Power BI push datasets.
+    PowerBi,
+    /// Fabric open mirroring: change files in a mirrored database's landing zone.
+    FabricMirroring,
+}
+
+#[derive(Debug, Clone)]
+pub struct FabricSection {
+    /// Workspace and mirrored database ids (informational until `fabric setup` exists).
+    pub workspace: Option<String>,
+    pub mirrored_database: Option<String>,
+    pub cloud: String,
+    /// The landing zone URL from the mirrored database's home page.
+    pub landing_zone_url: String,
+    pub allow_loopback_http: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -39,8 +39,25 @@ pub(super) struct RawConnection {
     pub(super) refused_backoff: Option<Spanned<String>>,
     pub(super) intacct: RawIntacct,
     pub(super) powerbi: RawPowerBi,
+    /// `powerbi` (default) or `fabric_mirroring`.
+    pub(super) destination: Option<Spanned<String>>,
+    pub(super) fabric: Option<RawFabric>,
     #[serde(default)]
     pub(super) stream: Vec<RawStream>,
+}
+
+/// `[connection.fabric]`: the mirrored database whose landing zone `fabric_mirroring` writes to.
+/// The service principal is `[connection.powerbi]`'s (tenant_id, client_id, authority_url and the
+/// secret of `credentials set powerbi`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFabric {
+    pub(super) workspace: Option<String>,
+    pub(super) mirrored_database: Option<String>,
+    pub(super) cloud: Option<String>,
+    pub(super) landing_zone_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) allow_loopback_http: bool,
 }
 
 #[derive(Deserialize)]

@@ -10,9 +10,11 @@
 //!
 //! | module | job |
 //! |---|---|
+//! | [`fabric`] | Fabric open mirroring: Parquet change files in a mirrored database's landing zone, merged by key |
 //! | [`powerbi`] | Power BI push datasets: the dataset and its tables, rebuilds of replace tables, the append outbox, pacing across processes |
 //! | [`preview`] | what a destination would push, for `sync --dry-run` (plain data) |
 
+pub mod fabric;
 pub mod powerbi;
 pub mod preview;
 
