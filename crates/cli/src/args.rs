@@ -74,6 +74,20 @@ pub enum Command {
         /// Identifies this worker in leases when several share one PostgreSQL database.
         #[arg(long)]
         worker_id: Option<String>,
+        /// Do not serve the operations console beside the schedules.
+        #[arg(long)]
+        no_console: bool,
+    },
+    /// The operations console alone over the same store (pages, JSON API, /metrics, /healthz, /readyz), or `token rotate`.
+    #[command(
+        after_help = "Examples:\n  ml-connector console                      # http://127.0.0.1:8686 ([console] bind)\n  ml-connector console --bind 127.0.0.1:9000\n  ml-connector console token rotate         # a new console token, shown once"
+    )]
+    Console {
+        /// Listen here instead of `[console] bind` (default 127.0.0.1:8686).
+        #[arg(long, value_name = "ADDR:PORT")]
+        bind: Option<std::net::SocketAddr>,
+        #[command(subcommand)]
+        command: Option<ConsoleCommand>,
     },
     /// Back up or restore the SQLite state store (PostgreSQL: use pg_dump and pg_restore).
     #[command(
@@ -265,6 +279,19 @@ pub enum DatasetCommand {
         #[command(flatten)]
         connection: ConnectionArg,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsoleCommand {
+    /// The console token: `rotate` replaces it (shown once; logs everyone out).
+    #[command(subcommand)]
+    Token(ConsoleTokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConsoleTokenCommand {
+    /// Create a new console token, print it once, and store only its hash (the old one stops working).
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]

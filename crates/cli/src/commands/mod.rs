@@ -1,6 +1,7 @@
 //! The command line: parse, call the library, print. Exit codes are documented in `--help`.
 
 mod audit;
+mod console;
 mod credentials;
 mod dataset;
 mod dry_run;
@@ -199,11 +200,35 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 RunStatus::Failed | RunStatus::Interrupted => exit::FAILURE,
             })
         }
-        Command::Run { worker_id } => {
+        Command::Run {
+            worker_id,
+            no_console,
+        } => {
             let app = open(config).await?;
-            ml_connector::scheduler::service::run(&app, worker_id).await?;
+            // The console beside the schedules; it stops when the service does. The schedules
+            // matter more: a console that cannot start (no token, port taken) is only a warning.
+            let console = match no_console {
+                true => None,
+                false => match console::start(&app, None).await {
+                    Ok((listener, console)) => Some(tokio::spawn(ml_console::serve(
+                        listener,
+                        console,
+                        std::future::pending(),
+                    ))),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "the console is not served");
+                        None
+                    }
+                },
+            };
+            let result = ml_connector::scheduler::service::run(&app, worker_id).await;
+            if let Some(task) = console {
+                task.abort();
+            }
+            result?;
             Ok(exit::OK)
         }
+        Command::Console { bind, command } => console::run(config, bind, command).await,
         Command::Runs(cmd) => runs::run(&open(config).await?, cmd).await,
         Command::Audit(cmd) => audit::run(&open(config).await?, cmd).await,
         Command::Replay {
@@ -372,6 +397,7 @@ fn init(config: Option<&Path>, force: bool) -> Result<u8> {
             key_path.display()
         );
     }
+    console::init_token(&cfg.data_dir)?;
     crate::outln!(
         "next: edit the file, then `ml-connector credentials set intacct` and `ml-connector credentials set powerbi`"
     );
