@@ -163,6 +163,13 @@ async fn a_run_with_nothing_changed_reuses_the_session_and_reads_only_open_perio
     assert_eq!(again.status, RunStatus::Succeeded, "{again:#?}");
     let after = w.intacct.stats();
     assert_eq!(after.logins, before.logins, "no login: the kept session");
+    // Set-up (formatting and every lookup), the one question of which streams have anything to
+    // read, and the open periods' balances.
+    assert!(
+        after.http_requests - before.http_requests <= 3,
+        "{} Intacct requests",
+        after.http_requests - before.http_requests
+    );
     assert!(
         extracted(&again, "GLACCOUNTBALANCE") < extracted(&first, "GLACCOUNTBALANCE"),
         "closed periods wait for their cadence: {} of {}",

@@ -41,7 +41,7 @@ mod transport;
 
 pub use client::{
     BalancesRequest, ChangedSince, CreatedSince, Cursor, DeletedRecord, FirstPages, IntacctClient,
-    MAX_FUNCTIONS_PER_REQUEST, Page, Pass, Resume, SavedSession, SessionInfo, Setup,
+    MAX_FUNCTIONS_PER_REQUEST, Page, Pass, Probe, Resume, SavedSession, SessionInfo, Setup,
     UserFormatting, parse_object_key,
 };
 pub use error::{ErrorKind, ErrorLevel, IntacctError};

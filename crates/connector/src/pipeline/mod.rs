@@ -18,6 +18,7 @@
 //! | [`transform`] | Intacct text values → typed values (pure) |
 //! | [`extract`] | pages from Intacct → typed records → staged (mirror, audit, outbox, cursor), deletes |
 //! | [`preview`] | `sync --dry-run`: what a run would read and push, changing nothing |
+//! | `quiet` | which streams have nothing to read this run, asked in one request |
 //! | [`events`] | progress events for the CLI's bars and logs |
 //! | [`report`] | what a run reports: per-stream counts, errors, outcome |
 //! | [`error`] | [`PipelineError`] |
@@ -29,6 +30,7 @@ pub mod extract;
 pub mod job;
 pub mod plan;
 pub mod preview;
+mod quiet;
 pub mod replay;
 pub mod report;
 pub mod transform;
@@ -253,19 +255,31 @@ impl Connection {
         // another's next page, and queries waiting together go out in one request (the first
         // pages of several streams, their deletes). Up to eight at a time.
         let width = planned.len().clamp(1, MAX_STREAMS_AT_ONCE);
-        // Built in a loop, not by a closure: a closure's future is not provably `Send` for every
-        // lifetime, which the scheduler's spawned runs need.
-        let mut jobs = Vec::with_capacity(planned.len());
-        for (stream, plan) in &planned {
-            jobs.push(self.stream_in_run(run, stream, plan, &time, &stream_opts, events, &gate));
-        }
-        let (reports, ()) = tokio::join!(
+        let streams = async {
+            // Which streams have nothing to read: one request for all (see `quiet`), while the
+            // destination is prepared.
+            let quiet = quiet::quiet_streams(&self.ctx, &planned, opts).await;
+            // Built in a loop, not by a closure: a closure's future is not provably `Send` for
+            // every lifetime, which the scheduler's spawned runs need.
+            let mut jobs = Vec::with_capacity(planned.len());
+            for (stream, plan) in &planned {
+                let quiet = quiet.contains(&stream.object);
+                jobs.push(self.stream_in_run(
+                    run,
+                    (stream, plan, quiet),
+                    &time,
+                    &stream_opts,
+                    events,
+                    &gate,
+                ));
+            }
             futures::StreamExt::collect::<Vec<_>>(futures::StreamExt::buffered(
                 futures::stream::iter(jobs),
-                width
-            )),
-            prepare
-        );
+                width,
+            ))
+            .await
+        };
+        let (reports, ()) = tokio::join!(streams, prepare);
         if let Some(e) = failed_setup.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
@@ -277,8 +291,7 @@ impl Connection {
     async fn stream_in_run(
         &self,
         run: RunId,
-        stream: &StreamConfig,
-        plan: &Result<StreamPlan, PipelineError>,
+        (stream, plan, quiet): (&StreamConfig, &Result<StreamPlan, PipelineError>, bool),
         time: &TimeContext,
         opts: &RunOptions,
         events: &Events,
@@ -306,7 +319,7 @@ impl Connection {
                     events,
                     ready: &gate.ready,
                 };
-                self.run_stream(&job, &mut report, gate).await
+                self.run_stream(&job, &mut report, gate, quiet).await
             }
             Err(e) => {
                 report.refused = e.is_refusal();
@@ -346,6 +359,7 @@ impl Connection {
         job: &Job<'_>,
         report: &mut StreamReport,
         gate: &Gate<'_>,
+        quiet: bool,
     ) -> Result<(), PipelineError> {
         let conn = self.config.name.as_str();
         let Job { stream, opts, .. } = *job;
@@ -353,6 +367,15 @@ impl Connection {
             self.store.reset_cursor(conn, &stream.object).await?;
         }
         let read_from = self.committed_cursor(&stream.object).await?;
+        if quiet {
+            // Intacct has nothing for this read: the cursor stays, nothing is staged, and the
+            // delivery below still runs (a table due for a rebuild gets it).
+            tracing::debug!(stream = %stream.object, "nothing changed since the cursor; not read");
+            let _turn = gate.delivery_turn().await?;
+            self.destination.settle(job, report).await?;
+            self.destination.deliver(job, report).await?;
+            return Ok(());
+        }
         extract::extract_and_stage(job, report).await?;
         job.check_cancel()?;
         let _turn = gate.delivery_turn().await?;

@@ -22,6 +22,22 @@ pub struct DeletedRecord {
     pub id: String,
 }
 
+/// A page of `object`'s deletions recorded in AUDITHISTORY after `since`, oldest first.
+pub(super) fn deleted_query(object: &str, since: NaiveDateTime, page_size: u32) -> Query {
+    let mut q = Query::new("AUDITHISTORY", &["OBJECTKEY", "ACCESSTIME", "ID"]);
+    q.filter = Some(Filter::And(vec![
+        Filter::eq("OBJECTTYPE", object.to_ascii_lowercase()),
+        Filter::eq("ACCESSMODE", "D"),
+        Filter::gt("ACCESSTIME", format_timestamp(since)),
+    ]));
+    q.order_by = vec![
+        ("ACCESSTIME".into(), Order::Ascending),
+        ("ID".into(), Order::Ascending),
+    ];
+    q.page_size = Some(page_size);
+    q
+}
+
 impl IntacctClient {
     /// Deletions of `object` recorded in AUDITHISTORY after `since`.
     ///
@@ -37,17 +53,7 @@ impl IntacctClient {
         let mut out = Vec::new();
         let mut offset = 0u32;
         loop {
-            let mut q = Query::new("AUDITHISTORY", &["OBJECTKEY", "ACCESSTIME", "ID"]);
-            q.filter = Some(Filter::And(vec![
-                Filter::eq("OBJECTTYPE", object.to_ascii_lowercase()),
-                Filter::eq("ACCESSMODE", "D"),
-                Filter::gt("ACCESSTIME", format_timestamp(since)),
-            ]));
-            q.order_by = vec![
-                ("ACCESSTIME".into(), Order::Ascending),
-                ("ID".into(), Order::Ascending),
-            ];
-            q.page_size = Some(page_size);
+            let mut q = deleted_query(object, since, page_size);
             q.offset = Some(offset);
             let page = self.query(q).await.map_err(|mut e| {
                 if e.is_permission_denied() {

@@ -11,6 +11,7 @@ mod page;
 mod paging;
 mod parallel;
 mod prefetch;
+mod probe;
 mod results;
 mod sessions;
 mod setup;
@@ -36,6 +37,7 @@ pub use deletes::{DeletedRecord, parse_object_key};
 pub use keyset::{ChangedSince, CreatedSince};
 pub use page::{Cursor, Page, Pass};
 pub use paging::{FirstPages, Resume};
+pub use probe::Probe;
 pub use sessions::SavedSession;
 pub use setup::Setup;
 

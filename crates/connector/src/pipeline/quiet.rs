@@ -1,0 +1,115 @@
+//! Streams with nothing to read this run, found in one request before any stream reads.
+//!
+//! An incremental read with nothing to find still costs a request for each of its two passes and
+//! one for its deletes; a run of twenty quiet objects, sixty. Asked together (see
+//! `IntacctClient::quiet`), the same questions cost one request, and a stream whose read would
+//! return nothing skips it: its cursor stays where it is, so nothing can be missed, and its
+//! delivery still runs (a table waiting for a rebuild gets it).
+//!
+//! Only a read that is fully decided by its cursor is asked about: incremental, never-modified
+//! records narrowed by their creation time (no full pass due), deletes from AUDITHISTORY or not
+//! looked for. Full reads, balances, key comparisons and first runs read as always.
+
+use std::collections::HashSet;
+
+use ml_intacct::{ChangedSince, Probe};
+
+use super::extract::{never_modified_filter, parse_cursor, read_from};
+use super::job::{Context, RunOptions};
+use super::plan::StreamPlan;
+use super::{PipelineError, Planned};
+use crate::catalogue::StreamKind;
+use crate::config::{DeleteDetection, StreamConfig};
+
+/// AUDITHISTORY's ACCESSTIME is GMT while the cursor is the user's wall clock: the delete check
+/// looks a day further back (`extract::deletes`), and so does this question.
+const DELETE_MARGIN_HOURS: i64 = 24;
+
+/// The objects of `planned` whose read this run would return nothing. Any doubt (a question
+/// Intacct did not answer, a failure) leaves the stream to read as always.
+pub(super) async fn quiet_streams(
+    conn: &Context,
+    planned: &Planned,
+    opts: &RunOptions,
+) -> HashSet<String> {
+    if opts.full {
+        return HashSet::new();
+    }
+    let mut probes = Vec::new();
+    let mut objects = Vec::new();
+    for (stream, plan) in planned {
+        let Ok(plan) = plan else { continue };
+        match probe(conn, stream, plan).await {
+            Ok(Some(p)) => {
+                probes.push(p);
+                objects.push(stream.object.clone());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(stream = %stream.object, error = %e, "not asked whether quiet")
+            }
+        }
+    }
+    if probes.is_empty() {
+        return HashSet::new();
+    }
+    match conn.intacct.quiet(&probes).await {
+        Ok(answers) => objects
+            .into_iter()
+            .zip(answers)
+            .filter_map(|(object, quiet)| match quiet {
+                Ok(true) => Some(object),
+                _ => None,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not ask which streams are quiet; every stream reads");
+            HashSet::new()
+        }
+    }
+}
+
+/// The question for `stream`'s read, when its read is one the answer fully decides.
+async fn probe(
+    conn: &Context,
+    stream: &StreamConfig,
+    plan: &StreamPlan,
+) -> Result<Option<Probe>, PipelineError> {
+    if plan.kind == StreamKind::Balances {
+        return Ok(None);
+    }
+    let deletes_by_audit = match stream.deletes {
+        DeleteDetection::Auto | DeleteDetection::AuditHistory => true,
+        DeleteDetection::None => false,
+        DeleteDetection::KeyCompare => return Ok(None),
+    };
+    let committed = conn
+        .store
+        .cursor(&conn.config.name, &stream.object)
+        .await?
+        .and_then(|c| c.committed);
+    // A cursor the pipeline cannot read is a full read, whatever the question would say.
+    if committed.as_ref().and_then(parse_cursor).is_none() {
+        return Ok(None);
+    }
+    let Some(since) = read_from(committed.as_ref(), false, stream.lookback) else {
+        return Ok(None);
+    };
+    let Some(created_since) =
+        never_modified_filter(conn, stream, plan.created_field.as_deref(), Some(since)).await?
+    else {
+        // Every never-modified record is read again (no creation field, or the full pass is due).
+        return Ok(None);
+    };
+    Ok(Some(Probe {
+        read: ChangedSince {
+            object: plan.object.clone(),
+            fields: plan.select.clone(),
+            since: Some(since),
+            page_size: Some(1),
+            created_since: Some(created_since),
+        },
+        deleted_after: deletes_by_audit
+            .then(|| since.when_modified - chrono::Duration::hours(DELETE_MARGIN_HOURS)),
+    }))
+}
