@@ -89,7 +89,7 @@ impl DfsError {
     fn render(self, shared: &Shared, head: bool) -> Response {
         shared.count_error(self.code);
         let request_id = uuid::Uuid::new_v4().to_string();
-        let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.7fZ");
+        let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
         let body = if head {
             String::new()
         } else {
