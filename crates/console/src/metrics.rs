@@ -112,6 +112,9 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// Reads one figure of a stream's totals.
+type StreamFigure = fn(&ml_store::StreamTotals) -> u64;
+
 /// The exposition text (pure): `tables` are the configured (connection, object, table).
 pub fn render(
     totals: &RunTotals,
@@ -134,7 +137,7 @@ pub fn render(
             r.runs
         );
     }
-    let per_stream: [(&str, &str, fn(&ml_store::StreamTotals) -> u64); 3] = [
+    let per_stream: [(&str, &str, StreamFigure); 3] = [
         (
             "ml_connector_rows_read_total",
             "Records read from Intacct, by connection and stream (object), over every run.",
