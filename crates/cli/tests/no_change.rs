@@ -229,3 +229,62 @@ async fn a_kept_session_intacct_refuses_costs_one_login_not_a_refusal() {
     assert!(!report.refused);
     assert_eq!(w.intacct.stats().logins, before + 1, "one login, then on");
 }
+
+/// With the default two-hour `lookback`, a run finds a stream quiet only while its lookback window
+/// was read less than `lookback` ago: within it, one question tells the run nothing changed and the
+/// stream is not read; past it, the window is read again (a record Intacct showed late is found);
+/// a change after the cursor is always found at once.
+#[tokio::test]
+async fn a_quiet_stream_is_not_read_until_its_lookback_window_is_due() {
+    let mut w = world(&["VENDOR", "DEPARTMENT"]).await;
+    for s in &mut w.cfg.streams {
+        s.lookback = Duration::from_secs(2 * 3600);
+    }
+    let clock = std::sync::Arc::new(ml_clock::ManualClock::starting_at(chrono::Utc::now()));
+    let connect = || async {
+        let mut conn = w.connection().await;
+        conn.clock = clock.clone();
+        conn
+    };
+    let requests = |w: &World| w.intacct.stats().http_requests;
+
+    let first = sync(&w, &connect().await).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:#?}");
+
+    // Nothing changed, the window was just read: one question, no read.
+    let before = requests(&w);
+    let quiet = sync(&w, &connect().await).await;
+    assert_eq!(quiet.status, RunStatus::Succeeded, "{quiet:#?}");
+    assert_eq!(extracted(&quiet, "VENDOR"), 0, "{quiet:#?}");
+    assert_eq!(extracted(&quiet, "DEPARTMENT"), 0, "{quiet:#?}");
+    assert!(
+        requests(&w) - before <= 2,
+        "{} requests",
+        requests(&w) - before
+    );
+
+    // A change after the cursor is found by the same question, and read.
+    let key: u64 = w.intacct.records("VENDOR")[0]["RECORDNO"].parse().unwrap();
+    assert!(
+        w.intacct
+            .update("VENDOR", key, fields(&[("NAME", "Renamed Ltd")]))
+    );
+    let changed = sync(&w, &connect().await).await;
+    assert!(extracted(&changed, "VENDOR") >= 1, "{changed:#?}");
+    assert_eq!(extracted(&changed, "DEPARTMENT"), 0, "{changed:#?}");
+    assert!(
+        w.table("Vendors")
+            .iter()
+            .any(|r| r["NAME"] == serde_json::json!("Renamed Ltd")),
+        "the renamed vendor reached Power BI"
+    );
+
+    // Past the lookback, each stream reads its window again, once.
+    clock.advance(Duration::from_secs(2 * 3600 + 1));
+    let due = sync(&w, &connect().await).await;
+    assert!(extracted(&due, "DEPARTMENT") >= 1, "{due:#?}");
+    let again = sync(&w, &connect().await).await;
+    assert_eq!(extracted(&again, "DEPARTMENT"), 0, "{again:#?}");
+    assert_eq!(extracted(&again, "VENDOR"), 0, "{again:#?}");
+    w.assert_tables_equal_source(chrono::FixedOffset::east_opt(0).unwrap());
+}

@@ -18,6 +18,7 @@
 //! | [`transform`] | Intacct text values → typed values (pure) |
 //! | [`extract`] | pages from Intacct → typed records → staged (mirror, audit, outbox, cursor), deletes |
 //! | [`preview`] | `sync --dry-run`: what a run would read and push, changing nothing |
+//! | [`marker`] | when a stream's periodic work was last done |
 //! | `quiet` | which streams have nothing to read this run, asked in one request |
 //! | [`events`] | progress events for the CLI's bars and logs |
 //! | [`report`] | what a run reports: per-stream counts, errors, outcome |
@@ -28,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod job;
+pub mod marker;
 pub mod plan;
 pub mod preview;
 mod quiet;
@@ -376,6 +378,7 @@ impl Connection {
             self.destination.deliver(job, report).await?;
             return Ok(());
         }
+        let started = self.clock.now().naive_utc();
         extract::extract_and_stage(job, report).await?;
         job.check_cancel()?;
         let _turn = gate.delivery_turn().await?;
@@ -410,6 +413,9 @@ impl Connection {
             )));
         }
         self.store.commit_cursor(conn, &stream.object).await?;
+        if !stream.lookback.is_zero() && job.plan.kind != crate::catalogue::StreamKind::Balances {
+            quiet::window_read(&self.ctx, job.run, stream, started).await?;
+        }
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use ml_intacct::{ChangedSince, Probe};
 
 use super::extract::{never_modified_filter, parse_cursor, read_from};
 use super::job::{Context, RunOptions};
+use super::marker;
 use super::plan::StreamPlan;
 use super::{PipelineError, Planned};
 use crate::catalogue::StreamKind;
@@ -24,6 +25,21 @@ use crate::config::{DeleteDetection, StreamConfig};
 /// AUDITHISTORY's ACCESSTIME is GMT while the cursor is the user's wall clock: the delete check
 /// looks a day further back (`extract::deletes`), and so does this question.
 const DELETE_MARGIN_HOURS: i64 = 24;
+
+/// The marker stream whose cursor holds when the stream's lookback window was last read.
+fn window_marker(object: &str) -> String {
+    marker::name(object, "window")
+}
+
+/// Records that `stream`'s read, begun at `started` (UTC), covered its lookback window.
+pub(super) async fn window_read(
+    conn: &Context,
+    run: ml_store::RunId,
+    stream: &StreamConfig,
+    started: chrono::NaiveDateTime,
+) -> Result<(), PipelineError> {
+    marker::record(conn, run, &window_marker(&stream.object), started).await
+}
 
 /// The objects of `planned` whose read this run would return nothing. Any doubt (a question
 /// Intacct did not answer, a failure) leaves the stream to read as always.
@@ -92,9 +108,21 @@ async fn probe(
     if committed.as_ref().and_then(parse_cursor).is_none() {
         return Ok(None);
     }
-    let Some(since) = read_from(committed.as_ref(), false, stream.lookback) else {
+    // The question is about what came after the cursor itself. The read's `lookback` window
+    // before it is there for records Intacct shows late: it is read again at least once every
+    // `lookback` (a stream whose window was read longer ago than that reads as always), so a
+    // late record waits at most that long more, and none falls behind the window.
+    let Some(since) = read_from(committed.as_ref(), false, std::time::Duration::ZERO) else {
         return Ok(None);
     };
+    if !stream.lookback.is_zero() {
+        let lookback = chrono::Duration::from_std(stream.lookback).unwrap_or(chrono::Duration::MAX);
+        let now = conn.clock.now().naive_utc();
+        match marker::last(conn, &window_marker(&stream.object)).await? {
+            Some(read) if now < read + lookback => {}
+            _ => return Ok(None),
+        }
+    }
     let Some(created_since) =
         never_modified_filter(conn, stream, plan.created_field.as_deref(), Some(since)).await?
     else {

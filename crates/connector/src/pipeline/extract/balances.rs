@@ -6,19 +6,16 @@
 
 use std::collections::HashSet;
 
-use chrono::NaiveDateTime;
-use ml_store::{CursorPos, StageMode, StagePage};
-
 use ml_powerbi::schema::RowEncoder;
 
-use super::deletes::{keys_missing_from, parse_cursor};
+use super::deletes::keys_missing_from;
 use super::records::{staged_record, typed_record};
 use super::stage::{STAGE_BATCH_RECORDS, StagedPage, stage};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::events::RunEvent;
 use crate::pipeline::job::Job;
+use crate::pipeline::marker;
 use crate::pipeline::report::StreamReport;
-use crate::pipeline::transform;
 
 /// GL balances: a snapshot of the configured periods each run; balances that disappeared are deleted.
 pub(super) async fn extract_balances(
@@ -40,16 +37,9 @@ pub(super) async fn extract_balances(
         .periods_through
         .unwrap_or_else(|| conn.clock.now().date_naive());
     let all = recent_periods(through, stream.periods);
-    let marker = format!("{}#all-periods", stream.object);
+    let all_marker = marker::name(&stream.object, "all-periods");
     let now = conn.clock.now().naive_utc();
-    let last_all: Option<NaiveDateTime> = conn
-        .store
-        .cursor(&conn.config.name, &marker)
-        .await?
-        .and_then(|c| c.committed)
-        .as_ref()
-        .and_then(parse_cursor)
-        .map(|(t, _)| t);
+    let last_all = marker::last(conn, &all_marker).await?;
     let every = chrono::Duration::from_std(stream.closed_periods_every).unwrap_or_default();
     let read_all = opts.full
         || stream.closed_periods_every.is_zero()
@@ -111,22 +101,7 @@ pub(super) async fn extract_balances(
         .await?;
     }
     if read_all {
-        conn.store
-            .stage_page(StagePage {
-                connection: conn.config.name.clone(),
-                run,
-                stream: marker.clone(),
-                mode: StageMode::Replace,
-                records: Vec::new(),
-                deletes: Vec::new(),
-                failed: Vec::new(),
-                pending_cursor: Some(CursorPos {
-                    when_modified: transform::format_iso_seconds(&now),
-                    recordno: 0,
-                }),
-            })
-            .await?;
-        conn.store.commit_cursor(&conn.config.name, &marker).await?;
+        marker::record(conn, run, &all_marker, now).await?;
     }
     Ok(())
 }

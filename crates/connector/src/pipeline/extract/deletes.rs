@@ -6,12 +6,13 @@ use std::collections::{BTreeSet, HashSet};
 use chrono::NaiveDateTime;
 use futures::StreamExt;
 use ml_intacct::DeletedRecord;
-use ml_store::{CursorPos, StageMode, StagePage};
+use ml_store::CursorPos;
 
 use crate::catalogue;
 use crate::config::{DeleteDetection, StreamConfig};
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::job::Context;
+use crate::pipeline::marker;
 use crate::pipeline::plan::StreamPlan;
 use crate::pipeline::transform;
 
@@ -193,7 +194,7 @@ async fn resolve(
             Err(_) => {}
         }
     }
-    let compared_at = last_key_comparison(conn, stream).await?;
+    let compared_at = marker::last(conn, &key_compare_marker(stream)).await?;
     for d in by_name
         .iter()
         .filter(|d| !resolved.contains(d.object_key.as_str()))
@@ -220,22 +221,7 @@ async fn resolve(
 
 /// The marker stream whose cursor holds the time of the last comparison of every key.
 fn key_compare_marker(stream: &StreamConfig) -> String {
-    format!("{}#key-compare", stream.object)
-}
-
-/// When every key of the stream was last compared (UTC), if ever.
-async fn last_key_comparison(
-    conn: &Context,
-    stream: &StreamConfig,
-) -> Result<Option<NaiveDateTime>, PipelineError> {
-    Ok(conn
-        .store
-        .cursor(&conn.config.name, &key_compare_marker(stream))
-        .await?
-        .and_then(|c| c.committed)
-        .as_ref()
-        .and_then(parse_cursor)
-        .map(|(t, _)| t))
+    marker::name(&stream.object, "key-compare")
 }
 
 /// Keys in the mirror that Intacct no longer has, found by reading every key. Unless `forced`, done
@@ -248,11 +234,11 @@ async fn compare_keys(
 ) -> Result<FoundDeletes, PipelineError> {
     // Comparing every key costs ⌈records/2000⌉ requests: done at most once per `key_compare_every`. The
     // time of the last comparison is kept as the cursor of a marker stream, so it survives restarts.
-    let marker = key_compare_marker(stream);
+    let compare_marker = key_compare_marker(stream);
     let now = conn.clock.now().naive_utc();
     if !forced
         && !stream.key_compare_every.is_zero()
-        && let Some(last) = last_key_comparison(conn, stream).await?
+        && let Some(last) = marker::last(conn, &compare_marker).await?
         && now < last + chrono::Duration::from_std(stream.key_compare_every).unwrap_or_default()
     {
         return Ok(FoundDeletes::default());
@@ -263,23 +249,9 @@ async fn compare_keys(
         present.extend(page?.into_iter().map(|k| k.to_string()));
     }
     let missing = keys_missing_from(conn, stream, |k| present.contains(k)).await?;
-    conn.store
-        .stage_page(StagePage {
-            connection: conn.config.name.clone(),
-            run,
-            stream: marker.clone(),
-            mode: StageMode::Replace,
-            records: Vec::new(),
-            deletes: Vec::new(),
-            failed: Vec::new(),
-            pending_cursor: Some(CursorPos {
-                when_modified: transform::format_iso_seconds(&now),
-                recordno: 0,
-            }),
-        })
-        .await?;
+    marker::stage(conn, run, &compare_marker, now).await?;
     Ok(FoundDeletes {
         keys: missing,
-        compared: Some(marker),
+        compared: Some(compare_marker),
     })
 }

@@ -8,32 +8,15 @@
 
 use chrono::NaiveDateTime;
 use ml_intacct::{CreatedSince, Cursor as IntacctCursor};
-use ml_store::{CursorPos, StageMode, StagePage};
 
-use super::deletes::parse_cursor;
 use crate::config::StreamConfig;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::job::Context;
-use crate::pipeline::transform;
+use crate::pipeline::marker;
 
 /// The marker stream whose cursor holds the time every never-modified record was last read.
-fn marker(stream: &StreamConfig) -> String {
-    format!("{}#never-modified", stream.object)
-}
-
-/// When every never-modified record of the stream was last read (UTC), if ever.
-async fn last_full_pass(
-    conn: &Context,
-    stream: &StreamConfig,
-) -> Result<Option<NaiveDateTime>, PipelineError> {
-    Ok(conn
-        .store
-        .cursor(&conn.config.name, &marker(stream))
-        .await?
-        .and_then(|c| c.committed)
-        .as_ref()
-        .and_then(parse_cursor)
-        .map(|(t, _)| t))
+fn pass_marker(stream: &StreamConfig) -> String {
+    marker::name(&stream.object, "never-modified")
 }
 
 /// How the read of `stream` starting at `since` narrows its never-modified pass: by
@@ -53,7 +36,7 @@ pub async fn never_modified_filter(
     }
     let every = chrono::Duration::from_std(stream.never_modified_full_every).unwrap_or_default();
     let now = conn.clock.now().naive_utc();
-    Ok(match last_full_pass(conn, stream).await? {
+    Ok(match marker::last(conn, &pass_marker(stream)).await? {
         Some(last) if now < last + every => Some(CreatedSince {
             field: field.to_string(),
             since: since.when_modified,
@@ -71,22 +54,5 @@ pub(super) async fn full_pass_done(
     stream: &StreamConfig,
     started: NaiveDateTime,
 ) -> Result<(), PipelineError> {
-    let marker = marker(stream);
-    conn.store
-        .stage_page(StagePage {
-            connection: conn.config.name.clone(),
-            run,
-            stream: marker.clone(),
-            mode: StageMode::Replace,
-            records: Vec::new(),
-            deletes: Vec::new(),
-            failed: Vec::new(),
-            pending_cursor: Some(CursorPos {
-                when_modified: transform::format_iso_seconds(&started),
-                recordno: 0,
-            }),
-        })
-        .await?;
-    conn.store.commit_cursor(&conn.config.name, &marker).await?;
-    Ok(())
+    marker::record(conn, run, &pass_marker(stream), started).await
 }

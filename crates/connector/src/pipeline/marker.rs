@@ -1,0 +1,67 @@
+//! Times a stream's periodic work was last done (a full pass over never-modified records, a
+//! comparison of every key, a read of every GL period, a read of the lookback window), kept as the
+//! cursor of a marker stream (`VENDOR#key-compare`) so they survive restarts and move with the
+//! same transactions as the stream's own cursor.
+
+use chrono::NaiveDateTime;
+use ml_store::{CursorPos, RunId, StageMode, StagePage};
+
+use super::error::PipelineError;
+use super::extract::parse_cursor;
+use super::job::Context;
+use super::transform;
+
+/// The marker stream of `stream`'s `what` (`VENDOR#key-compare`).
+pub fn name(stream: &str, what: &str) -> String {
+    format!("{stream}#{what}")
+}
+
+/// When the work the marker stands for was last done (UTC), if ever.
+pub async fn last(conn: &Context, marker: &str) -> Result<Option<NaiveDateTime>, PipelineError> {
+    Ok(conn
+        .store
+        .cursor(&conn.config.name, marker)
+        .await?
+        .and_then(|c| c.committed)
+        .as_ref()
+        .and_then(parse_cursor)
+        .map(|(t, _)| t))
+}
+
+/// Stages `at` as the marker's time; it counts once committed (by the caller, when what the
+/// work found is staged too, or at once by [`record`]).
+pub async fn stage(
+    conn: &Context,
+    run: RunId,
+    marker: &str,
+    at: NaiveDateTime,
+) -> Result<(), PipelineError> {
+    conn.store
+        .stage_page(StagePage {
+            connection: conn.config.name.clone(),
+            run,
+            stream: marker.to_string(),
+            mode: StageMode::Replace,
+            records: Vec::new(),
+            deletes: Vec::new(),
+            failed: Vec::new(),
+            pending_cursor: Some(CursorPos {
+                when_modified: transform::format_iso_seconds(&at),
+                recordno: 0,
+            }),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Records `at` as the marker's time, committed at once.
+pub async fn record(
+    conn: &Context,
+    run: RunId,
+    marker: &str,
+    at: NaiveDateTime,
+) -> Result<(), PipelineError> {
+    stage(conn, run, marker, at).await?;
+    conn.store.commit_cursor(&conn.config.name, marker).await?;
+    Ok(())
+}
