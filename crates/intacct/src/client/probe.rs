@@ -2,7 +2,7 @@
 //!
 //! An incremental read costs at least a request per pass and one for its deletes, per object,
 //! even when nothing changed. Asked together, with a page of one record each, the same questions
-//! cost one request for up to [`MAX_FUNCTIONS_PER_REQUEST`] / 3 objects: each answer's
+//! cost one request for up to [`super::batch::MAX_FUNCTIONS_PER_REQUEST`] / 3 objects: each answer's
 //! `totalcount` says whether that read would return anything.
 
 use chrono::NaiveDateTime;
@@ -11,7 +11,6 @@ use crate::error::IntacctError;
 use crate::protocol::FunctionCall;
 
 use super::IntacctClient;
-use super::batch::MAX_FUNCTIONS_PER_REQUEST;
 use super::deletes::deleted_query;
 use super::keyset::{ChangedSince, modified_query, never_modified_query};
 use super::page::Pass;
@@ -50,7 +49,6 @@ impl IntacctClient {
                 objects.push("AUDITHISTORY".to_owned());
             }
         }
-        debug_assert!(MAX_FUNCTIONS_PER_REQUEST >= 3);
         let mut results = self.call_each("query", calls).await?.into_iter();
         let mut objects = objects.into_iter();
         let mut out = Vec::with_capacity(probes.len());
