@@ -442,6 +442,17 @@ pub enum SimCommand {
         #[arg(long, default_value_t = 18090)]
         port: u16,
     },
+    /// The Entra + OneLake + open-mirroring simulator: a landing zone kept as plain files under
+    /// --root, replicated into tables every two seconds (or on POST /admin/replicate).
+    #[command(after_help = "Example: ml-connector sim fabric --root ./fabric-sim --port 18100")]
+    Fabric {
+        /// The directory the landing zone lives in, as plain files any Parquet reader can open.
+        #[arg(long, value_name = "DIR")]
+        root: PathBuf,
+        /// The loopback port to listen on.
+        #[arg(long, default_value_t = 18100)]
+        port: u16,
+    },
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! It starts a seeded mid-sized firm in the Intacct simulator and an empty Power BI workspace, seals the
 //! simulators' credentials in a fresh store exactly like `credentials set` would, runs a full sync, then
 //! adds, changes and deletes vendors and changes a bill, and runs an incremental sync that shows exactly
-//! those changes arriving in Power BI and in the audit trail. `sim intacct` / `sim powerbi` serve one
+//! those changes arriving in Power BI and in the audit trail. `sim intacct` / `sim powerbi` / `sim fabric` serve one
 //! simulator on a fixed port for trying the connector by hand.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use ml_sim_fabric as sim_fabric;
 use ml_sim_intacct as sim_intacct;
 use ml_sim_powerbi as sim_powerbi;
 use ml_store::crypto::MasterKey;
@@ -447,6 +448,74 @@ pub async fn serve_powerbi(port: u16) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())
+}
+
+/// `sim fabric`: the landing zone under `root` as plain files, replicated every two seconds as
+/// Fabric would (on a timer here because a person is watching; tests call `replicate_now`).
+pub async fn serve_fabric(root: PathBuf, port: u16) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+    let sim = Arc::new(
+        sim_fabric::FabricSim::start_on(listener, sim_fabric::SimConfig::new(&root))
+            .await
+            .with_context(|| {
+                format!("cannot start the Fabric simulator under {}", root.display())
+            })?,
+    );
+    println!(
+        "{}",
+        fabric_banner(
+            &sim.base_url(),
+            &sim.landing_zone_url(),
+            &sim.landing_zone_dir().display().to_string()
+        )
+    );
+    let replicator = {
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let sim = sim.clone();
+                // The replicator reads Parquet files from disk: off the async workers.
+                let _ = tokio::task::spawn_blocking(move || sim.replicate_now()).await;
+            }
+        })
+    };
+    tokio::signal::ctrl_c().await?;
+    replicator.abort();
+    let _ = replicator.await;
+    if let Ok(sim) = Arc::try_unwrap(sim) {
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
+/// What `sim fabric` prints: the lines to paste (valid TOML: the service principal lives in
+/// `[connection.powerbi]`, the landing zone in `[connection.fabric]`), the client secret for
+/// `credentials set powerbi`, where the files are, and its admin endpoints as the README lists them.
+pub fn fabric_banner(url: &str, landing_zone_url: &str, landing_zone_dir: &str) -> String {
+    format!(
+        "Fabric open-mirroring simulator listening. In [[connection]]:\n\
+         destination = \"fabric_mirroring\"\n\
+         In [connection.powerbi] (the service principal; workspace is not used by this destination):\n\
+         authority_url = \"{url}\"\n\
+         allow_loopback_http = true\n\
+         tenant_id = \"{}\"\n\
+         client_id = \"{}\"\n\
+         workspace = \"{}\"\n\
+         In [connection.fabric]:\n\
+         landing_zone_url = \"{landing_zone_url}\"\n\
+         allow_loopback_http = true\n\
+         client secret for `ml-connector credentials set powerbi`: \"{}\"\n\
+         landing zone files: {landing_zone_dir} (replicated every 2 s)\n\
+         admin: GET /stats, POST /admin/faults, POST /admin/replicate, GET /admin/tables, GET /admin/tables/{{table}}. Ctrl-C stops.",
+        sim_fabric::DEFAULT_TENANT_ID,
+        sim_fabric::DEFAULT_CLIENT_ID,
+        sim_fabric::DEFAULT_WORKSPACE_ID,
+        sim_fabric::DEFAULT_CLIENT_SECRET
+    )
 }
 
 /// What `sim intacct` prints: the `[connection.intacct]` lines to paste (valid TOML), the

@@ -310,6 +310,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             crate::demo::serve_powerbi(port).await?;
             Ok(exit::OK)
         }
+        Command::Sim(SimCommand::Fabric { root, port }) => {
+            crate::demo::serve_fabric(root, port).await?;
+            Ok(exit::OK)
+        }
         Command::Demo { data_dir, vendors } => {
             crate::demo::run(data_dir, vendors).await?;
             Ok(exit::OK)
