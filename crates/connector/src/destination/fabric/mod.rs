@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Destination;
 use crate::pipeline::error::PipelineError;
+use crate::pipeline::events::RunEvent;
 use crate::pipeline::job::{Context, Job};
 use crate::pipeline::plan::StreamPlan;
 use crate::pipeline::report::StreamReport;
@@ -369,6 +370,11 @@ impl Destination for FabricMirroring {
             st.pending = None;
             self.save(job, &st).await?;
             report.pushed += rows;
+            // The progress bars and `sync`'s summary count rows from these, as for Power BI.
+            job.events.emit(RunEvent::Pushed {
+                stream: job.stream.object.clone(),
+                rows: report.pushed,
+            });
             tracing::info!(stream = %job.stream.object, table = %table, file = p.file, rows, bytes = bytes.len(), "published a change file");
         }
         report.table_rows = job
