@@ -284,13 +284,14 @@ pub enum DatasetCommand {
 #[derive(Subcommand, Debug)]
 pub enum ConsoleCommand {
     /// The console token: `rotate` replaces it (shown once; logs everyone out).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example: ml-connector console token rotate")]
     Token(ConsoleTokenCommand),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ConsoleTokenCommand {
     /// Create a new console token, print it once, and store only its hash (the old one stops working).
+    #[command(after_help = "Example: ml-connector console token rotate")]
     Rotate,
 }
 

@@ -14,8 +14,7 @@ use toml::Spanned;
 use super::raw::{RawConnection, RawStream};
 use super::{
     ConfigError, ConnectionConfig, DeleteDetection, DestinationKind, FabricSection, IntacctSection,
-    Mode, PowerBiSection,
-    Retention, Schedule, SchemaDrift, StreamConfig,
+    Mode, PowerBiSection, Retention, Schedule, SchemaDrift, StreamConfig,
 };
 use crate::catalogue::{self, StreamKind};
 
@@ -270,9 +269,9 @@ pub(super) fn convert_connection(
         Some(f) => {
             let landing_zone_url = match (&f.landing_zone_url, &f.workspace, &f.mirrored_database) {
                 (Some(u), _, _) => u.get_ref().trim().to_string(),
-                (None, Some(w), Some(d)) => format!(
-                    "https://onelake.dfs.fabric.microsoft.com/{w}/{d}/Files/LandingZone"
-                ),
+                (None, Some(w), Some(d)) => {
+                    format!("https://onelake.dfs.fabric.microsoft.com/{w}/{d}/Files/LandingZone")
+                }
                 _ => {
                     return Err(ctx.invalid(
                         &c.name,
