@@ -18,14 +18,21 @@ pub fn name(stream: &str, what: &str) -> String {
 
 /// When the work the marker stands for was last done (UTC), if ever.
 pub async fn last(conn: &Context, marker: &str) -> Result<Option<NaiveDateTime>, PipelineError> {
+    Ok(last_position(conn, marker).await?.map(|(t, _)| t))
+}
+
+/// The marker's committed position: a time and a RECORDNO.
+pub async fn last_position(
+    conn: &Context,
+    marker: &str,
+) -> Result<Option<(NaiveDateTime, i64)>, PipelineError> {
     Ok(conn
         .store
         .cursor(&conn.config.name, marker)
         .await?
         .and_then(|c| c.committed)
         .as_ref()
-        .and_then(parse_cursor)
-        .map(|(t, _)| t))
+        .and_then(parse_cursor))
 }
 
 /// Stages `at` as the marker's time; it counts once committed (by the caller, when what the
@@ -35,6 +42,16 @@ pub async fn stage(
     run: RunId,
     marker: &str,
     at: NaiveDateTime,
+) -> Result<(), PipelineError> {
+    stage_position(conn, run, marker, (at, 0)).await
+}
+
+/// Stages a position (a time and a RECORDNO) as the marker's; see [`stage`].
+pub async fn stage_position(
+    conn: &Context,
+    run: RunId,
+    marker: &str,
+    (at, recordno): (NaiveDateTime, i64),
 ) -> Result<(), PipelineError> {
     conn.store
         .stage_page(StagePage {
@@ -47,7 +64,7 @@ pub async fn stage(
             failed: Vec::new(),
             pending_cursor: Some(CursorPos {
                 when_modified: transform::format_iso_seconds(&at),
-                recordno: 0,
+                recordno,
             }),
         })
         .await?;

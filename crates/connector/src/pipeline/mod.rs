@@ -370,13 +370,18 @@ impl Connection {
         }
         let read_from = self.committed_cursor(&stream.object).await?;
         if quiet {
-            // Intacct has nothing for this read: the cursor stays, nothing is staged, and the
-            // delivery below still runs (a table due for a rebuild gets it).
-            tracing::debug!(stream = %stream.object, "nothing changed since the cursor; not read");
-            let _turn = gate.delivery_turn().await?;
-            self.destination.settle(job, report).await?;
-            self.destination.deliver(job, report).await?;
-            return Ok(());
+            let turn = gate.delivery_turn().await?;
+            // Unless preparing the destination reset the cursor (a table whose columns changed
+            // needs every record again), Intacct has nothing for this read: the cursor stays,
+            // nothing is staged, and the delivery still runs (a table due for a rebuild gets it).
+            // (A quiet stream had a cursor when Intacct was asked; none now means it was reset.)
+            if self.committed_cursor(&stream.object).await?.is_some() {
+                tracing::debug!(stream = %stream.object, "nothing changed since the cursor; not read");
+                self.destination.settle(job, report).await?;
+                self.destination.deliver(job, report).await?;
+                return Ok(());
+            }
+            drop(turn);
         }
         let started = self.clock.now().naive_utc();
         extract::extract_and_stage(job, report).await?;
@@ -413,6 +418,7 @@ impl Connection {
             )));
         }
         self.store.commit_cursor(conn, &stream.object).await?;
+        extract::confirm_created(&self.ctx, stream).await?;
         if !stream.lookback.is_zero() && job.plan.kind != crate::catalogue::StreamKind::Balances {
             quiet::window_read(&self.ctx, job.run, stream, started).await?;
         }

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use ml_intacct::{ChangedSince, Probe};
 
-use super::extract::{never_modified_filter, parse_cursor, read_from};
+use super::extract::{created_high_water, never_modified_filter, parse_cursor, read_from};
 use super::job::{Context, RunOptions};
 use super::marker;
 use super::plan::StreamPlan;
@@ -123,12 +123,20 @@ async fn probe(
             _ => return Ok(None),
         }
     }
-    let Some(created_since) =
+    let Some(mut created_since) =
         never_modified_filter(conn, stream, plan.created_field.as_deref(), Some(since)).await?
     else {
         // Every never-modified record is read again (no creation field, or the full pass is due).
         return Ok(None);
     };
+    // Created after the newest record a confirmed read saw (exactly: by creation time and
+    // RECORDNO), when that is past the cursor.
+    if let Some((t, n)) = created_high_water(conn, stream).await?
+        && t >= created_since.since
+    {
+        created_since.since = t;
+        created_since.after = Some(n);
+    }
     Ok(Some(Probe {
         read: ChangedSince {
             object: plan.object.clone(),

@@ -33,6 +33,10 @@ pub struct ChangedSince {
 pub struct CreatedSince {
     pub field: String,
     pub since: NaiveDateTime,
+    /// Only records after this one in (`field`, RECORDNO) order, i.e. `field > since OR (field =
+    /// since AND RECORDNO > after)`: exactly the records created after the newest a read saw
+    /// (RECORDNOs are assigned in sequence). `None`: every record created at or after `since`.
+    pub after: Option<i64>,
 }
 
 /// The never-modified page after RECORDNO `after`, up to RECORDNO `upper`, and where the pass
@@ -121,10 +125,17 @@ pub(super) fn never_modified_query(
 ) -> Query {
     let mut conds = vec![Filter::IsNull("WHENMODIFIED".into())];
     if let Some(c) = &req.created_since {
-        conds.push(Filter::GreaterThanOrEqualTo(
-            c.field.clone(),
-            format_timestamp(c.since),
-        ));
+        let at = format_timestamp(c.since);
+        conds.push(match c.after {
+            Some(n) => Filter::Or(vec![
+                Filter::gt(c.field.as_str(), at.clone()),
+                Filter::And(vec![
+                    Filter::eq(c.field.as_str(), at),
+                    Filter::gt("RECORDNO", n.to_string()),
+                ]),
+            ]),
+            None => Filter::GreaterThanOrEqualTo(c.field.clone(), at),
+        });
     }
     if let Some(n) = after {
         conds.push(Filter::gt("RECORDNO", n.to_string()));
@@ -278,6 +289,7 @@ mod tests {
             created_since: Some(CreatedSince {
                 field: "AUDITWHENCREATED".into(),
                 since: c.when_modified,
+                after: None,
             }),
             ..req.clone()
         };

@@ -17,7 +17,7 @@ mod total;
 
 pub use balances::recent_periods;
 pub use deletes::parse_cursor;
-pub use never_modified::never_modified_filter;
+pub use never_modified::{confirm_created, created_high_water, never_modified_filter};
 
 use chrono::NaiveDateTime;
 use futures::{FutureExt, StreamExt};
@@ -66,9 +66,17 @@ pub async fn extract_and_stage(
     // keys of a full read find deletes.
     let mut seen_keys = Seen::default();
     let mut fields = Fields::default();
+    // The creation field is read too (not pushed unless configured): its newest value bounds the
+    // next runs' never-modified pass.
+    let mut fields_read = plan.select.clone();
+    if let Some(f) = plan.created_field.as_deref()
+        && !fields_read.iter().any(|s| s.eq_ignore_ascii_case(f))
+    {
+        fields_read.push(f.to_string());
+    }
     let mut pages = Box::pin(conn.intacct.changed_since(ChangedSince {
         object: plan.object.clone(),
-        fields: plan.select.clone(),
+        fields: fields_read,
         since,
         page_size: Some(conn.config.intacct.page_size),
         created_since: created_since.clone(),
@@ -80,6 +88,8 @@ pub async fn extract_and_stage(
         ..StagedPage::default()
     };
     let mut read_total = total::ReadTotal::default();
+    // The newest creation time among the never-modified records read (see `never_modified`).
+    let mut newest_created: Option<(NaiveDateTime, i64)> = None;
     loop {
         // Gather while pages come quickly; when the next one keeps us waiting, stage what was
         // gathered meanwhile. A pull paced by Intacct's latency so stages each page as it comes (no
@@ -105,6 +115,19 @@ pub async fn extract_and_stage(
             }
         };
         report.extracted += page.records.len() as u64;
+        if page.pass == ml_intacct::Pass::NeverModified
+            && let Some(field) = plan.created_field.as_deref()
+        {
+            let newest = page
+                .records
+                .iter()
+                .filter_map(|r| {
+                    let created = ml_intacct::protocol::values::parse_timestamp(r.get(field)?)?;
+                    Some((created, r.get("RECORDNO")?.trim().parse::<i64>().ok()?))
+                })
+                .max();
+            newest_created = newest_created.max(newest);
+        }
         if let Some(records) = read_total.page(&page) {
             events.emit(RunEvent::Total {
                 stream: stream.object.clone(),
@@ -185,6 +208,9 @@ pub async fn extract_and_stage(
     flush(job, &mut batch, report).await?;
     if created_since.is_none() && plan.created_field.is_some() {
         never_modified::full_pass_done(conn, job.run, stream, started).await?;
+    }
+    if let Some(newest) = newest_created {
+        never_modified::stage_created(conn, job.run, stream, newest).await?;
     }
 
     // Deletes.

@@ -19,6 +19,52 @@ fn pass_marker(stream: &StreamConfig) -> String {
     marker::name(&stream.object, "never-modified")
 }
 
+/// The marker stream whose cursor holds the newest creation time of a never-modified record a
+/// confirmed read staged.
+fn created_marker(stream: &StreamConfig) -> String {
+    marker::name(&stream.object, "created")
+}
+
+/// The newest never-modified record a confirmed read staged, by creation time (Intacct's wall
+/// clock) and RECORDNO, if any.
+pub async fn created_high_water(
+    conn: &Context,
+    stream: &StreamConfig,
+) -> Result<Option<(NaiveDateTime, i64)>, PipelineError> {
+    marker::last_position(conn, &created_marker(stream)).await
+}
+
+/// Stages `newest` as the stream's creation high-water mark (when it moves it forward); it counts
+/// once [`confirm_created`] commits it with the stream's cursor.
+pub(super) async fn stage_created(
+    conn: &Context,
+    run: ml_store::RunId,
+    stream: &StreamConfig,
+    newest: (NaiveDateTime, i64),
+) -> Result<(), PipelineError> {
+    if created_high_water(conn, stream)
+        .await?
+        .is_some_and(|seen| seen >= newest)
+    {
+        return Ok(());
+    }
+    marker::stage_position(conn, run, &created_marker(stream), newest).await
+}
+
+/// Commits a creation high-water mark this run staged, once the stream's delivery is confirmed.
+pub async fn confirm_created(conn: &Context, stream: &StreamConfig) -> Result<(), PipelineError> {
+    let name = created_marker(stream);
+    let staged = conn
+        .store
+        .cursor(&conn.config.name, &name)
+        .await?
+        .is_some_and(|c| c.pending.is_some());
+    if staged {
+        conn.store.commit_cursor(&conn.config.name, &name).await?;
+    }
+    Ok(())
+}
+
 /// How the read of `stream` starting at `since` narrows its never-modified pass: by
 /// `created_field` at or after the read's start (the cursor less the lookback), or not at all (a
 /// full read, an object without a known creation field, or a full pass due).
@@ -37,10 +83,24 @@ pub async fn never_modified_filter(
     let every = chrono::Duration::from_std(stream.never_modified_full_every).unwrap_or_default();
     let now = conn.clock.now().naive_utc();
     Ok(match marker::last(conn, &pass_marker(stream)).await? {
-        Some(last) if now < last + every => Some(CreatedSince {
-            field: field.to_string(),
-            since: since.when_modified,
-        }),
+        Some(last) if now < last + every => {
+            // Records created up to the newest one a confirmed read saw were read by it: the
+            // bound is that record (exactly, without a lookback; less the lookback with one),
+            // when it is past the cursor's window. Without it, records created after the last
+            // modification would be read again by every run until something else is modified.
+            let lookback = chrono::Duration::from_std(stream.lookback).unwrap_or_default();
+            let from_cursor = (since.when_modified, None);
+            let bound = match created_high_water(conn, stream).await? {
+                Some((t, n)) if lookback.is_zero() && t >= since.when_modified => (t, Some(n)),
+                Some((t, _)) if t - lookback > since.when_modified => (t - lookback, None),
+                _ => from_cursor,
+            };
+            Some(CreatedSince {
+                field: field.to_string(),
+                since: bound.0,
+                after: bound.1,
+            })
+        }
         _ => None,
     })
 }
