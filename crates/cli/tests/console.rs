@@ -535,3 +535,106 @@ async fn a_metrics_token_closes_metrics_and_failed_logins_are_limited() {
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_shows_what_the_next_run_would_read_and_push_and_changes_nothing() {
+    let (w, key) = synced_world().await;
+    let name = w.cfg.name.clone();
+    let s = Served::start(console_of(&w, Some(key))).await;
+
+    // A vendor changes in Intacct after the sync.
+    w.intacct
+        .advance_clock(std::time::Duration::from_secs(3600));
+    let vendor = &w.intacct.records("VENDOR")[0];
+    let n: u64 = vendor["RECORDNO"].parse().unwrap();
+    assert!(w.intacct.update(
+        "VENDOR",
+        n,
+        std::collections::BTreeMap::from([("NAME".to_string(), format!("Renamed {n}"))])
+    ));
+    let runs_before = w.store.list_runs(None, 100).await.unwrap().len();
+    let powerbi_before = w.powerbi.stats().requests_by_operation;
+
+    // Without the token: refused like every page.
+    let path = format!("/api/connections/{name}/preview");
+    let (status, _, _) = s.get(&path, Auth::None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, headers, _) = s
+        .get(&format!("/connections/{name}/preview"), Auth::None)
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers[LOCATION].to_str().unwrap().starts_with("/login"));
+
+    let p = s.api(&path).await;
+    assert_eq!(p["connection"], name.as_str());
+    let streams = p["streams"].as_array().unwrap();
+    assert_eq!(streams.len(), w.cfg.streams.len(), "{p}");
+    let v = streams.iter().find(|st| st["object"] == "VENDOR").unwrap();
+    assert_eq!(v["table"], "Vendors");
+    assert!(v["since"].is_string(), "an incremental read: {v}");
+    assert!(v["changed"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["to_read"].as_u64().unwrap() >= 1, "{v}");
+    let mirror = w.store.mirror_count(&name, "VENDOR").await.unwrap();
+    assert!(mirror > 0);
+    assert_eq!(v["push"]["how"], "rebuild", "{v}");
+    assert_eq!(
+        v["push"]["rows"].as_u64(),
+        Some(mirror),
+        "a replace table pushes all its rows: {v}"
+    );
+    assert_eq!(v["push"]["postponed"], false);
+    assert_eq!(v["push"]["budget"], "fits");
+    let budget = &p["budget"];
+    assert!(
+        budget["rows_left"].as_u64().unwrap() < budget["rows_per_hour"].as_u64().unwrap(),
+        "the first sync's rows are the hour's use: {budget}"
+    );
+    assert!(p["rows_to_push"].as_u64().unwrap() >= mirror);
+    let (status, _, _) = s
+        .get("/api/connections/nope/preview", Auth::Bearer(TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The page: a link from the connection, the same figures in a table, no inline script.
+    let cookie = s.login().await;
+    let (_, _, conn_page) = s
+        .get(&format!("/connections/{name}"), Auth::Cookie(&cookie))
+        .await;
+    assert!(
+        conn_page.contains(&format!("href=\"/connections/{name}/preview\"")),
+        "{conn_page}"
+    );
+    let (status, _, page) = s
+        .get(
+            &format!("/connections/{name}/preview"),
+            Auth::Cookie(&cookie),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Vendors") && page.contains("rebuild"),
+        "{page}"
+    );
+    assert!(page.contains(&format!(">{mirror}<")), "{page}");
+    assert!(!page.contains("<script>"), "no inline script");
+
+    // Nothing changed: no run recorded, not one request to Power BI.
+    assert_eq!(
+        w.store.list_runs(None, 100).await.unwrap().len(),
+        runs_before
+    );
+    assert_eq!(w.powerbi.stats().requests_by_operation, powerbi_before);
+
+    // No secret in anything answered.
+    let secrets = [
+        ml_sim_intacct::DEFAULT_SENDER_PASSWORD,
+        ml_sim_intacct::DEFAULT_USER_PASSWORD,
+        ml_sim_powerbi::DEFAULT_CLIENT_SECRET,
+        TOKEN,
+    ];
+    for text in s.seen.lock().unwrap().iter() {
+        for secret in secrets {
+            assert!(!text.contains(secret), "a secret in an answer: {text}");
+        }
+    }
+}

@@ -1,7 +1,10 @@
 //! What a button starts. A run goes through the library exactly as `ml-connector sync` does
 //! (`app::connect` from the sealed credentials, then `Connection::run`, which takes the connection's
-//! run lease itself), so the console adds no way of running of its own.
+//! run lease itself), so the console adds no way of running of its own. A preview of the next run
+//! is the library's dry run (`pipeline::preview`, what `sync --dry-run` prints): it reads Intacct
+//! (one count request per stream) and the store, and changes nothing.
 
+use ml_connector::pipeline::preview::DryRun;
 use ml_connector::pipeline::{Events, PipelineError, RunOptions};
 
 use crate::Shared;
@@ -11,7 +14,7 @@ use crate::Shared;
 pub enum StartError {
     #[error("no connection named {0:?} is configured")]
     Unknown(String),
-    #[error("this console cannot start runs: the master key is not available to it")]
+    #[error("this console cannot start or preview runs: the master key is not available to it")]
     NoRunner,
     #[error("a run of {0} is under way (worker {1}); wait for it to finish")]
     Busy(String, String),
@@ -19,6 +22,25 @@ pub enum StartError {
     App(#[from] ml_connector::app::AppError),
     #[error(transparent)]
     Store(#[from] ml_store::StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+/// What the next run of the connection would read and push (`sync --dry-run`): nothing is staged,
+/// pushed or recorded, no cursor moves and no lease is taken.
+pub async fn preview(c: &Shared, name: &str) -> Result<DryRun, StartError> {
+    let cfg = c
+        .connection(name)
+        .ok_or_else(|| StartError::Unknown(name.to_string()))?
+        .clone();
+    let runner = c.runner.as_ref().ok_or(StartError::NoRunner)?;
+    let conn =
+        ml_connector::app::connect(cfg, c.store.clone(), &runner.key, c.clock.clone()).await?;
+    let opts = RunOptions {
+        trigger: "console".into(),
+        ..Default::default()
+    };
+    Ok(ml_connector::pipeline::preview::preview(&conn, &opts).await?)
 }
 
 /// Starts a run of the connection in the background; its outcome is recorded in the store like

@@ -7,8 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use ml_connector::config::Mode;
+use ml_connector::destination::preview::{BudgetUse, TablePreview};
+use ml_connector::pipeline::preview::{DryRun, StreamRead};
 use ml_connector::status::{self, ConnectionStatus};
 use ml_store::{AuditEntry, AuditFilter, RunId, RunRecord, RunStatus};
 
@@ -23,6 +26,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/connections"),
     ("get", "/api/connections/{name}"),
     ("post", "/api/connections/{name}/run"),
+    ("get", "/api/connections/{name}/preview"),
     ("get", "/api/runs"),
     ("get", "/api/runs/{id}"),
     ("get", "/api/audit"),
@@ -34,6 +38,7 @@ pub(crate) fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Shared>)
         get(connections),
         get(connection),
         post(run_connection),
+        get(preview),
         get(runs),
         get(run),
         get(audit),
@@ -67,7 +72,9 @@ impl From<StartError> for ApiError {
             StartError::Unknown(_) => StatusCode::NOT_FOUND,
             StartError::Busy(..) => StatusCode::CONFLICT,
             StartError::NoRunner => StatusCode::SERVICE_UNAVAILABLE,
-            StartError::App(_) | StartError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StartError::App(_) | StartError::Store(_) | StartError::Pipeline(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         ApiError(code, e.to_string())
     }
@@ -121,6 +128,141 @@ async fn run_connection(
         Json(serde_json::json!({ "started": true, "connection": name })),
     )
         .into_response())
+}
+
+/// The library's dry run of a connection (`sync --dry-run`) as the console shows it: the same
+/// figures, flattened per stream.
+#[derive(Serialize)]
+pub(crate) struct Preview {
+    pub connection: String,
+    /// Where the rows would go ("dataset \"Sage Intacct\""); `None`: the destination cannot say.
+    pub target: Option<String>,
+    /// The destination's hourly budget as the last hour left it.
+    pub budget: Option<PreviewBudget>,
+    /// The rows the run would push at most, over every table.
+    pub rows_to_push: u64,
+    pub streams: Vec<PreviewStream>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PreviewBudget {
+    pub rows_used: u64,
+    pub rows_left: u64,
+    pub posts_used: u64,
+    pub rows_per_hour: u64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PreviewStream {
+    pub object: String,
+    pub table: String,
+    pub mode: &'static str,
+    /// Where the read starts (Intacct's WHENMODIFIED, the cursor less the lookback); `None`: it
+    /// reads everything.
+    pub since: Option<String>,
+    pub changed: Option<u64>,
+    pub never_modified: Option<u64>,
+    pub to_read: Option<u64>,
+    /// Why the read was not counted.
+    pub note: Option<String>,
+    /// `None`: the destination cannot say what it would push.
+    pub push: Option<PreviewPush>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PreviewPush {
+    /// Rows the delivery would push (at most).
+    pub rows: u64,
+    /// `rebuild` (a replace table re-sends all its rows), `append`, or `unchanged` (no push).
+    pub how: &'static str,
+    pub why: String,
+    pub rebuild_rows: Option<u64>,
+    /// Marked for a rebuild.
+    pub dirty: bool,
+    pub outbox: Option<u64>,
+    /// "fits", "-" (nothing to push), or when the push would be postponed to and why.
+    pub budget: String,
+    pub postponed: bool,
+}
+
+impl Preview {
+    fn of(dry: DryRun) -> Preview {
+        let delivery = dry.delivery.as_ref();
+        let streams: Vec<PreviewStream> = dry
+            .streams
+            .iter()
+            .map(|read| {
+                let table =
+                    delivery.and_then(|d| d.tables.iter().find(|t| t.object == read.stream.object));
+                PreviewStream::of(read, table)
+            })
+            .collect();
+        Preview {
+            connection: dry.connection,
+            target: delivery.map(|d| d.target.clone()),
+            budget: delivery
+                .and_then(|d| d.budget.as_ref())
+                .map(|b: &BudgetUse| PreviewBudget {
+                    rows_used: b.rows_used,
+                    rows_left: b.rows_left,
+                    posts_used: b.posts_used,
+                    rows_per_hour: b.rows_per_hour,
+                }),
+            rows_to_push: streams
+                .iter()
+                .filter_map(|s| s.push.as_ref())
+                .map(|p| p.rows)
+                .sum(),
+            streams,
+        }
+    }
+}
+
+impl PreviewStream {
+    fn of(read: &StreamRead, table: Option<&TablePreview>) -> PreviewStream {
+        let s = &read.stream;
+        PreviewStream {
+            object: s.object.clone(),
+            table: s.table.clone(),
+            mode: match s.mode {
+                Mode::Replace => "replace",
+                Mode::Append => "append",
+            },
+            since: read
+                .since
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            changed: read.changed,
+            never_modified: read.never_modified,
+            to_read: read.to_read(),
+            note: read.note.clone(),
+            push: table.map(|t| PreviewPush {
+                rows: t.rows,
+                how: match (t.rows, s.mode) {
+                    (0, _) => "unchanged",
+                    (_, Mode::Replace) => "rebuild",
+                    (_, Mode::Append) => "append",
+                },
+                why: t.why.clone(),
+                rebuild_rows: t.rebuild_rows,
+                dirty: t.dirty,
+                outbox: t.outbox,
+                budget: t.budget.clone(),
+                postponed: t.postponed,
+            }),
+        }
+    }
+}
+
+/// What the next run of the connection would read and push; changes nothing.
+pub(crate) async fn preview_of(c: &Shared, name: &str) -> Result<Preview, ApiError> {
+    Ok(Preview::of(actions::preview(c, name).await?))
+}
+
+async fn preview(
+    State(c): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Json<Preview>, ApiError> {
+    Ok(Json(preview_of(&c, &name).await?))
 }
 
 #[derive(Deserialize, Default)]

@@ -10,10 +10,10 @@
 //! | this file | [`Console`] (what the handlers share), [`router`], [`serve`], [`ConsoleError`] |
 //! | [`auth`] | the console token (hashed in a 0600 file), login sessions and CSRF tokens, the failed-login limit |
 //! | `guard` | the request side of auth: bearer header or session cookie, CSRF on every POST, 401 or a redirect to the login |
-//! | `pages` | the HTML pages (maud): login, overview, connection, runs, run, audit |
+//! | `pages` | the HTML pages (maud): login, overview, connection, preview of the next run, runs, run, audit |
 //! | `api` | the JSON API and its OpenAPI document (`assets/openapi.json`) |
 //! | `metrics` | `/metrics` (Prometheus text), `/healthz`, `/readyz` |
-//! | `actions` | what a button starts: a run of a connection |
+//! | `actions` | what a button starts: a run of a connection, or its dry run (the preview) |
 //!
 //! `serve` takes a bound listener and a shutdown future (tests bind 127.0.0.1:0). Every answer
 //! carries a Content-Security-Policy that allows scripts and styles only from the console itself
@@ -144,6 +144,7 @@ pub fn router(console: Shared) -> Router {
         .route("/", get(pages::overview))
         .route("/connections/{name}", get(pages::connection))
         .route("/connections/{name}/run", post(pages::run_now))
+        .route("/connections/{name}/preview", get(pages::preview))
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
         .route("/audit", get(pages::audit))

@@ -301,7 +301,12 @@ fn connection_page(
                 }
             }
             (tables_of(s, true))
-            p { a href={ "/runs?connection=" (s.name) } { "Runs of " (s.name) } }
+            p {
+                a href={ "/runs?connection=" (s.name) } { "Runs of " (s.name) }
+                @if c.runner.is_some() {
+                    " · " a href={ "/connections/" (s.name) "/preview" } { "Preview next run" }
+                }
+            }
         },
     )
 }
@@ -319,6 +324,74 @@ pub async fn run_now(
         .into_response(),
         Err(e) => error_page(&csrf, e.into()),
     }
+}
+
+fn count(n: Option<u64>) -> String {
+    n.map_or_else(|| "?".into(), |n| n.to_string())
+}
+
+/// What the next run would read and push (`sync --dry-run`): reads Intacct and the store only.
+pub async fn preview(
+    State(c): State<Shared>,
+    Extension(csrf): Extension<Csrf>,
+    Path(name): Path<String>,
+) -> Response {
+    let p = match api::preview_of(&c, &name).await {
+        Ok(p) => p,
+        Err(e) => return error_page(&csrf, e),
+    };
+    page(
+        &format!("Next run of {}", p.connection),
+        Some(&csrf),
+        html! {
+            p.note role="status" { "A dry run: nothing was staged, pushed or recorded, and no cursor moved." }
+            dl {
+                dt { "Destination" } dd { (p.target.as_deref().unwrap_or("cannot say what it would push")) }
+                dt { "Rows to push" } dd { (p.rows_to_push) " at most" }
+                @if let Some(b) = &p.budget {
+                    dt { "Budget this hour" }
+                    dd { (b.rows_used) " of " (b.rows_per_hour) " rows used in the last hour ("
+                        (b.posts_used) " POSTs), " strong { (b.rows_left) } " left" }
+                }
+            }
+            div.scroll { table {
+                thead { tr {
+                    th { "Stream" } th { "Mode" } th { "Read from" } th.num { "To read" } th.num { "Changed" }
+                    th.num { "Never modified" } th.num { "Push rows" } th { "Delivery" } th { "Budget" }
+                } }
+                tbody {
+                    @for st in &p.streams {
+                        tr {
+                            td { (st.table) " " small.muted { (st.object) } }
+                            td { (st.mode) }
+                            td { (st.since.as_deref().unwrap_or("everything")) }
+                            td.num { (count(st.to_read)) }
+                            td.num { (count(st.changed)) }
+                            td.num { (count(st.never_modified)) }
+                            @if let Some(push) = &st.push {
+                                td.num { (push.rows) }
+                                td { (push.how) ": " (push.why)
+                                    @if let Some(r) = push.rebuild_rows { " " small.muted { "(table: " (r) " rows)" } }
+                                    @if push.dirty { " " span.badge.partial { "rebuild due" } } }
+                                td { @if push.postponed { span.badge.partial { "postponed" } " " } (push.budget) }
+                            } @else {
+                                td.num { "?" } td { "the destination cannot say" } td { "" }
+                            }
+                        }
+                    }
+                }
+            } }
+            @for st in p.streams.iter().filter(|st| st.note.is_some()) {
+                p.muted { (st.object) ": " (st.note.as_deref().unwrap_or("")) }
+            }
+            p.hint { "To read counts the records Intacct would return (those never modified are read again every run); "
+                "deletes are found during the run and not counted here. A replace table pushes all its rows again whenever "
+                "anything in it changed. The same as " code { "ml-connector sync --dry-run" } "; JSON at "
+                a href={ "/api/connections/" (p.connection) "/preview" } { "/api/connections/" (p.connection) "/preview" } "." }
+            p { a href={ "/connections/" (p.connection) } { "Back to " (p.connection) } }
+        },
+    )
+    .into_response()
 }
 
 // ---- runs ----
