@@ -285,6 +285,32 @@ async fn a_quiet_stream_is_not_read_until_its_lookback_window_is_due() {
         "the renamed vendor reached Power BI"
     );
 
+    // A delete is found by the same question (AUDITHISTORY after the newest delete event a read
+    // saw), and once found it does not keep the stream from being quiet.
+    let gone: u64 = w.intacct.records("VENDOR")[1]["RECORDNO"].parse().unwrap();
+    assert!(w.intacct.delete("VENDOR", gone));
+    let deleted = sync(&w, &connect().await).await;
+    let vendors = deleted
+        .streams
+        .iter()
+        .find(|s| s.object == "VENDOR")
+        .unwrap();
+    assert_eq!(vendors.deleted, 1, "{deleted:#?}");
+    assert!(
+        !w.table("Vendors")
+            .iter()
+            .any(|r| r["RECORDNO"].as_i64() == Some(gone as i64)),
+        "the deleted vendor left Power BI"
+    );
+    let before = requests(&w);
+    let after_delete = sync(&w, &connect().await).await;
+    assert_eq!(extracted(&after_delete, "VENDOR"), 0, "{after_delete:#?}");
+    assert!(
+        requests(&w) - before <= 2,
+        "{} requests",
+        requests(&w) - before
+    );
+
     // Past the lookback, each stream reads its window again, once.
     clock.advance(Duration::from_secs(2 * 3600 + 1));
     let due = sync(&w, &connect().await).await;

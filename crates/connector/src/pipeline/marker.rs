@@ -82,3 +82,17 @@ pub async fn record(
     conn.store.commit_cursor(&conn.config.name, marker).await?;
     Ok(())
 }
+
+/// Commits what this run staged for the marker (nothing when it staged nothing: committing an
+/// empty stage would forget the marker's time).
+pub async fn confirm(conn: &Context, marker: &str) -> Result<(), PipelineError> {
+    let staged = conn
+        .store
+        .cursor(&conn.config.name, marker)
+        .await?
+        .is_some_and(|c| c.pending.is_some());
+    if staged {
+        conn.store.commit_cursor(&conn.config.name, marker).await?;
+    }
+    Ok(())
+}

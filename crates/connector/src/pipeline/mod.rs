@@ -419,6 +419,7 @@ impl Connection {
         }
         self.store.commit_cursor(conn, &stream.object).await?;
         extract::confirm_created(&self.ctx, stream).await?;
+        extract::confirm_newest_delete(&self.ctx, stream).await?;
         if !stream.lookback.is_zero() && job.plan.kind != crate::catalogue::StreamKind::Balances {
             quiet::window_read(&self.ctx, job.run, stream, started).await?;
         }

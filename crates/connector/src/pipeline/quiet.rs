@@ -14,7 +14,9 @@ use std::collections::HashSet;
 
 use ml_intacct::{ChangedSince, Probe};
 
-use super::extract::{created_high_water, never_modified_filter, parse_cursor, read_from};
+use super::extract::{
+    created_high_water, never_modified_filter, newest_delete_seen, parse_cursor, read_from,
+};
 use super::job::{Context, RunOptions};
 use super::marker;
 use super::plan::StreamPlan;
@@ -137,6 +139,17 @@ async fn probe(
         created_since.since = t;
         created_since.after = Some(n);
     }
+    // Deletes are looked for a day before the cursor (AUDITHISTORY's GMT against the user's wall
+    // clock). Asked that way, one delete keeps the stream from being quiet for a day; asked after
+    // the newest delete event a confirmed read saw, only a new one does. Events of that very
+    // second, or shown late, are found by the window's read, at least once every lookback (with
+    // no lookback the question keeps the day's margin).
+    let mut deleted_after = since.when_modified - chrono::Duration::hours(DELETE_MARGIN_HOURS);
+    if !stream.lookback.is_zero()
+        && let Some(seen) = newest_delete_seen(conn, stream).await?
+    {
+        deleted_after = deleted_after.max(seen);
+    }
     Ok(Some(Probe {
         read: ChangedSince {
             object: plan.object.clone(),
@@ -145,7 +158,6 @@ async fn probe(
             page_size: Some(1),
             created_since: Some(created_since),
         },
-        deleted_after: deletes_by_audit
-            .then(|| since.when_modified - chrono::Duration::hours(DELETE_MARGIN_HOURS)),
+        deleted_after: deletes_by_audit.then_some(deleted_after),
     }))
 }

@@ -83,6 +83,9 @@ pub(super) async fn incremental_deletes(
             .await
         {
             Ok(deleted) => {
+                if let Some(newest) = deleted.iter().filter_map(|d| d.access_time).max() {
+                    stage_newest_delete(conn, run, stream, newest).await?;
+                }
                 let found = resolve(conn, stream, plan, deleted).await?;
                 if !found.compare_keys {
                     return Ok(FoundDeletes {
@@ -217,6 +220,44 @@ async fn resolve(
         out.compare_keys = true;
     }
     Ok(out)
+}
+
+/// The marker stream whose cursor holds the newest AUDITHISTORY delete event a confirmed read saw.
+fn deletes_marker(stream: &StreamConfig) -> String {
+    marker::name(&stream.object, "deletes")
+}
+
+/// The newest AUDITHISTORY delete event (its ACCESSTIME, GMT) a confirmed read saw, if any.
+pub async fn newest_delete_seen(
+    conn: &Context,
+    stream: &StreamConfig,
+) -> Result<Option<NaiveDateTime>, PipelineError> {
+    marker::last(conn, &deletes_marker(stream)).await
+}
+
+/// Stages `newest` as the newest delete event seen, when it moves forward; committed with the
+/// stream's cursor ([`confirm_newest_delete`]).
+async fn stage_newest_delete(
+    conn: &Context,
+    run: ml_store::RunId,
+    stream: &StreamConfig,
+    newest: NaiveDateTime,
+) -> Result<(), PipelineError> {
+    if newest_delete_seen(conn, stream)
+        .await?
+        .is_some_and(|seen| seen >= newest)
+    {
+        return Ok(());
+    }
+    marker::stage(conn, run, &deletes_marker(stream), newest).await
+}
+
+/// Commits the newest delete event this run staged, once the stream's delivery is confirmed.
+pub async fn confirm_newest_delete(
+    conn: &Context,
+    stream: &StreamConfig,
+) -> Result<(), PipelineError> {
+    marker::confirm(conn, &deletes_marker(stream)).await
 }
 
 /// The marker stream whose cursor holds the time of the last comparison of every key.

@@ -16,7 +16,7 @@ mod stage;
 mod total;
 
 pub use balances::recent_periods;
-pub use deletes::parse_cursor;
+pub use deletes::{confirm_newest_delete, newest_delete_seen, parse_cursor};
 pub use never_modified::{confirm_created, created_high_water, never_modified_filter};
 
 use chrono::NaiveDateTime;

@@ -53,16 +53,7 @@ pub(super) async fn stage_created(
 
 /// Commits a creation high-water mark this run staged, once the stream's delivery is confirmed.
 pub async fn confirm_created(conn: &Context, stream: &StreamConfig) -> Result<(), PipelineError> {
-    let name = created_marker(stream);
-    let staged = conn
-        .store
-        .cursor(&conn.config.name, &name)
-        .await?
-        .is_some_and(|c| c.pending.is_some());
-    if staged {
-        conn.store.commit_cursor(&conn.config.name, &name).await?;
-    }
-    Ok(())
+    marker::confirm(conn, &created_marker(stream)).await
 }
 
 /// How the read of `stream` starting at `since` narrows its never-modified pass: by
