@@ -265,7 +265,7 @@ impl Connection {
             // every lifetime, which the scheduler's spawned runs need.
             let mut jobs = Vec::with_capacity(planned.len());
             for (stream, plan) in &planned {
-                let quiet = quiet.contains(&stream.object);
+                let quiet = quiet.get(&stream.object).copied();
                 jobs.push(self.stream_in_run(
                     run,
                     (stream, plan, quiet),
@@ -293,7 +293,11 @@ impl Connection {
     async fn stream_in_run(
         &self,
         run: RunId,
-        (stream, plan, quiet): (&StreamConfig, &Result<StreamPlan, PipelineError>, bool),
+        (stream, plan, quiet): (
+            &StreamConfig,
+            &Result<StreamPlan, PipelineError>,
+            Option<bool>,
+        ),
         time: &TimeContext,
         opts: &RunOptions,
         events: &Events,
@@ -361,7 +365,7 @@ impl Connection {
         job: &Job<'_>,
         report: &mut StreamReport,
         gate: &Gate<'_>,
-        quiet: bool,
+        quiet: Option<bool>,
     ) -> Result<(), PipelineError> {
         let conn = self.config.name.as_str();
         let Job { stream, opts, .. } = *job;
@@ -369,13 +373,15 @@ impl Connection {
             self.store.reset_cursor(conn, &stream.object).await?;
         }
         let read_from = self.committed_cursor(&stream.object).await?;
-        if quiet {
+        // `Some(on_cursor)`: Intacct said this read would return nothing; `on_cursor`: the
+        // question rested on the stream's cursor.
+        if let Some(on_cursor) = quiet {
             let turn = gate.delivery_turn().await?;
             // Unless preparing the destination reset the cursor (a table whose columns changed
             // needs every record again), Intacct has nothing for this read: the cursor stays,
             // nothing is staged, and the delivery still runs (a table due for a rebuild gets it).
-            // (A quiet stream had a cursor when Intacct was asked; none now means it was reset.)
-            if self.committed_cursor(&stream.object).await?.is_some() {
+            // (A question that rested on the cursor: none now means it was reset.)
+            if !on_cursor || self.committed_cursor(&stream.object).await?.is_some() {
                 tracing::debug!(stream = %stream.object, "nothing changed since the cursor; not read");
                 self.destination.settle(job, report).await?;
                 self.destination.deliver(job, report).await?;
@@ -420,7 +426,8 @@ impl Connection {
         self.store.commit_cursor(conn, &stream.object).await?;
         extract::confirm_created(&self.ctx, stream).await?;
         extract::confirm_newest_delete(&self.ctx, stream).await?;
-        if !stream.lookback.is_zero() && job.plan.kind != crate::catalogue::StreamKind::Balances {
+        extract::confirm_newest_balance(&self.ctx, stream).await?;
+        if !stream.lookback.is_zero() {
             quiet::window_read(&self.ctx, job.run, stream, started).await?;
         }
         Ok(())

@@ -8,14 +8,16 @@
 //!
 //! Only a read that is fully decided by its cursor is asked about: incremental, never-modified
 //! records narrowed by their creation time (no full pass due), deletes from AUDITHISTORY or not
-//! looked for. Full reads, balances, key comparisons and first runs read as always.
+//! looked for; GL balances of the open periods by their WHENMODIFIED (not when every period is
+//! due). Full reads, key comparisons, first runs and a lookback window due read as always.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use ml_intacct::{ChangedSince, Probe};
 
 use super::extract::{
-    created_high_water, never_modified_filter, newest_delete_seen, parse_cursor, read_from,
+    created_high_water, never_modified_filter, newest_balance_seen, newest_delete_seen,
+    parse_cursor, periods_to_read, read_from,
 };
 use super::job::{Context, RunOptions};
 use super::marker;
@@ -43,15 +45,16 @@ pub(super) async fn window_read(
     marker::record(conn, run, &window_marker(&stream.object), started).await
 }
 
-/// The objects of `planned` whose read this run would return nothing. Any doubt (a question
-/// Intacct did not answer, a failure) leaves the stream to read as always.
+/// The streams of `planned` whose read this run would return nothing, each with whether its
+/// question rested on the stream's cursor (a cursor reset meanwhile means reading after all).
+/// Any doubt (a question Intacct did not answer, a failure) leaves the stream to read as always.
 pub(super) async fn quiet_streams(
     conn: &Context,
     planned: &Planned,
     opts: &RunOptions,
-) -> HashSet<String> {
+) -> HashMap<String, bool> {
     if opts.full {
-        return HashSet::new();
+        return HashMap::new();
     }
     let mut probes = Vec::new();
     let mut objects = Vec::new();
@@ -59,8 +62,9 @@ pub(super) async fn quiet_streams(
         let Ok(plan) = plan else { continue };
         match probe(conn, stream, plan).await {
             Ok(Some(p)) => {
+                let on_cursor = matches!(p, Probe::Read { .. });
                 probes.push(p);
-                objects.push(stream.object.clone());
+                objects.push((stream.object.clone(), on_cursor));
             }
             Ok(None) => {}
             Err(e) => {
@@ -69,7 +73,7 @@ pub(super) async fn quiet_streams(
         }
     }
     if probes.is_empty() {
-        return HashSet::new();
+        return HashMap::new();
     }
     match conn.intacct.quiet(&probes).await {
         Ok(answers) => objects
@@ -82,9 +86,42 @@ pub(super) async fn quiet_streams(
             .collect(),
         Err(e) => {
             tracing::debug!(error = %e, "could not ask which streams are quiet; every stream reads");
-            HashSet::new()
+            HashMap::new()
         }
     }
+}
+
+/// The question for a GL balances stream: whether a balance of the periods this run would read
+/// changed after the newest change a confirmed read saw. Not asked when every period is due, nor
+/// when the lookback window is due (the open periods are then read whole, which also finds a
+/// balance Intacct showed late).
+async fn balances_probe(
+    conn: &Context,
+    stream: &StreamConfig,
+) -> Result<Option<Probe>, PipelineError> {
+    let (periods, read_all) = periods_to_read(conn, stream, false).await?;
+    if read_all || periods.is_empty() || !window_recent(conn, stream).await? {
+        return Ok(None);
+    }
+    let Some(seen) = newest_balance_seen(conn, stream).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Probe::Balances {
+        periods,
+        modified_after: seen,
+    }))
+}
+
+/// The stream's lookback window was read less than `lookback` ago (always, without a lookback).
+async fn window_recent(conn: &Context, stream: &StreamConfig) -> Result<bool, PipelineError> {
+    if stream.lookback.is_zero() {
+        return Ok(true);
+    }
+    let lookback = chrono::Duration::from_std(stream.lookback).unwrap_or(chrono::Duration::MAX);
+    let now = conn.clock.now().naive_utc();
+    Ok(marker::last(conn, &window_marker(&stream.object))
+        .await?
+        .is_some_and(|read| now < read + lookback))
 }
 
 /// The question for `stream`'s read, when its read is one the answer fully decides.
@@ -94,7 +131,7 @@ async fn probe(
     plan: &StreamPlan,
 ) -> Result<Option<Probe>, PipelineError> {
     if plan.kind == StreamKind::Balances {
-        return Ok(None);
+        return balances_probe(conn, stream).await;
     }
     let deletes_by_audit = match stream.deletes {
         DeleteDetection::Auto | DeleteDetection::AuditHistory => true,
@@ -117,13 +154,8 @@ async fn probe(
     let Some(since) = read_from(committed.as_ref(), false, std::time::Duration::ZERO) else {
         return Ok(None);
     };
-    if !stream.lookback.is_zero() {
-        let lookback = chrono::Duration::from_std(stream.lookback).unwrap_or(chrono::Duration::MAX);
-        let now = conn.clock.now().naive_utc();
-        match marker::last(conn, &window_marker(&stream.object)).await? {
-            Some(read) if now < read + lookback => {}
-            _ => return Ok(None),
-        }
+    if !window_recent(conn, stream).await? {
+        return Ok(None);
     }
     let Some(mut created_since) =
         never_modified_filter(conn, stream, plan.created_field.as_deref(), Some(since)).await?
@@ -150,7 +182,7 @@ async fn probe(
     {
         deleted_after = deleted_after.max(seen);
     }
-    Ok(Some(Probe {
+    Ok(Some(Probe::Read {
         read: ChangedSince {
             object: plan.object.clone(),
             fields: plan.select.clone(),

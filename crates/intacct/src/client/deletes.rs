@@ -78,6 +78,37 @@ impl IntacctClient {
         }
     }
 
+    /// When the newest deletion of `object` in AUDITHISTORY happened (its ACCESSTIME), if any:
+    /// one function, a page of one record. A full read asks it before comparing every key, so
+    /// every deletion up to that time is in the comparison and later ones can be asked for
+    /// after it.
+    pub async fn newest_deletion(
+        &self,
+        object: &str,
+    ) -> Result<Option<NaiveDateTime>, IntacctError> {
+        let mut q = Query::new("AUDITHISTORY", &["ACCESSTIME", "ID"]);
+        q.filter = Some(Filter::And(vec![
+            Filter::eq("OBJECTTYPE", object.to_ascii_lowercase()),
+            Filter::eq("ACCESSMODE", "D"),
+        ]));
+        q.order_by = vec![
+            ("ACCESSTIME".into(), Order::Descending),
+            ("ID".into(), Order::Descending),
+        ];
+        q.page_size = Some(1);
+        let page = self.query(q).await.map_err(|mut e| {
+            if e.is_permission_denied() {
+                e.kind = ErrorKind::AuditHistoryDenied;
+            }
+            e
+        })?;
+        Ok(page
+            .records
+            .first()
+            .and_then(|r| r.get("ACCESSTIME"))
+            .and_then(parse_timestamp))
+    }
+
     /// Every RECORDNO of `object`, in pages (keyset on RECORDNO, RECORDNO selected alone), for
     /// finding deletions by comparison when AUDITHISTORY is not readable.
     pub fn all_keys(

@@ -8,7 +8,8 @@
 use chrono::NaiveDateTime;
 
 use crate::error::IntacctError;
-use crate::protocol::FunctionCall;
+use crate::protocol::values::format_timestamp;
+use crate::protocol::{Filter, FunctionCall, Query};
 
 use super::IntacctClient;
 use super::deletes::deleted_query;
@@ -16,13 +17,56 @@ use super::keyset::{ChangedSince, modified_query, never_modified_query};
 use super::page::Pass;
 use super::results::page_from;
 
-/// One object's incremental read, as the run would make it.
+/// One question: would this read return anything?
 #[derive(Clone, Debug)]
-pub struct Probe {
-    /// The read: both passes (`since` must be set: a full read always reads).
-    pub read: ChangedSince,
-    /// Deletions in AUDITHISTORY after this time, when the read finds deletes there.
-    pub deleted_after: Option<NaiveDateTime>,
+pub enum Probe {
+    /// An object's incremental read, as the run would make it: both passes (`since` must be set:
+    /// a full read always reads), and its deletes in AUDITHISTORY after `deleted_after`.
+    Read {
+        read: ChangedSince,
+        deleted_after: Option<NaiveDateTime>,
+    },
+    /// GL account balances of `periods` modified after `modified_after` (Intacct's clock):
+    /// `WHENMODIFIED` lists only changed balances (reference §6.4).
+    Balances {
+        periods: Vec<String>,
+        modified_after: NaiveDateTime,
+    },
+}
+
+impl Probe {
+    fn functions(&self) -> Vec<(String, Query)> {
+        match self {
+            Probe::Read {
+                read,
+                deleted_after,
+            } => {
+                let mut out = vec![
+                    (read.object.clone(), never_modified_query(read, None, 1)),
+                    (read.object.clone(), modified_query(read, read.since, 1)),
+                ];
+                if let Some(after) = deleted_after {
+                    out.push((
+                        "AUDITHISTORY".to_owned(),
+                        deleted_query(&read.object, *after, 1),
+                    ));
+                }
+                out
+            }
+            Probe::Balances {
+                periods,
+                modified_after,
+            } => {
+                let mut q = Query::new("GLACCOUNTBALANCE", &["RECORDNO"]);
+                q.filter = Some(Filter::And(vec![
+                    Filter::In("PERIOD".into(), periods.clone()),
+                    Filter::gt("WHENMODIFIED", format_timestamp(*modified_after)),
+                ]));
+                q.page_size = Some(1);
+                vec![("GLACCOUNTBALANCE".to_owned(), q)]
+            }
+        }
+    }
 }
 
 impl IntacctClient {
@@ -33,33 +77,20 @@ impl IntacctClient {
         &self,
         probes: &[Probe],
     ) -> Result<Vec<Result<bool, IntacctError>>, IntacctError> {
-        let mut calls = Vec::with_capacity(probes.len() * 3);
-        let mut objects = Vec::with_capacity(probes.len() * 3);
-        for p in probes {
-            calls.push(FunctionCall::Query(never_modified_query(&p.read, None, 1)));
-            calls.push(FunctionCall::Query(modified_query(
-                &p.read,
-                p.read.since,
-                1,
-            )));
-            objects.push(p.read.object.clone());
-            objects.push(p.read.object.clone());
-            if let Some(after) = p.deleted_after {
-                calls.push(FunctionCall::Query(deleted_query(&p.read.object, after, 1)));
-                objects.push("AUDITHISTORY".to_owned());
-            }
-        }
+        let asked: Vec<Vec<(String, Query)>> = probes.iter().map(Probe::functions).collect();
+        let calls = asked
+            .iter()
+            .flatten()
+            .map(|(_, q)| FunctionCall::Query(q.clone()))
+            .collect();
         let mut results = self.call_each("query", calls).await?.into_iter();
-        let mut objects = objects.into_iter();
         let mut out = Vec::with_capacity(probes.len());
-        for p in probes {
-            let n = if p.deleted_after.is_some() { 3 } else { 2 };
+        for functions in &asked {
             let mut quiet = Ok(true);
-            for _ in 0..n {
+            for (object, _) in functions {
                 let r = results.next().expect("one result per function");
-                let object = objects.next().expect("one object per function");
                 let empty = r
-                    .and_then(|r| page_from(&object, r, Pass::Query))
+                    .and_then(|r| page_from(object, r, Pass::Query))
                     .map(|page| {
                         // `totalcount` counts every match; without it, the page itself.
                         page.total_count.map_or(page.records.is_empty(), |t| t == 0)

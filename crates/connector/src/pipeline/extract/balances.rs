@@ -6,14 +6,17 @@
 
 use std::collections::HashSet;
 
+use chrono::NaiveDateTime;
+
 use ml_powerbi::schema::RowEncoder;
 
 use super::deletes::keys_missing_from;
 use super::records::{staged_record, typed_record};
 use super::stage::{STAGE_BATCH_RECORDS, StagedPage, stage};
+use crate::config::StreamConfig;
 use crate::pipeline::error::PipelineError;
 use crate::pipeline::events::RunEvent;
-use crate::pipeline::job::Job;
+use crate::pipeline::job::{Context, Job};
 use crate::pipeline::marker;
 use crate::pipeline::report::StreamReport;
 
@@ -33,33 +36,31 @@ pub(super) async fn extract_balances(
         ..
     } = *job;
     let encoder = RowEncoder::new(&plan.table_schema());
-    let through = stream
-        .periods_through
-        .unwrap_or_else(|| conn.clock.now().date_naive());
-    let all = recent_periods(through, stream.periods);
-    let all_marker = marker::name(&stream.object, "all-periods");
     let now = conn.clock.now().naive_utc();
-    let last_all = marker::last(conn, &all_marker).await?;
-    let every = chrono::Duration::from_std(stream.closed_periods_every).unwrap_or_default();
-    let read_all = opts.full
-        || stream.closed_periods_every.is_zero()
-        || stream.open_periods >= stream.periods
-        || last_all.is_none_or(|t| now >= t + every);
-    let periods: Vec<String> = if read_all {
-        all.clone()
-    } else {
-        all[all.len().saturating_sub(stream.open_periods as usize)..].to_vec()
-    };
+    let (periods, read_all) = periods_to_read(conn, stream, opts.full).await?;
     let records = conn
         .intacct
         .account_balances(ml_intacct::BalancesRequest {
             periods: periods.clone(),
-            fields: plan.select.clone(),
+            // WHENMODIFIED is read even when not pushed: its newest value lets later runs ask
+            // whether any balance changed (see `quiet`).
+            fields: {
+                let mut f = plan.select.clone();
+                if !f.iter().any(|x| x.eq_ignore_ascii_case("WHENMODIFIED")) {
+                    f.push("WHENMODIFIED".into());
+                }
+                f
+            },
             filter: None,
             modified_since: None,
         })
         .await?;
     report.extracted = records.len() as u64;
+    let newest_modified = records
+        .iter()
+        .filter_map(|r| r.get("WHENMODIFIED"))
+        .filter_map(ml_intacct::protocol::values::parse_timestamp)
+        .max();
     events.emit(RunEvent::Extracted {
         stream: stream.object.clone(),
         records: report.extracted,
@@ -101,9 +102,79 @@ pub(super) async fn extract_balances(
         .await?;
     }
     if read_all {
-        marker::record(conn, run, &all_marker, now).await?;
+        marker::record(conn, run, &all_marker(stream), now).await?;
+    }
+    if let Some(newest) = newest_modified {
+        stage_newest_modified(conn, run, stream, newest).await?;
     }
     Ok(())
+}
+
+fn all_marker(stream: &StreamConfig) -> String {
+    marker::name(&stream.object, "all-periods")
+}
+
+/// The marker stream whose cursor holds the newest WHENMODIFIED among the balances a confirmed
+/// read saw (Intacct's clock).
+fn modified_marker(stream: &StreamConfig) -> String {
+    marker::name(&stream.object, "modified")
+}
+
+/// The newest WHENMODIFIED among the balances a confirmed read saw, if any.
+pub async fn newest_balance_seen(
+    conn: &Context,
+    stream: &StreamConfig,
+) -> Result<Option<NaiveDateTime>, PipelineError> {
+    marker::last(conn, &modified_marker(stream)).await
+}
+
+async fn stage_newest_modified(
+    conn: &Context,
+    run: ml_store::RunId,
+    stream: &StreamConfig,
+    newest: NaiveDateTime,
+) -> Result<(), PipelineError> {
+    if newest_balance_seen(conn, stream)
+        .await?
+        .is_some_and(|seen| seen >= newest)
+    {
+        return Ok(());
+    }
+    marker::stage(conn, run, &modified_marker(stream), newest).await
+}
+
+/// Commits the newest WHENMODIFIED this run staged, once the stream's delivery is confirmed.
+pub async fn confirm_newest_balance(
+    conn: &Context,
+    stream: &StreamConfig,
+) -> Result<(), PipelineError> {
+    marker::confirm(conn, &modified_marker(stream)).await
+}
+
+/// The periods a run reads, and whether they are all of them: the latest `open_periods` every
+/// run, every period once per `closed_periods_every` and on a full run.
+pub async fn periods_to_read(
+    conn: &Context,
+    stream: &StreamConfig,
+    full: bool,
+) -> Result<(Vec<String>, bool), PipelineError> {
+    let through = stream
+        .periods_through
+        .unwrap_or_else(|| conn.clock.now().date_naive());
+    let all = recent_periods(through, stream.periods);
+    let now = conn.clock.now().naive_utc();
+    let last_all = marker::last(conn, &all_marker(stream)).await?;
+    let every = chrono::Duration::from_std(stream.closed_periods_every).unwrap_or_default();
+    let read_all = full
+        || stream.closed_periods_every.is_zero()
+        || stream.open_periods >= stream.periods
+        || last_all.is_none_or(|t| now >= t + every);
+    let periods = if read_all {
+        all
+    } else {
+        all[all.len().saturating_sub(stream.open_periods as usize)..].to_vec()
+    };
+    Ok((periods, read_all))
 }
 
 /// Intacct's names of the `count` most recent monthly reporting periods up to `today`'s month

@@ -237,7 +237,7 @@ pub async fn newest_delete_seen(
 
 /// Stages `newest` as the newest delete event seen, when it moves forward; committed with the
 /// stream's cursor ([`confirm_newest_delete`]).
-async fn stage_newest_delete(
+pub(super) async fn stage_newest_delete(
     conn: &Context,
     run: ml_store::RunId,
     stream: &StreamConfig,
@@ -250,6 +250,31 @@ async fn stage_newest_delete(
         return Ok(());
     }
     marker::stage(conn, run, &deletes_marker(stream), newest).await
+}
+
+/// Before a full read compares every key: the newest deletion AUDITHISTORY holds for the object,
+/// kept as the newest delete event seen (the comparison that follows reflects it and every one
+/// before), so the next runs' question asks only after it. Nothing when the API user may not read
+/// AUDITHISTORY or deletes are not looked for there.
+pub(super) async fn note_newest_deletion(
+    conn: &Context,
+    run: ml_store::RunId,
+    stream: &StreamConfig,
+) -> Result<(), PipelineError> {
+    if !matches!(
+        stream.deletes,
+        DeleteDetection::Auto | DeleteDetection::AuditHistory
+    ) {
+        return Ok(());
+    }
+    match conn.intacct.newest_deletion(&stream.object).await {
+        Ok(Some(t)) => stage_newest_delete(conn, run, stream, t).await,
+        Ok(None) => Ok(()),
+        Err(e) => {
+            tracing::debug!(object = %stream.object, error = %e, "newest deletion not read");
+            Ok(())
+        }
+    }
 }
 
 /// Commits the newest delete event this run staged, once the stream's delivery is confirmed.

@@ -15,7 +15,7 @@ mod records;
 mod stage;
 mod total;
 
-pub use balances::recent_periods;
+pub use balances::{confirm_newest_balance, newest_balance_seen, periods_to_read, recent_periods};
 pub use deletes::{confirm_newest_delete, newest_delete_seen, parse_cursor};
 pub use never_modified::{confirm_created, created_high_water, never_modified_filter};
 
@@ -59,6 +59,9 @@ pub async fn extract_and_stage(
     let committed = cursor.and_then(|c| c.committed);
     let since = read_from(committed.as_ref(), full, stream.lookback);
     let incremental = since.is_some();
+    if !incremental {
+        deletes::note_newest_deletion(conn, job.run, stream).await?;
+    }
     let created_since =
         never_modified_filter(conn, stream, plan.created_field.as_deref(), since).await?;
     let started = conn.clock.now().naive_utc();
