@@ -113,3 +113,26 @@ async fn a_function_failing_now_and_then_is_retried_alone_and_the_batch_finishes
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_newest_deletion_is_one_function_and_names_its_time() {
+    let sim = Simulator::start(SimConfig::tiny()).await.unwrap();
+    let client = client(&sim, 100);
+    let key: u64 = sim.records("VENDOR")[0]["RECORDNO"].parse().unwrap();
+    assert!(sim.delete("VENDOR", key));
+    let newest = client
+        .newest_deletion("VENDOR")
+        .await
+        .expect("AUDITHISTORY readable");
+    let all = client
+        .deleted_since(
+            "VENDOR",
+            chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let latest = all.iter().filter_map(|d| d.access_time).max();
+    assert!(latest.is_some(), "{all:?}");
+    assert_eq!(newest, latest);
+    sim.shutdown().await;
+}
