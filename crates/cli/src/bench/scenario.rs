@@ -60,7 +60,10 @@ pub(super) async fn scenario(
 /// sizes), a full sync in a child, `changes` updates an hour later (none: the clock stands still,
 /// as between two runs of a frequent schedule), then a second sync in a new child with the same
 /// store and master key, as the next `sync` from cron would be.
-pub(super) async fn two_syncs(
+/// A full sync, `changes` records of each object updated, a second sync, then `more` syncs with
+/// nothing changed, each in a child process over the same simulators and store.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn syncs(
     args: &BenchArgs,
     company: &[(String, u64)],
     latency: Duration,
@@ -68,7 +71,8 @@ pub(super) async fn two_syncs(
     time_scale: f64,
     one_thread: bool,
     changes: u64,
-) -> Result<(SyncMeasure, SyncMeasure)> {
+    more: usize,
+) -> Result<(SyncMeasure, SyncMeasure, Vec<SyncMeasure>)> {
     let objects: Vec<String> = company.iter().map(|(o, _)| o.clone()).collect();
     let mut icfg = sim_intacct::SimConfig::default();
     for (o, n) in company {
@@ -100,6 +104,27 @@ pub(super) async fn two_syncs(
         make_changes(&intacct, company, changes);
     }
     let incr = sync_in_child(&spec, &intacct, &powerbi, one_thread).await?;
+    let mut after = Vec::with_capacity(more);
+    for _ in 0..more {
+        after.push(sync_in_child(&spec, &intacct, &powerbi, one_thread).await?);
+    }
+    Ok((full, incr, after))
+}
+
+/// [`syncs`] without the syncs after the second.
+pub(super) async fn two_syncs(
+    args: &BenchArgs,
+    company: &[(String, u64)],
+    latency: Duration,
+    limits: bool,
+    time_scale: f64,
+    one_thread: bool,
+    changes: u64,
+) -> Result<(SyncMeasure, SyncMeasure)> {
+    let (full, incr, _) = syncs(
+        args, company, latency, limits, time_scale, one_thread, changes, 0,
+    )
+    .await?;
     Ok((full, incr))
 }
 
