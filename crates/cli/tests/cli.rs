@@ -472,11 +472,13 @@ async fn the_bench_prints_both_scenarios_for_a_small_company() {
             .map(str::to_string)
             .collect::<Vec<_>>()
     };
-    // Limits scenario: 4,000 vendors are 2 pages; at most 2 requests over that floor, no 429.
+    // Limits scenario: 4,000 vendors are 2 pages; at most 3 requests over that floor (the two
+    // passes' last pages, and the full read's question for AUDITHISTORY's newest deletion, which
+    // lets the next runs ask only after it), no 429.
     let full = row("| full | VENDOR |");
     assert_eq!((full[3].as_str(), full[5].as_str()), ("4000", "2"), "{t}");
     let requests: u64 = full[4].parse().unwrap();
-    assert!((2..=4).contains(&requests), "{t}");
+    assert!((2..=5).contains(&requests), "{t}");
     assert_eq!(full[10], "0", "Power BI 429s: {t}");
     assert!(t.contains(" 0 Intacct 429s"), "{t}");
     // Cost scenario: every record read and pushed, and the store's size on disk.
