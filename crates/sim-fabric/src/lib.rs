@@ -37,6 +37,7 @@ mod admin;
 mod dfs;
 mod replicator;
 mod state;
+mod tables;
 mod token;
 
 use std::net::SocketAddr;
@@ -49,8 +50,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{FaultKind, FaultPlan, FaultRule, Operation};
-pub use replicator::{TableState, TableStatus};
 pub use state::Stats;
+pub use tables::{TableState, TableStatus};
 
 use state::Shared;
 

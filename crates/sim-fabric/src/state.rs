@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::SimConfig;
 use crate::faults::{FaultKind, FaultPlan, Faults, Operation};
-use crate::replicator::TableState;
+use crate::tables::TableState;
 
 /// Counters read by tests (also `GET /stats`).
 #[derive(Clone, Debug, Default, Serialize)]

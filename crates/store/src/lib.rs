@@ -42,6 +42,7 @@ pub mod audit;
 mod backend;
 pub mod backup;
 pub mod crypto;
+mod damage;
 pub mod error;
 pub mod export;
 pub mod model;

@@ -85,8 +85,8 @@ impl SqliteStore {
     /// Opens (creating the file and its directory if needed) and migrates.
     pub async fn open(path: &std::path::Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let open_err = |source: sqlx::Error| {
-            if crate::backup::is_damage(&source) {
-                return crate::backup::damaged(path, &source);
+            if crate::damage::is_damage(&source) {
+                return crate::damage::damaged(path, &source);
             }
             StoreError::Open {
                 location: path.display().to_string(),
@@ -133,9 +133,9 @@ impl SqliteStore {
             .await
             .map_err(|e| match e {
                 sqlx::migrate::MigrateError::Execute(source)
-                    if crate::backup::is_damage(&source) =>
+                    if crate::damage::is_damage(&source) =>
                 {
-                    crate::backup::damaged(path, &source)
+                    crate::damage::damaged(path, &source)
                 }
                 e => StoreError::Migrate(e),
             })?;

@@ -7,7 +7,6 @@ use chrono::NaiveDateTime;
 use ml_store::{CursorPos, RunId, StageMode, StagePage};
 
 use super::error::PipelineError;
-use super::extract::parse_cursor;
 use super::job::Context;
 use super::transform;
 
@@ -31,8 +30,9 @@ pub async fn last_position(
         .cursor(&conn.config.name, marker)
         .await?
         .and_then(|c| c.committed)
-        .as_ref()
-        .and_then(parse_cursor))
+        .and_then(|pos| {
+            transform::parse_iso_seconds(&pos.when_modified).map(|t| (t, pos.recordno))
+        }))
 }
 
 /// Stages `at` as the marker's time; it counts once committed (by the caller, when what the
