@@ -10,6 +10,14 @@ use super::error::PipelineError;
 use super::job::Context;
 use super::transform;
 
+/// Bounds a read leaves for the next runs' question (see `quiet`), each committed only with the
+/// stream's cursor, once its delivery is confirmed: the newest never-modified record read
+/// (creation time and RECORDNO), the newest AUDITHISTORY deletion seen, the newest GL balance
+/// WHENMODIFIED seen.
+pub const CREATED: &str = "created";
+pub const DELETES: &str = "deletes";
+pub const MODIFIED: &str = "modified";
+
 /// The marker stream of `stream`'s `what` (`VENDOR#key-compare`).
 pub fn name(stream: &str, what: &str) -> String {
     format!("{stream}#{what}")
@@ -93,6 +101,31 @@ pub async fn confirm(conn: &Context, marker: &str) -> Result<(), PipelineError> 
         .is_some_and(|c| c.pending.is_some());
     if staged {
         conn.store.commit_cursor(&conn.config.name, marker).await?;
+    }
+    Ok(())
+}
+
+/// Stages `position` as the marker's when it moves the committed one forward (never back).
+pub async fn advance(
+    conn: &Context,
+    run: RunId,
+    marker: &str,
+    position: (NaiveDateTime, i64),
+) -> Result<(), PipelineError> {
+    if last_position(conn, marker)
+        .await?
+        .is_some_and(|seen| seen >= position)
+    {
+        return Ok(());
+    }
+    stage_position(conn, run, marker, position).await
+}
+
+/// Commits what this run staged for the markers that move with `stream`'s cursor
+/// ([`CREATED`], [`DELETES`], [`MODIFIED`]), once its delivery is confirmed.
+pub async fn confirm_with_cursor(conn: &Context, stream: &str) -> Result<(), PipelineError> {
+    for what in [CREATED, DELETES, MODIFIED] {
+        confirm(conn, &name(stream, what)).await?;
     }
     Ok(())
 }

@@ -424,9 +424,7 @@ impl Connection {
             )));
         }
         self.store.commit_cursor(conn, &stream.object).await?;
-        extract::confirm_created(&self.ctx, stream).await?;
-        extract::confirm_newest_delete(&self.ctx, stream).await?;
-        extract::confirm_newest_balance(&self.ctx, stream).await?;
+        marker::confirm_with_cursor(&self.ctx, &stream.object).await?;
         if !stream.lookback.is_zero() {
             quiet::window_read(&self.ctx, job.run, stream, started).await?;
         }

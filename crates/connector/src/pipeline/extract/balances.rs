@@ -117,7 +117,7 @@ fn all_marker(stream: &StreamConfig) -> String {
 /// The marker stream whose cursor holds the newest WHENMODIFIED among the balances a confirmed
 /// read saw (Intacct's clock).
 fn modified_marker(stream: &StreamConfig) -> String {
-    marker::name(&stream.object, "modified")
+    marker::name(&stream.object, marker::MODIFIED)
 }
 
 /// The newest WHENMODIFIED among the balances a confirmed read saw, if any.
@@ -134,21 +134,7 @@ async fn stage_newest_modified(
     stream: &StreamConfig,
     newest: NaiveDateTime,
 ) -> Result<(), PipelineError> {
-    if newest_balance_seen(conn, stream)
-        .await?
-        .is_some_and(|seen| seen >= newest)
-    {
-        return Ok(());
-    }
-    marker::stage(conn, run, &modified_marker(stream), newest).await
-}
-
-/// Commits the newest WHENMODIFIED this run staged, once the stream's delivery is confirmed.
-pub async fn confirm_newest_balance(
-    conn: &Context,
-    stream: &StreamConfig,
-) -> Result<(), PipelineError> {
-    marker::confirm(conn, &modified_marker(stream)).await
+    marker::advance(conn, run, &modified_marker(stream), (newest, 0)).await
 }
 
 /// The periods a run reads, and whether they are all of them: the latest `open_periods` every

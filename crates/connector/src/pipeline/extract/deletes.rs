@@ -224,7 +224,7 @@ async fn resolve(
 
 /// The marker stream whose cursor holds the newest AUDITHISTORY delete event a confirmed read saw.
 fn deletes_marker(stream: &StreamConfig) -> String {
-    marker::name(&stream.object, "deletes")
+    marker::name(&stream.object, marker::DELETES)
 }
 
 /// The newest AUDITHISTORY delete event (its ACCESSTIME, GMT) a confirmed read saw, if any.
@@ -235,21 +235,14 @@ pub async fn newest_delete_seen(
     marker::last(conn, &deletes_marker(stream)).await
 }
 
-/// Stages `newest` as the newest delete event seen, when it moves forward; committed with the
-/// stream's cursor ([`confirm_newest_delete`]).
+/// Stages `newest` as the newest delete event seen (committed with the cursor).
 pub(super) async fn stage_newest_delete(
     conn: &Context,
     run: ml_store::RunId,
     stream: &StreamConfig,
     newest: NaiveDateTime,
 ) -> Result<(), PipelineError> {
-    if newest_delete_seen(conn, stream)
-        .await?
-        .is_some_and(|seen| seen >= newest)
-    {
-        return Ok(());
-    }
-    marker::stage(conn, run, &deletes_marker(stream), newest).await
+    marker::advance(conn, run, &deletes_marker(stream), (newest, 0)).await
 }
 
 /// Before a full read compares every key: the newest deletion AUDITHISTORY holds for the object,
@@ -275,14 +268,6 @@ pub(super) async fn note_newest_deletion(
             Ok(())
         }
     }
-}
-
-/// Commits the newest delete event this run staged, once the stream's delivery is confirmed.
-pub async fn confirm_newest_delete(
-    conn: &Context,
-    stream: &StreamConfig,
-) -> Result<(), PipelineError> {
-    marker::confirm(conn, &deletes_marker(stream)).await
 }
 
 /// The marker stream whose cursor holds the time of the last comparison of every key.

@@ -15,9 +15,9 @@ mod records;
 mod stage;
 mod total;
 
-pub use balances::{confirm_newest_balance, newest_balance_seen, periods_to_read, recent_periods};
-pub use deletes::{confirm_newest_delete, newest_delete_seen, parse_cursor};
-pub use never_modified::{confirm_created, created_high_water, never_modified_filter};
+pub use balances::{newest_balance_seen, periods_to_read, recent_periods};
+pub use deletes::{newest_delete_seen, parse_cursor};
+pub use never_modified::{created_high_water, never_modified_filter};
 
 use chrono::NaiveDateTime;
 use futures::{FutureExt, StreamExt};

@@ -22,7 +22,7 @@ fn pass_marker(stream: &StreamConfig) -> String {
 /// The marker stream whose cursor holds the newest creation time of a never-modified record a
 /// confirmed read staged.
 fn created_marker(stream: &StreamConfig) -> String {
-    marker::name(&stream.object, "created")
+    marker::name(&stream.object, marker::CREATED)
 }
 
 /// The newest never-modified record a confirmed read staged, by creation time (Intacct's wall
@@ -34,26 +34,14 @@ pub async fn created_high_water(
     marker::last_position(conn, &created_marker(stream)).await
 }
 
-/// Stages `newest` as the stream's creation high-water mark (when it moves it forward); it counts
-/// once [`confirm_created`] commits it with the stream's cursor.
+/// Stages `newest` as the stream's creation high-water mark (committed with the cursor).
 pub(super) async fn stage_created(
     conn: &Context,
     run: ml_store::RunId,
     stream: &StreamConfig,
     newest: (NaiveDateTime, i64),
 ) -> Result<(), PipelineError> {
-    if created_high_water(conn, stream)
-        .await?
-        .is_some_and(|seen| seen >= newest)
-    {
-        return Ok(());
-    }
-    marker::stage_position(conn, run, &created_marker(stream), newest).await
-}
-
-/// Commits a creation high-water mark this run staged, once the stream's delivery is confirmed.
-pub async fn confirm_created(conn: &Context, stream: &StreamConfig) -> Result<(), PipelineError> {
-    marker::confirm(conn, &created_marker(stream)).await
+    marker::advance(conn, run, &created_marker(stream), newest).await
 }
 
 /// How the read of `stream` starting at `since` narrows its never-modified pass: by
